@@ -1,0 +1,206 @@
+/**
+ * The Worker's configuration, read from wrangler vars and secrets once per
+ * `env` object and validated before any request is routed. A bad setting
+ * names itself in the error; the API secret's value never appears in one.
+ */
+export type ControlPlaneProtocol = "grpc-web" | "connect";
+export type Environment = "production" | "development";
+
+export interface Config {
+	/** Base domains served, lowercase, without a leading dot. */
+	sandboxDomains: readonly string[];
+	controlPlaneUrl: string;
+	controlPlaneProtocol: ControlPlaneProtocol;
+	apiSecret: string;
+	nodeOriginTemplate: string;
+	resumeTimeoutMs: number;
+	routeTtlMs: number;
+	routeCacheTtlMs: number;
+	routeCacheMaxEntries: number;
+	environment: Environment;
+}
+
+export const defaults = {
+	controlPlaneProtocol: "grpc-web",
+	nodeOriginTemplate: "http://{ip}:5007",
+	// A resume restores a memory snapshot; E2B resumes take 1-3 s and large
+	// sandboxes can take over 10 s. 30 s covers those while still answering a
+	// waiting client well before browsers and common HTTP clients give up.
+	resumeTimeoutMs: 30_000,
+	// Routes stay valid while the sandbox runs; a stale one is detected when
+	// the node says the sandbox is not there, so this only bounds how long a
+	// route nobody uses is kept.
+	routeTtlMs: 300_000,
+	// Short, so that a route dropped in the catalog stops being used quickly
+	// by other isolates, while hot traffic still skips the Durable Object.
+	routeCacheTtlMs: 5_000,
+	routeCacheMaxEntries: 10_000,
+	environment: "production",
+} as const;
+
+export class ConfigError extends Error {
+	readonly setting: string;
+	constructor(setting: string, problem: string) {
+		super(`Invalid configuration: ${setting} ${problem}`);
+		this.name = "ConfigError";
+		this.setting = setting;
+	}
+}
+
+/** The settings as they arrive from wrangler: every value may be absent or mistyped. */
+export type RawSettings = Partial<Record<SettingName, unknown>>;
+type SettingName =
+	| "SANDBOX_DOMAIN"
+	| "CONTROL_PLANE_URL"
+	| "CONTROL_PLANE_PROTOCOL"
+	| "API_SECRET"
+	| "NODE_ORIGIN_TEMPLATE"
+	| "RESUME_TIMEOUT_MS"
+	| "ROUTE_TTL_MS"
+	| "ROUTE_CACHE_TTL_MS"
+	| "ROUTE_CACHE_MAX_ENTRIES"
+	| "ENVIRONMENT";
+
+const parsed = new WeakMap<object, Config>();
+
+/** Parses once per `env` object; wrangler hands the same object to every request of an isolate. */
+export function configFrom(env: object): Config {
+	let config = parsed.get(env);
+	if (!config) {
+		config = parseConfig(env as RawSettings);
+		parsed.set(env, config);
+	}
+	return config;
+}
+
+export function parseConfig(raw: RawSettings): Config {
+	return {
+		sandboxDomains: parseDomains(raw),
+		controlPlaneUrl: parseControlPlaneUrl(raw),
+		controlPlaneProtocol: parseProtocol(raw),
+		apiSecret: parseSecret(raw),
+		nodeOriginTemplate: parseNodeOriginTemplate(raw),
+		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
+		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
+		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
+		routeCacheMaxEntries: parseInteger(
+			raw,
+			"ROUTE_CACHE_MAX_ENTRIES",
+			defaults.routeCacheMaxEntries,
+			0,
+			1_000_000,
+		),
+		environment: parseEnvironment(raw),
+	};
+}
+
+function optionalString(raw: RawSettings, name: SettingName): string | undefined {
+	const value = raw[name];
+	if (value === undefined || value === null) return undefined;
+	if (typeof value !== "string") throw new ConfigError(name, "must be a string");
+	const trimmed = value.trim();
+	return trimmed === "" ? undefined : trimmed;
+}
+
+function requiredString(raw: RawSettings, name: SettingName): string {
+	const value = optionalString(raw, name);
+	if (value === undefined) throw new ConfigError(name, "is missing");
+	return value;
+}
+
+const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+function parseDomains(raw: RawSettings): string[] {
+	const domains = requiredString(raw, "SANDBOX_DOMAIN")
+		.split(",")
+		.map((domain) => domain.trim().toLowerCase().replace(/^\.+|\.+$/g, ""))
+		.filter((domain) => domain !== "");
+	if (domains.length === 0) throw new ConfigError("SANDBOX_DOMAIN", "lists no domain");
+	for (const domain of domains) {
+		if (!hostnamePattern.test(domain)) {
+			throw new ConfigError("SANDBOX_DOMAIN", `has an invalid domain "${domain}"`);
+		}
+	}
+	// Longest first, so that a host under both "example.com" and
+	// "eu.example.com" is matched against the more specific domain.
+	return [...new Set(domains)].sort((a, b) => b.length - a.length);
+}
+
+function parseControlPlaneUrl(raw: RawSettings): string {
+	const value = requiredString(raw, "CONTROL_PLANE_URL");
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		throw new ConfigError("CONTROL_PLANE_URL", "is not a valid URL");
+	}
+	if (url.protocol !== "http:" && url.protocol !== "https:") {
+		throw new ConfigError("CONTROL_PLANE_URL", "must be an http:// or https:// URL");
+	}
+	if (url.username || url.password) {
+		throw new ConfigError("CONTROL_PLANE_URL", "must not carry credentials; use API_SECRET");
+	}
+	if (url.search || url.hash) {
+		throw new ConfigError("CONTROL_PLANE_URL", "must not have a query or fragment");
+	}
+	return url.href.replace(/\/+$/, "");
+}
+
+function parseProtocol(raw: RawSettings): ControlPlaneProtocol {
+	const value = optionalString(raw, "CONTROL_PLANE_PROTOCOL") ?? defaults.controlPlaneProtocol;
+	if (value !== "grpc-web" && value !== "connect") {
+		throw new ConfigError("CONTROL_PLANE_PROTOCOL", `must be "grpc-web" or "connect"`);
+	}
+	return value;
+}
+
+function parseSecret(raw: RawSettings): string {
+	const value = raw.API_SECRET;
+	if (value === undefined || value === null || value === "") {
+		throw new ConfigError("API_SECRET", "is missing; set it with `wrangler secret put API_SECRET`");
+	}
+	if (typeof value !== "string") throw new ConfigError("API_SECRET", "must be a string");
+	// Header values cannot hold control characters or surrounding spaces;
+	// say so without echoing any part of the value.
+	if (value !== value.trim() || /[\0-\x1f\x7f]/.test(value)) {
+		throw new ConfigError("API_SECRET", "contains whitespace or control characters");
+	}
+	return value;
+}
+
+function parseNodeOriginTemplate(raw: RawSettings): string {
+	const template = optionalString(raw, "NODE_ORIGIN_TEMPLATE") ?? defaults.nodeOriginTemplate;
+	if (!template.includes("{ip}") && !template.includes("{ip_dashed}")) {
+		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must contain {ip} or {ip_dashed}");
+	}
+	let url: URL;
+	try {
+		url = new URL(template.replaceAll("{ip}", "192.0.2.1").replaceAll("{ip_dashed}", "192-0-2-1"));
+	} catch {
+		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "does not give a valid URL");
+	}
+	if (url.protocol !== "http:" && url.protocol !== "https:") {
+		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an http:// or https:// origin");
+	}
+	if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
+		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an origin only: scheme, host and port");
+	}
+	return template.replace(/\/+$/, "");
+}
+
+function parseInteger(raw: RawSettings, name: SettingName, fallback: number, min: number, max: number): number {
+	const value = optionalString(raw, name);
+	if (value === undefined) return fallback;
+	if (!/^\d+$/.test(value)) throw new ConfigError(name, "must be a whole number");
+	const number = Number(value);
+	if (number < min || number > max) throw new ConfigError(name, `must be between ${min} and ${max}`);
+	return number;
+}
+
+function parseEnvironment(raw: RawSettings): Environment {
+	const value = optionalString(raw, "ENVIRONMENT") ?? defaults.environment;
+	if (value !== "production" && value !== "development") {
+		throw new ConfigError("ENVIRONMENT", `must be "production" or "development"`);
+	}
+	return value;
+}

@@ -1,0 +1,45 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { LookupFailure } from "../catalog/route.ts";
+
+// The control plane's FailedPrecondition for a sandbox mid-pause or mid-resume,
+// as E2B's API words it.
+const transitioningMessage = "sandbox is still transitioning";
+const maxPassedOnMessageLength = 200;
+
+/**
+ * Maps a failed ResumeSandbox call to the contract's table. Anything that is
+ * not a definite answer from the control plane (refused connections, HTTP
+ * 5xx, garbage bodies, unknown codes) is "temporarily unavailable", so that
+ * clients retry rather than give up.
+ */
+export function classifyResumeError(error: unknown): LookupFailure {
+	const connectError = ConnectError.from(error);
+	switch (connectError.code) {
+		case Code.NotFound:
+		case Code.InvalidArgument:
+			return { code: "sandbox_not_found" };
+		case Code.FailedPrecondition:
+			return connectError.rawMessage.toLowerCase().includes(transitioningMessage)
+				? { code: "sandbox_transitioning" }
+				: { code: "sandbox_not_found" };
+		case Code.PermissionDenied:
+		case Code.Unauthenticated:
+			return { code: "resume_forbidden" };
+		case Code.ResourceExhausted: {
+			const message = sanitize(connectError.rawMessage);
+			return message === "" ? { code: "resume_rate_limited" } : { code: "resume_rate_limited", message };
+		}
+		case Code.DeadlineExceeded:
+			return { code: "resume_timeout" };
+		default:
+			return { code: "control_plane_unavailable" };
+	}
+}
+
+/** The control plane's text reaches clients; keep it short and printable. */
+function sanitize(message: string): string {
+	const printable = message.replace(/[^\x20-\x7e]/g, " ").trim();
+	return printable.length > maxPassedOnMessageLength
+		? `${printable.slice(0, maxPassedOnMessageLength)}…`
+		: printable;
+}

@@ -1,0 +1,60 @@
+/**
+ * Every error the proxy itself returns is defined here, once: its HTTP status,
+ * its default message and, for transient failures, how long a client should
+ * wait before trying again. The messages of control-plane outcomes are the
+ * ones E2B's client-proxy uses, so E2B SDKs and users see familiar text.
+ */
+export const errorCodes = {
+	invalid_host: { status: 400, message: "The host is not a valid sandbox host" },
+	host_not_served: { status: 400, message: "This host is not served by the sandbox proxy" },
+	invalid_port: { status: 400, message: "The sandbox port is invalid" },
+	invalid_sandbox_id: { status: 400, message: "The sandbox ID is invalid" },
+	missing_routing_headers: {
+		status: 400,
+		message: "The E2b-Sandbox-Id and E2b-Sandbox-Port headers are required on this host",
+	},
+	sandbox_not_found: { status: 502, message: "The sandbox was not found" },
+	resume_forbidden: {
+		status: 403,
+		message:
+			"This sandbox can't be resumed with the credentials provided. Check your access token and try again.",
+	},
+	sandbox_transitioning: {
+		status: 409,
+		message: "The sandbox is still transitioning. Try again in a moment.",
+	},
+	resume_rate_limited: { status: 429, message: "Too many resume requests" },
+	control_plane_unavailable: {
+		status: 503,
+		message: "The sandbox service is temporarily unavailable",
+		retryAfterSeconds: 5,
+	},
+	control_plane_bad_answer: {
+		status: 502,
+		message: "The sandbox service returned an invalid node address",
+	},
+	resume_timeout: {
+		status: 504,
+		message: "Timed out waiting for the sandbox to resume",
+		retryAfterSeconds: 2,
+	},
+	node_unreachable: { status: 502, message: "The sandbox's node could not be reached" },
+	proxy_misconfigured: {
+		status: 503,
+		message: "The sandbox proxy is misconfigured",
+		retryAfterSeconds: 60,
+	},
+	internal_error: { status: 500, message: "The sandbox proxy failed unexpectedly" },
+} as const satisfies Record<string, ErrorDefinition>;
+
+export interface ErrorDefinition {
+	status: 400 | 403 | 409 | 429 | 500 | 502 | 503 | 504;
+	message: string;
+	retryAfterSeconds?: number;
+}
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+	return typeof value === "string" && Object.hasOwn(errorCodes, value);
+}

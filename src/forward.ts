@@ -1,0 +1,78 @@
+import type { Route } from "./catalog/route.ts";
+import { ProxyError } from "./errors/proxy-error.ts";
+import { type SandboxTarget, sandboxIdHeader, sandboxPortHeader } from "./routing.ts";
+
+// RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies
+// still meet. Upgrade is handled apart: a WebSocket handshake needs it.
+const hopByHopHeaders = [
+	"connection",
+	"keep-alive",
+	"proxy-connection",
+	"proxy-authenticate",
+	"proxy-authorization",
+	"te",
+	"trailer",
+	"transfer-encoding",
+	"upgrade",
+];
+
+/** Headers a client must never be able to pass to a node. */
+const internalHeaders = ["x-e2b-client-proxy-auth"];
+
+/** The response header with which a node says the sandbox is not on it. */
+export const sandboxNotOnNodeHeader = "x-e2b-sandbox-not-found";
+
+export function nodeOrigin(template: string, nodeIp: string): string {
+	const host = nodeIp.includes(":") ? `[${nodeIp}]` : nodeIp;
+	return template.replaceAll("{ip}", host).replaceAll("{ip_dashed}", nodeIp.replace(/[.:]/g, "-"));
+}
+
+/**
+ * Sends the request to the node's orchestrator proxy and returns the node's
+ * response untouched: rebuilding it would break WebSocket upgrades and
+ * re-encode bodies. Bodies stream both ways; redirects come back to the
+ * client instead of being followed with the client's cookies.
+ */
+export async function forwardToNode(
+	request: Request,
+	url: URL,
+	target: SandboxTarget,
+	route: Route,
+	nodeOriginTemplate: string,
+): Promise<Response> {
+	const upstreamUrl = nodeOrigin(nodeOriginTemplate, route.nodeIp) + url.pathname + url.search;
+	try {
+		return await fetch(upstreamUrl, {
+			method: request.method,
+			headers: upstreamHeaders(request.headers, url, target),
+			body: request.body,
+			redirect: "manual",
+		});
+	} catch (error) {
+		throw new ProxyError("node_unreachable", { sandboxId: target.sandboxId, cause: error });
+	}
+}
+
+export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarget): Headers {
+	const headers = new Headers(inbound);
+	const isWebSocket = inbound.get("upgrade")?.toLowerCase() === "websocket";
+	for (const name of connectionListedHeaders(inbound)) headers.delete(name);
+	for (const name of hopByHopHeaders) headers.delete(name);
+	for (const name of internalHeaders) headers.delete(name);
+	if (isWebSocket) headers.set("upgrade", "websocket");
+
+	headers.set(sandboxIdHeader, target.sandboxId);
+	headers.set(sandboxPortHeader, String(target.port));
+	headers.set("x-forwarded-host", inbound.get("host") ?? url.host);
+	headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
+	return headers;
+}
+
+function connectionListedHeaders(headers: Headers): string[] {
+	const connection = headers.get("connection");
+	if (connection === null) return [];
+	return connection
+		.split(",")
+		.map((name) => name.trim().toLowerCase())
+		.filter((name) => name !== "");
+}

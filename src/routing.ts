@@ -1,0 +1,106 @@
+import type { Config } from "./config.ts";
+import { ProxyError } from "./errors/proxy-error.ts";
+
+/** Which sandbox and port a request is for. */
+export interface SandboxTarget {
+	sandboxId: string;
+	port: number;
+}
+
+export const sandboxIdHeader = "e2b-sandbox-id";
+export const sandboxPortHeader = "e2b-sandbox-port";
+
+const sandboxIdPattern = /^[a-z0-9]+$/;
+// A DNS label holds at most 63 characters, and so can an ID routed by header.
+const maxSandboxIdLength = 63;
+const portPattern = /^[1-9][0-9]{0,4}$/;
+const sharedHostLabel = "sandbox";
+
+/**
+ * Finds the sandbox and port a request is for, from its host
+ * `<port>-<sandboxId>[-<anything>].<domain>` or, on the shared host
+ * `sandbox.<domain>` (and in development on localhost or an IP literal),
+ * from the E2b-Sandbox-Id and E2b-Sandbox-Port headers.
+ * Throws a ProxyError (400) saying what is wrong.
+ */
+export function resolveTarget(host: string, headers: Headers, config: Config): SandboxTarget {
+	const hostname = stripPort(host.trim());
+	if (hostname === "") throw new ProxyError("invalid_host", { message: "The request has no Host" });
+
+	const lowered = hostname.toLowerCase();
+	if (config.environment === "development" && (lowered === "localhost" || isIpLiteral(lowered))) {
+		return targetFromHeaders(headers);
+	}
+
+	const domain = config.sandboxDomains.find((d) => lowered.endsWith(`.${d}`));
+	if (domain === undefined) throw new ProxyError("host_not_served");
+
+	// Sliced from the original so that uppercase in the label is seen, and refused.
+	const label = hostname.slice(0, hostname.length - domain.length - 1);
+	if (label.toLowerCase() === sharedHostLabel) return targetFromHeaders(headers);
+	return targetFromLabel(label);
+}
+
+function targetFromLabel(label: string): SandboxTarget {
+	if (label.includes(".")) {
+		throw new ProxyError("invalid_host", {
+			message: "The host must be <port>-<sandboxId>.<domain>, with one label before the domain",
+		});
+	}
+	const [portText = "", sandboxId = ""] = label.split("-", 2);
+	if (sandboxId === "") {
+		throw new ProxyError("invalid_host", {
+			message: "The host must be <port>-<sandboxId>.<domain>; the sandbox ID is missing",
+		});
+	}
+	return { port: parsePort(portText), sandboxId: checkSandboxId(sandboxId) };
+}
+
+function targetFromHeaders(headers: Headers): SandboxTarget {
+	const sandboxId = headers.get(sandboxIdHeader);
+	const port = headers.get(sandboxPortHeader);
+	if (sandboxId === null || port === null) throw new ProxyError("missing_routing_headers");
+	const target = { port: parsePort(port.trim()), sandboxId: checkSandboxId(sandboxId.trim()) };
+	return target;
+}
+
+export function parsePort(text: string): number {
+	const port = portPattern.test(text) ? Number(text) : Number.NaN;
+	if (!(port >= 1 && port <= 65535)) {
+		throw new ProxyError("invalid_port", {
+			message: `The sandbox port must be a decimal number from 1 to 65535, got "${printable(text)}"`,
+		});
+	}
+	return port;
+}
+
+export function checkSandboxId(sandboxId: string): string {
+	if (sandboxId.length > maxSandboxIdLength || !sandboxIdPattern.test(sandboxId)) {
+		throw new ProxyError("invalid_sandbox_id", {
+			message: `The sandbox ID must be 1 to ${maxSandboxIdLength} lowercase letters and digits, got "${printable(sandboxId)}"`,
+		});
+	}
+	return sandboxId;
+}
+
+function stripPort(host: string): string {
+	if (host.startsWith("[")) {
+		const end = host.indexOf("]");
+		return end === -1 ? host : host.slice(0, end + 1);
+	}
+	const colon = host.lastIndexOf(":");
+	if (colon !== -1 && host.indexOf(":") === colon && /^\d*$/.test(host.slice(colon + 1))) {
+		return host.slice(0, colon);
+	}
+	return host;
+}
+
+function isIpLiteral(hostname: string): boolean {
+	return /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) || /^\[[0-9a-f:.]+\]$/.test(hostname);
+}
+
+/** Echo at most a short, printable excerpt of client input in messages. */
+function printable(text: string): string {
+	const cleaned = text.replace(/[^\x20-\x7e]/g, "?");
+	return cleaned.length > 64 ? `${cleaned.slice(0, 64)}…` : cleaned;
+}
