@@ -83,13 +83,7 @@ export function parseConfig(raw: RawSettings): Config {
 		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
 		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
-		routeCacheMaxEntries: parseInteger(
-			raw,
-			"ROUTE_CACHE_MAX_ENTRIES",
-			defaults.routeCacheMaxEntries,
-			0,
-			1_000_000,
-		),
+		routeCacheMaxEntries: parseInteger(raw, "ROUTE_CACHE_MAX_ENTRIES", defaults.routeCacheMaxEntries, 0, 1_000_000),
 		environment: parseEnvironment(raw),
 	};
 }
@@ -113,7 +107,12 @@ const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a
 function parseDomains(raw: RawSettings): string[] {
 	const domains = requiredString(raw, "SANDBOX_DOMAIN")
 		.split(",")
-		.map((domain) => domain.trim().toLowerCase().replace(/^\.+|\.+$/g, ""))
+		.map((domain) =>
+			domain
+				.trim()
+				.toLowerCase()
+				.replace(/^\.+|\.+$/g, ""),
+		)
 		.filter((domain) => domain !== "");
 	if (domains.length === 0) throw new ConfigError("SANDBOX_DOMAIN", "lists no domain");
 	for (const domain of domains) {
@@ -162,10 +161,18 @@ function parseSecret(raw: RawSettings): string {
 	if (typeof value !== "string") throw new ConfigError("API_SECRET", "must be a string");
 	// Header values cannot hold control characters or surrounding spaces;
 	// say so without echoing any part of the value.
-	if (value !== value.trim() || /[\0-\x1f\x7f]/.test(value)) {
+	if (value !== value.trim() || hasControlCharacter(value)) {
 		throw new ConfigError("API_SECRET", "contains whitespace or control characters");
 	}
 	return value;
+}
+
+function hasControlCharacter(text: string): boolean {
+	for (let i = 0; i < text.length; i++) {
+		const code = text.charCodeAt(i);
+		if (code < 0x20 || code === 0x7f) return true;
+	}
+	return false;
 }
 
 function parseNodeOriginTemplate(raw: RawSettings): string {

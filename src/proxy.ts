@@ -14,14 +14,10 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	const config = configFrom(env);
 	const url = new URL(request.url);
 	const target = resolveTarget(request.headers.get("host") ?? url.host, request.headers, config);
-	const cache = (routeCache ??= new RouteCache({
-		ttlMs: config.routeCacheTtlMs,
-		maxEntries: config.routeCacheMaxEntries,
-	}));
-	const catalog = env.SANDBOX_ROUTE.getByName(target.sandboxId);
-	const credentials = resumeCredentials(request.headers, target.port);
+	routeCache ??= new RouteCache({ ttlMs: config.routeCacheTtlMs, maxEntries: config.routeCacheMaxEntries });
+	const catalog = new CatalogClient(env, routeCache, target, request.headers);
 
-	let route = cache.get(target.sandboxId) ?? (await lookUpRoute(catalog, target, credentials, cache));
+	let route = routeCache.get(target.sandboxId) ?? (await catalog.lookUp());
 	const response = await forwardToNode(request, url, target, route, config.nodeOriginTemplate);
 	if (!isStaleRoute(response) || request.body !== null) return response;
 
@@ -30,28 +26,52 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	// resumes it. Only bodiless requests are retried: a streamed body has
 	// already been sent and cannot be sent twice.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp });
-	cache.invalidate(target.sandboxId, route.nodeIp);
-	await catalog.invalidate(route.nodeIp);
 	await response.body?.cancel();
-	route = await lookUpRoute(catalog, target, credentials, cache);
+	await catalog.invalidate(route.nodeIp);
+	route = await catalog.lookUp();
 	return forwardToNode(request, url, target, route, config.nodeOriginTemplate);
 }
 
-async function lookUpRoute(
-	catalog: DurableObjectStub<SandboxRoute>,
-	target: SandboxTarget,
-	credentials: ResumeCredentials,
-	cache: RouteCache,
-): Promise<Route> {
-	const result = (await catalog.lookup(target.sandboxId, credentials)) as LookupResult;
-	if (!result.ok) {
-		throw new ProxyError(result.error.code, {
-			sandboxId: target.sandboxId,
-			...(result.error.message === undefined ? {} : { message: result.error.message }),
-		});
+/**
+ * The catalog as one request sees it. The Durable Object stub is made only
+ * on a cache miss, keeping the hot path to a Map lookup.
+ */
+class CatalogClient {
+	readonly #env: Env;
+	readonly #cache: RouteCache;
+	readonly #target: SandboxTarget;
+	readonly #headers: Headers;
+	#stub: DurableObjectStub<SandboxRoute> | undefined;
+
+	constructor(env: Env, cache: RouteCache, target: SandboxTarget, headers: Headers) {
+		this.#env = env;
+		this.#cache = cache;
+		this.#target = target;
+		this.#headers = headers;
 	}
-	cache.set(target.sandboxId, result.route);
-	return result.route;
+
+	async lookUp(): Promise<Route> {
+		const { sandboxId, port } = this.#target;
+		const result = (await this.#catalog().lookup(sandboxId, resumeCredentials(this.#headers, port))) as LookupResult;
+		if (!result.ok) {
+			throw new ProxyError(result.error.code, {
+				sandboxId,
+				...(result.error.message === undefined ? {} : { message: result.error.message }),
+			});
+		}
+		this.#cache.set(sandboxId, result.route);
+		return result.route;
+	}
+
+	async invalidate(nodeIp: string): Promise<void> {
+		this.#cache.invalidate(this.#target.sandboxId, nodeIp);
+		await this.#catalog().invalidate(nodeIp);
+	}
+
+	#catalog(): DurableObjectStub<SandboxRoute> {
+		this.#stub ??= this.#env.SANDBOX_ROUTE.getByName(this.#target.sandboxId);
+		return this.#stub;
+	}
 }
 
 function resumeCredentials(headers: Headers, port: number): ResumeCredentials {

@@ -70,9 +70,7 @@ export class RouteStore {
 		const row = this.#sql
 			.exec<RouteRow>("SELECT sandbox_id, node_ip, learned_at, expires_at FROM route WHERE singleton = 1")
 			.toArray()[0];
-		return row === undefined
-			? null
-			: { nodeIp: row.node_ip, learnedAt: row.learned_at, expiresAt: row.expires_at };
+		return row === undefined ? null : { nodeIp: row.node_ip, learnedAt: row.learned_at, expiresAt: row.expires_at };
 	}
 
 	#exec(statement: string, ...bindings: SqlStorageValue[]): void {
@@ -86,7 +84,9 @@ export class RouteStore {
 
 function migrate(sql: SqlStorage): void {
 	sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
-	const applied = sql.exec<{ version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations").one().version;
+	const applied = sql
+		.exec<{ version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+		.one().version;
 	for (let version = applied + 1; version <= migrations.length; version++) {
 		const statement = migrations[version - 1];
 		if (statement === undefined) break;

@@ -9,9 +9,7 @@ export interface Route {
 }
 
 /** What a catalog lookup tells the Worker: a route, or why there is none. */
-export type LookupResult =
-	| { ok: true; route: Route; fromControlPlane: boolean }
-	| { ok: false; error: LookupFailure };
+export type LookupResult = { ok: true; route: Route; fromControlPlane: boolean } | { ok: false; error: LookupFailure };
 
 export interface LookupFailure {
 	code:

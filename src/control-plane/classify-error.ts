@@ -39,7 +39,5 @@ export function classifyResumeError(error: unknown): LookupFailure {
 /** The control plane's text reaches clients; keep it short and printable. */
 function sanitize(message: string): string {
 	const printable = message.replace(/[^\x20-\x7e]/g, " ").trim();
-	return printable.length > maxPassedOnMessageLength
-		? `${printable.slice(0, maxPassedOnMessageLength)}…`
-		: printable;
+	return printable.length > maxPassedOnMessageLength ? `${printable.slice(0, maxPassedOnMessageLength)}…` : printable;
 }

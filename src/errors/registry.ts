@@ -16,8 +16,7 @@ export const errorCodes = {
 	sandbox_not_found: { status: 502, message: "The sandbox was not found" },
 	resume_forbidden: {
 		status: 403,
-		message:
-			"This sandbox can't be resumed with the credentials provided. Check your access token and try again.",
+		message: "This sandbox can't be resumed with the credentials provided. Check your access token and try again.",
 	},
 	sandbox_transitioning: {
 		status: 409,

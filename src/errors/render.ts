@@ -38,9 +38,7 @@ export function renderError(error: ProxyError, requestHeaders: Headers): Respons
 
 function errorPage(body: ErrorBody): string {
 	const title = `${body.code} · ${escapeHtml(body.message)}`;
-	const sandbox = body.sandboxId
-		? `<p class="meta">Sandbox <code>${escapeHtml(body.sandboxId)}</code></p>`
-		: "";
+	const sandbox = body.sandboxId ? `<p class="meta">Sandbox <code>${escapeHtml(body.sandboxId)}</code></p>` : "";
 	return `<!doctype html>
 <html lang="en">
 <head>

@@ -86,9 +86,10 @@ describe("host routing", () => {
 	});
 
 	it("ignores the client's routing headers on a per-sandbox host", () => {
-		expect(
-			route("3000-abc123.e2b.example.com", { "E2b-Sandbox-Id": "victim", "E2b-Sandbox-Port": "22" }),
-		).toEqual({ port: 3000, sandboxId: "abc123" });
+		expect(route("3000-abc123.e2b.example.com", { "E2b-Sandbox-Id": "victim", "E2b-Sandbox-Port": "22" })).toEqual({
+			port: 3000,
+			sandboxId: "abc123",
+		});
 	});
 
 	it("routes by header on the shared host sandbox.<domain>", () => {

@@ -1,0 +1,181 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import { echo, fetchVia, openWebSocket, send } from "./http-client.ts";
+
+const MiB = 1024 * 1024;
+
+let env: E2eStack;
+
+beforeAll(async () => {
+	env = await startE2eStack();
+});
+afterAll(async () => {
+	await env?.close();
+});
+
+async function sandbox(state: "running" | "paused" = "running"): Promise<string> {
+	const id = freshId();
+	await env.admin.create({ id });
+	if (state === "paused") await env.admin.pause(id);
+	return id;
+}
+
+/** A deterministic body of `size` bytes, produced in chunks as it is read. */
+function generatedBody(size: number): { stream: Readable; sha256: string } {
+	const chunk = Buffer.alloc(MiB);
+	for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 31) & 0xff;
+	const hash = createHash("sha256");
+	for (let sent = 0; sent < size; sent += chunk.length) hash.update(chunk.subarray(0, Math.min(chunk.length, size - sent)));
+	let sent = 0;
+	const stream = new Readable({
+		read() {
+			if (sent >= size) return this.push(null);
+			const piece = chunk.subarray(0, Math.min(chunk.length, size - sent));
+			sent += piece.length;
+			this.push(piece);
+		},
+	});
+	return { stream, sha256: hash.digest("hex") };
+}
+
+describe("bodies stream through the proxy", () => {
+	it("passes a 100 MiB upload", async () => {
+		const id = await sandbox();
+		const { stream, sha256 } = generatedBody(100 * MiB);
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", {
+			method: "POST",
+			headers: { "content-type": "application/octet-stream", "content-length": String(100 * MiB) },
+			body: stream,
+		});
+		expect(response.status).toBe(200);
+		expect(response.json()).toEqual({ bytes: 100 * MiB, sha256 });
+	});
+
+	it("passes a 100 MiB chunked upload to a paused sandbox, waking it", async () => {
+		const id = await sandbox("paused");
+		const { stream, sha256 } = generatedBody(100 * MiB);
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", { method: "PUT", body: stream });
+		expect(response.status).toBe(200);
+		expect(response.json()).toEqual({ bytes: 100 * MiB, sha256 });
+	});
+
+	it("passes a 100 MiB download", async () => {
+		const id = await sandbox();
+		const response = await send(env.worker.url, sandboxHost(id), `/download?bytes=${100 * MiB}`);
+		expect(response.statusCode).toBe(200);
+		let bytes = 0;
+		for await (const chunk of response) bytes += (chunk as Buffer).length;
+		expect(bytes).toBe(100 * MiB);
+	});
+
+	it("delivers server-sent events as they are produced, not at the end", async () => {
+		const id = await sandbox("paused");
+		const response = await send(env.worker.url, sandboxHost(id), "/events?interval=400&count=4");
+		expect(response.statusCode).toBe(200);
+		expect(response.headers["content-type"]).toContain("text/event-stream");
+		const arrivals: number[] = [];
+		let text = "";
+		for await (const chunk of response) {
+			const piece = String(chunk);
+			text += piece;
+			for (const _ of piece.matchAll(/^data: /gm)) arrivals.push(Date.now());
+		}
+		expect(arrivals).toHaveLength(4);
+		// Three 400 ms gaps: buffered delivery would bunch them together at the end.
+		expect((arrivals.at(-1) ?? 0) - (arrivals[0] ?? 0)).toBeGreaterThan(800);
+		expect(text).toMatch(/^data: \d{4}-\d\d-\d\dT/m);
+	});
+});
+
+describe("WebSockets", () => {
+	it("upgrade through the proxy, including the request that wakes a paused sandbox", async () => {
+		const id = await sandbox("paused");
+		const socket = await openWebSocket(env.worker.url, sandboxHost(id), "/ws");
+		try {
+			expect(await echo(socket, "hello through the edge")).toBe("hello through the edge");
+			expect(await echo(socket, "x".repeat(100_000))).toHaveLength(100_000);
+		} finally {
+			socket.close();
+		}
+		expect((await env.admin.calls()).filter((call) => call.sandboxId === id)).toHaveLength(1);
+	});
+});
+
+describe("responses come back unchanged", () => {
+	it("returns redirects to the client instead of following them, with every Set-Cookie", async () => {
+		const id = await sandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/redirect");
+		expect(response.status).toBe(302);
+		expect(response.headers.location).toBe("/");
+		expect(response.headers["set-cookie"]).toEqual(["a=1; Path=/", "b=2; Path=/"]);
+	});
+
+	it("keeps every Set-Cookie header of a response", async () => {
+		const id = await sandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/cookies");
+		expect(response.status).toBe(200);
+		expect(response.headers["set-cookie"]).toHaveLength(3);
+	});
+
+	it("passes the sandbox's own error statuses through", async () => {
+		const id = await sandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/status/418");
+		expect(response.status).toBe(418);
+	});
+});
+
+describe("headers the node receives", () => {
+	it("sets the routing headers from the host, overwriting the client's, and X-Forwarded-Host", async () => {
+		const id = await sandbox();
+		const victim = await sandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers?x=1", {
+			headers: { "E2b-Sandbox-Id": victim, "E2b-Sandbox-Port": "8080", "x-custom": "kept" },
+		});
+		expect(response.status).toBe(200);
+		const headers = response.json<Record<string, string>>();
+		expect(headers["e2b-sandbox-id"]).toBe(id);
+		expect(headers["e2b-sandbox-port"]).toBe("3000");
+		expect(headers["x-forwarded-host"]).toBe(sandboxHost(id));
+		expect(headers["x-custom"]).toBe("kept");
+	});
+
+	it("routes by header on the development host localhost", async () => {
+		const id = await sandbox();
+		const response = await fetchVia(env.worker.url, "localhost", "/", {
+			headers: { "E2b-Sandbox-Id": id, "E2b-Sandbox-Port": "8080" },
+		});
+		expect(response.status).toBe(200);
+		expect(response.json()).toMatchObject({ sandboxId: id, port: 8080 });
+	});
+});
+
+describe("an unreachable node", () => {
+	it("gives 502 with the contract's JSON body", async () => {
+		const unreachable = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: "http://{ip}:9" });
+		try {
+			const id = await sandbox();
+			const response = await fetchVia(unreachable.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+			expect(response.status).toBe(502);
+			expect(response.json()).toMatchObject({ sandboxId: id, code: 502, reason: "node_unreachable" });
+		} finally {
+			await unreachable.close();
+		}
+	});
+});
+
+describe("hostile input", () => {
+	it.each([
+		["0-abc.localhost", "invalid_port"],
+		["70000-abc.localhost", "invalid_port"],
+		["http-abc.localhost", "invalid_port"],
+		["3000-ABC.localhost", "invalid_sandbox_id"],
+		["3000-.localhost", "invalid_host"],
+		["3000-abc.evil.example", "host_not_served"],
+	])("%s gives a 400 (%s)", async (host, reason) => {
+		const response = await fetchVia(env.worker.url, host, "/", { headers: { accept: "application/json" } });
+		expect(response.status).toBe(400);
+		expect(response.json().reason).toBe(reason);
+	});
+});

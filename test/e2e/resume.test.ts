@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type E2eStack, apiSecret, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import { fetchVia } from "./http-client.ts";
+
+let env: E2eStack;
+
+beforeAll(async () => {
+	env = await startE2eStack({ resumeDelayMs: 300 });
+});
+afterAll(async () => {
+	await env?.close();
+});
+
+async function pausedSandbox(options: { public?: boolean; secure?: boolean } = {}): Promise<string> {
+	const id = freshId();
+	await env.admin.create({ id, ...options });
+	await env.admin.pause(id);
+	return id;
+}
+
+async function callsFor(sandboxId: string) {
+	return (await env.admin.calls()).filter((call) => call.sandboxId === sandboxId);
+}
+
+describe("auto-resume", () => {
+	it("answers a cold request to a paused sandbox as if it had never slept", async () => {
+		const id = await pausedSandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: { accept: "text/html" } });
+		expect(response.status).toBe(200);
+		expect(response.text).toContain(id);
+		expect((await env.admin.get(id)).state).toBe("running");
+
+		const calls = await callsFor(id);
+		expect(calls).toHaveLength(1);
+		expect(calls[0]?.protocol).toBe("grpc-web");
+		expect(calls[0]?.headers["x-e2b-client-proxy-auth"]).toBe(apiSecret);
+		expect(calls[0]?.headers["e2b-sandbox-request-port"]).toBe("3000");
+		expect(env.worker.logText()).toContain('"event":"resume"');
+	});
+
+	it("wakes a paused sandbox with exactly one RPC for 100 concurrent requests, all of which succeed", async () => {
+		const id = await pausedSandbox();
+		const responses = await Promise.all(
+			Array.from({ length: 100 }, (_, i) => fetchVia(env.worker.url, sandboxHost(id), `/headers?i=${i}`)),
+		);
+		expect(responses.map((r) => r.status)).toEqual(Array(100).fill(200));
+		expect(await callsFor(id)).toHaveLength(1);
+	});
+
+	it("does not make requests for one sandbox wait on another's resume", async () => {
+		const slow = await pausedSandbox();
+		const fast = await pausedSandbox();
+		await env.admin.setFault({ sandboxId: slow, delayMs: 3000 });
+		try {
+			const order: string[] = [];
+			const slowDone = fetchVia(env.worker.url, sandboxHost(slow), "/").then((r) => {
+				order.push("slow");
+				return r;
+			});
+			// Let the slow resume start first.
+			await new Promise((resolve) => setTimeout(resolve, 200));
+			const fastResponse = await fetchVia(env.worker.url, sandboxHost(fast), "/");
+			order.push("fast");
+			expect(fastResponse.status).toBe(200);
+			expect((await slowDone).status).toBe(200);
+			expect(order).toEqual(["fast", "slow"]);
+		} finally {
+			await env.admin.clearFault();
+		}
+	});
+
+	it("uses the stored route while the sandbox runs, and resumes again once it is paused", async () => {
+		const id = await pausedSandbox();
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		expect(await callsFor(id)).toHaveLength(1);
+
+		await env.admin.pause(id);
+		const woken = await fetchVia(env.worker.url, sandboxHost(id), "/headers");
+		expect(woken.status).toBe(200);
+		expect(await callsFor(id)).toHaveLength(2);
+		expect(env.worker.logText()).toContain('"event":"stale_route"');
+	});
+
+	it("routes to other ports of the sandbox", async () => {
+		const id = await pausedSandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id, 8080), "/anything");
+		expect(response.status).toBe(200);
+		expect(response.json()).toMatchObject({ sandboxId: id, port: 8080 });
+	});
+
+	it("passes the caller's access tokens to the control plane, which checks them", async () => {
+		const id = freshId();
+		const created = await env.admin.create({ id, public: false, secure: true });
+		await env.admin.pause(id);
+		const denied = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+		expect(denied.status).toBe(403);
+		expect(denied.json().message).toBe(
+			"This sandbox can't be resumed with the credentials provided. Check your access token and try again.",
+		);
+		expect((await env.admin.get(id)).state).toBe("paused");
+
+		const allowed = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+			headers: {
+				"e2b-traffic-access-token": created.trafficAccessToken ?? "",
+				"x-access-token": created.envdAccessToken ?? "",
+			},
+		});
+		expect(allowed.status).toBe(200);
+		const calls = await callsFor(id);
+		expect(calls.at(-1)?.headers["e2b-traffic-access-token"]).toBe(created.trafficAccessToken);
+		expect(calls.at(-1)?.headers["e2b-envd-access-token"]).toBe(created.envdAccessToken);
+	});
+
+	it("gives 403 when the Worker's API_SECRET is wrong", async () => {
+		const wrong = await startWorker(env.vars, "not-the-secret");
+		try {
+			const id = await pausedSandbox();
+			const response = await fetchVia(wrong.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+			expect(response.status).toBe(403);
+			expect(response.json()).toMatchObject({ sandboxId: id, code: 403, reason: "resume_forbidden" });
+			expect((await env.admin.get(id)).state).toBe("paused");
+		} finally {
+			await wrong.close();
+		}
+	});
+
+	it("speaks Connect as well as gRPC-web", async () => {
+		const connect = await startWorker({ ...env.vars, CONTROL_PLANE_PROTOCOL: "connect" });
+		try {
+			const id = await pausedSandbox();
+			expect((await fetchVia(connect.url, sandboxHost(id), "/")).status).toBe(200);
+			const calls = await callsFor(id);
+			expect(calls).toHaveLength(1);
+			expect(calls[0]?.protocol).toBe("connect");
+		} finally {
+			await connect.close();
+		}
+	});
+
+	it("never lets the API secret reach a response, a log line or a node", async () => {
+		const id = await pausedSandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers", {
+			headers: { "X-E2B-Client-Proxy-Auth": "spoofed-by-client" },
+		});
+		expect(response.status).toBe(200);
+		const seenBySandbox = response.json<Record<string, string>>();
+		expect(seenBySandbox["x-e2b-client-proxy-auth"]).toBeUndefined();
+		expect(response.text).not.toContain(apiSecret);
+		for (const request of env.stack.node.requests()) {
+			expect(request.headers["x-e2b-client-proxy-auth"]).toBeUndefined();
+			expect(JSON.stringify(request.headers)).not.toContain(apiSecret);
+		}
+		expect(env.worker.logText()).not.toContain(apiSecret);
+	});
+});

@@ -1,0 +1,314 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, configFrom, defaults, parseConfig, type RawSettings } from "../../src/config.ts";
+
+// Distinctive, so that any echo of it in an error message is caught.
+const secret = "Zq7-SECRET-VALUE-4f1c";
+
+const minimal: RawSettings = {
+	SANDBOX_DOMAIN: "e2b.example.com",
+	CONTROL_PLANE_URL: "https://api.example.com",
+	API_SECRET: secret,
+};
+
+function with_(overrides: RawSettings): RawSettings {
+	return { ...minimal, ...overrides };
+}
+
+/** The ConfigError that parsing `raw` throws; fails the test if none is thrown. */
+function configErrorFor(raw: RawSettings): ConfigError {
+	try {
+		parseConfig(raw);
+	} catch (error) {
+		expect(error).toBeInstanceOf(ConfigError);
+		return error as ConfigError;
+	}
+	throw new Error(`expected ${JSON.stringify(raw)} to be refused`);
+}
+
+function expectRefused(raw: RawSettings, setting: string): ConfigError {
+	const error = configErrorFor(raw);
+	expect(error.setting).toBe(setting);
+	expect(error.message).toContain(setting);
+	return error;
+}
+
+describe("parseConfig defaults", () => {
+	it("fills every optional setting with its documented default", () => {
+		expect(parseConfig(minimal)).toEqual({
+			sandboxDomains: ["e2b.example.com"],
+			controlPlaneUrl: "https://api.example.com",
+			controlPlaneProtocol: "grpc-web",
+			apiSecret: secret,
+			nodeOriginTemplate: "http://{ip}:5007",
+			resumeTimeoutMs: 30_000,
+			routeTtlMs: 300_000,
+			routeCacheTtlMs: 5_000,
+			routeCacheMaxEntries: 10_000,
+			environment: "production",
+		});
+	});
+
+	it("treats empty and blank optional settings as unset", () => {
+		const config = parseConfig(
+			with_({ CONTROL_PLANE_PROTOCOL: "", NODE_ORIGIN_TEMPLATE: "  ", RESUME_TIMEOUT_MS: " ", ENVIRONMENT: "" }),
+		);
+		expect(config.controlPlaneProtocol).toBe(defaults.controlPlaneProtocol);
+		expect(config.nodeOriginTemplate).toBe(defaults.nodeOriginTemplate);
+		expect(config.resumeTimeoutMs).toBe(defaults.resumeTimeoutMs);
+		expect(config.environment).toBe(defaults.environment);
+	});
+
+	it("reads every setting when given", () => {
+		expect(
+			parseConfig({
+				SANDBOX_DOMAIN: "a.example.com",
+				CONTROL_PLANE_URL: "http://10.0.0.1:8080/api/",
+				CONTROL_PLANE_PROTOCOL: "connect",
+				API_SECRET: secret,
+				NODE_ORIGIN_TEMPLATE: "https://n-{ip_dashed}.nodes.example.com:8443/",
+				RESUME_TIMEOUT_MS: "1500",
+				ROUTE_TTL_MS: "60000",
+				ROUTE_CACHE_TTL_MS: "0",
+				ROUTE_CACHE_MAX_ENTRIES: "25",
+				ENVIRONMENT: "development",
+			}),
+		).toEqual({
+			sandboxDomains: ["a.example.com"],
+			controlPlaneUrl: "http://10.0.0.1:8080/api",
+			controlPlaneProtocol: "connect",
+			apiSecret: secret,
+			nodeOriginTemplate: "https://n-{ip_dashed}.nodes.example.com:8443",
+			resumeTimeoutMs: 1500,
+			routeTtlMs: 60_000,
+			routeCacheTtlMs: 0,
+			routeCacheMaxEntries: 25,
+			environment: "development",
+		});
+	});
+});
+
+describe("missing or mistyped settings name themselves", () => {
+	it.each(["SANDBOX_DOMAIN", "CONTROL_PLANE_URL", "API_SECRET"] as const)("%s is required", (setting) => {
+		const raw = { ...minimal };
+		delete raw[setting];
+		expectRefused(raw, setting);
+		expectRefused(with_({ [setting]: "" }), setting);
+	});
+
+	it.each([
+		"SANDBOX_DOMAIN",
+		"CONTROL_PLANE_URL",
+		"CONTROL_PLANE_PROTOCOL",
+		"API_SECRET",
+		"NODE_ORIGIN_TEMPLATE",
+		"RESUME_TIMEOUT_MS",
+		"ROUTE_TTL_MS",
+		"ROUTE_CACHE_TTL_MS",
+		"ROUTE_CACHE_MAX_ENTRIES",
+		"ENVIRONMENT",
+	] as const)("%s must be a string", (setting) => {
+		expectRefused(with_({ [setting]: 42 }), setting);
+		expectRefused(with_({ [setting]: { value: "x" } }), setting);
+	});
+
+	it.each([
+		["CONTROL_PLANE_PROTOCOL", "grpc"],
+		["CONTROL_PLANE_PROTOCOL", "GRPC-WEB"],
+		["ENVIRONMENT", "staging"],
+		["ENVIRONMENT", "Production"],
+	] as const)("%s refuses %j", (setting, value) => {
+		expectRefused(with_({ [setting]: value }), setting);
+	});
+});
+
+describe("API_SECRET", () => {
+	it.each([
+		["missing", undefined],
+		["null", null],
+		["empty", ""],
+		["a number", 12345],
+	])("is refused when %s", (_label, value) => {
+		const error = expectRefused(with_({ API_SECRET: value }), "API_SECRET");
+		expect(error.message).not.toContain(secret);
+	});
+
+	it.each([
+		["a leading space", ` ${secret}`],
+		["a trailing newline", `${secret}\n`],
+		["a trailing space", `${secret} `],
+		["a tab inside", `${secret.slice(0, 5)}\t${secret.slice(5)}`],
+		["a NUL inside", `${secret}\0x`],
+		["DEL inside", `${secret}\x7f`],
+		["only whitespace", "   "],
+	])("is refused with %s, without echoing the value", (_label, value) => {
+		const error = expectRefused(with_({ API_SECRET: value }), "API_SECRET");
+		expect(error.message).not.toContain(secret);
+		expect(error.message).not.toContain(secret.slice(0, 8));
+		expect(String(error.stack)).not.toContain(secret);
+		expect(JSON.stringify(error)).not.toContain(secret);
+	});
+
+	it("is kept verbatim when valid, inner spaces included", () => {
+		expect(parseConfig(with_({ API_SECRET: "a b=c/+" })).apiSecret).toBe("a b=c/+");
+	});
+
+	it("never appears in the message of another setting's error", () => {
+		const error = expectRefused(with_({ CONTROL_PLANE_URL: `https://u:${secret}@x.example.com` }), "CONTROL_PLANE_URL");
+		expect(error.message).not.toContain(secret);
+	});
+});
+
+describe("SANDBOX_DOMAIN", () => {
+	it.each([
+		["localhost", ["localhost"]],
+		["e2b.example.com,eu.e2b.example.com", ["eu.e2b.example.com", "e2b.example.com"]],
+		["  E2B.Example.COM ,  eu.e2b.example.com  ", ["eu.e2b.example.com", "e2b.example.com"]],
+		[".e2b.example.com.", ["e2b.example.com"]],
+		["a.example.com,,b.example.com,", ["a.example.com", "b.example.com"]],
+		["x.example.com,X.EXAMPLE.COM", ["x.example.com"]],
+	])("parses %j", (value, domains) => {
+		expect(parseConfig(with_({ SANDBOX_DOMAIN: value })).sandboxDomains).toEqual(domains);
+	});
+
+	it("lists longer domains first so that the most specific one matches", () => {
+		const domains = parseConfig(with_({ SANDBOX_DOMAIN: "example.com,a.b.example.com,b.example.com" })).sandboxDomains;
+		expect(domains).toEqual(["a.b.example.com", "b.example.com", "example.com"]);
+	});
+
+	it.each([
+		" , ,",
+		",",
+		"exa mple.com",
+		"*.example.com",
+		"example.com:8787",
+		"https://example.com",
+		"example.com/path",
+		"-bad.example.com",
+		"bad-.example.com",
+		"under_score.example.com",
+		"good.example.com,bad..example.com",
+		`${"a".repeat(64)}.example.com`,
+		"exämple.com",
+	])("refuses %j", (value) => {
+		expectRefused(with_({ SANDBOX_DOMAIN: value }), "SANDBOX_DOMAIN");
+	});
+});
+
+describe("CONTROL_PLANE_URL", () => {
+	it.each([
+		["https://api.example.com", "https://api.example.com"],
+		["https://api.example.com/", "https://api.example.com"],
+		["http://127.0.0.1:8790", "http://127.0.0.1:8790"],
+		["  http://127.0.0.1:8790/base//  ", "http://127.0.0.1:8790/base"],
+	])("accepts %j", (value, expected) => {
+		expect(parseConfig(with_({ CONTROL_PLANE_URL: value })).controlPlaneUrl).toBe(expected);
+	});
+
+	it.each([
+		"not a url",
+		"api.example.com",
+		"ftp://api.example.com",
+		"ws://api.example.com",
+		"file:///etc/passwd",
+		"javascript:alert(1)",
+		"https://user:pass@api.example.com",
+		"https://user@api.example.com",
+		"https://api.example.com/?token=x",
+		"https://api.example.com/#frag",
+	])("refuses %j", (value) => {
+		expectRefused(with_({ CONTROL_PLANE_URL: value }), "CONTROL_PLANE_URL");
+	});
+
+	// An empty query or fragment still ends the path: the RPC path appended to
+	// "https://api.example.com/?" would land in the query string.
+	it.each(["https://api.example.com?", "https://api.example.com/#"])("refuses the bare delimiter in %j", (value) => {
+		expectRefused(with_({ CONTROL_PLANE_URL: value }), "CONTROL_PLANE_URL");
+	});
+});
+
+describe("NODE_ORIGIN_TEMPLATE", () => {
+	it.each([
+		["http://{ip}:5007", "http://{ip}:5007"],
+		["http://{ip}:5007/", "http://{ip}:5007"],
+		["https://n-{ip_dashed}.nodes.example.com", "https://n-{ip_dashed}.nodes.example.com"],
+		["http://n-{ip_dashed}.nodes.example.com:5007", "http://n-{ip_dashed}.nodes.example.com:5007"],
+	])("accepts %j", (value, expected) => {
+		expect(parseConfig(with_({ NODE_ORIGIN_TEMPLATE: value })).nodeOriginTemplate).toBe(expected);
+	});
+
+	it.each([
+		// no placeholder
+		"http://node.example.com:5007",
+		"http://{IP}:5007",
+		"http://{ipdashed}.example.com",
+		// not a URL, or not http(s)
+		"{ip}:5007",
+		"ftp://{ip}:21",
+		"http://{ip}:99999",
+		// not an origin only
+		"http://{ip}:5007/prefix",
+		"http://node.example.com/{ip}",
+		"http://{ip}:5007/?x=1",
+		"http://{ip}:5007/#x",
+		"http://user:pw@{ip}:5007",
+		"http://{ip}@evil.example.com",
+	])("refuses %j", (value) => {
+		expectRefused(with_({ NODE_ORIGIN_TEMPLATE: value }), "NODE_ORIGIN_TEMPLATE");
+	});
+
+	// "http://{ip}:5007?" + "/path" sends the path as the query string.
+	it.each(["http://{ip}:5007?", "http://{ip}:5007/#"])("refuses the bare delimiter in %j", (value) => {
+		expectRefused(with_({ NODE_ORIGIN_TEMPLATE: value }), "NODE_ORIGIN_TEMPLATE");
+	});
+});
+
+describe("integer settings", () => {
+	const ranges = [
+		["RESUME_TIMEOUT_MS", 100, 600_000],
+		["ROUTE_TTL_MS", 1_000, 86_400_000],
+		["ROUTE_CACHE_TTL_MS", 0, 3_600_000],
+		["ROUTE_CACHE_MAX_ENTRIES", 0, 1_000_000],
+	] as const;
+	const field = {
+		RESUME_TIMEOUT_MS: "resumeTimeoutMs",
+		ROUTE_TTL_MS: "routeTtlMs",
+		ROUTE_CACHE_TTL_MS: "routeCacheTtlMs",
+		ROUTE_CACHE_MAX_ENTRIES: "routeCacheMaxEntries",
+	} as const;
+
+	it.each(ranges)("%s accepts its bounds (%i to %i)", (setting, min, max) => {
+		expect(parseConfig(with_({ [setting]: String(min) }))[field[setting]]).toBe(min);
+		expect(parseConfig(with_({ [setting]: String(max) }))[field[setting]]).toBe(max);
+		expect(parseConfig(with_({ [setting]: ` ${max} ` }))[field[setting]]).toBe(max);
+	});
+
+	it.each(ranges)("%s refuses values outside %i to %i", (setting, min, max) => {
+		expectRefused(with_({ [setting]: String(max + 1) }), setting);
+		if (min > 0) expectRefused(with_({ [setting]: String(min - 1) }), setting);
+	});
+
+	it.each(ranges.flatMap(([setting]) =>
+		["12abc", "-5", "1.5", "1e3", "0x10", "+10", "Infinity", "NaN", "1 000", "１２"].map((value) => [setting, value]),
+	))("%s refuses %j", (setting, value) => {
+		expectRefused(with_({ [setting]: value }), setting);
+	});
+});
+
+describe("configFrom", () => {
+	it("parses once per env object and reuses the result", () => {
+		const env = { ...minimal };
+		const first = configFrom(env);
+		expect(first.apiSecret).toBe(secret);
+		// A later change to the same object is not seen: the result is cached.
+		env.API_SECRET = "other";
+		expect(configFrom(env)).toBe(first);
+		// A new object is parsed anew.
+		expect(configFrom({ ...env }).apiSecret).toBe("other");
+	});
+
+	it("throws the ConfigError for a bad env, every time", () => {
+		const env = with_({ RESUME_TIMEOUT_MS: "soon" });
+		expect(() => configFrom(env)).toThrow(ConfigError);
+		expect(() => configFrom(env)).toThrow(/RESUME_TIMEOUT_MS/);
+	});
+});

@@ -1,0 +1,187 @@
+import { describe, expect, it } from "vitest";
+import { wantsJson } from "../../src/errors/negotiate.ts";
+import { ProxyError } from "../../src/errors/proxy-error.ts";
+import { type ErrorDefinition, errorCodes, isErrorCode } from "../../src/errors/registry.ts";
+import { renderError } from "../../src/errors/render.ts";
+
+const browserUa =
+	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+const browserNavigation = {
+	"user-agent": browserUa,
+	accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+	"sec-fetch-mode": "navigate",
+};
+const jsonClient = { "user-agent": "curl/8.5.0", accept: "*/*" };
+
+function json(headers: Record<string, string>): boolean {
+	return wantsJson(new Headers(headers));
+}
+
+describe("wantsJson", () => {
+	it.each([
+		"application/json",
+		"Application/JSON",
+		"application/json, */*;q=0.5",
+		"application/json;charset=utf-8",
+	])("gives JSON to a browser whose Accept is %j", (accept) => {
+		expect(json({ "user-agent": browserUa, accept })).toBe(true);
+	});
+
+	it("does not give JSON by the Accept rule when text/html is accepted too", () => {
+		expect(json({ "user-agent": browserUa, accept: "text/html, application/json" })).toBe(false);
+		expect(json({ "user-agent": browserUa, accept: "application/json, TEXT/HTML;q=0.1" })).toBe(false);
+	});
+
+	it.each(["cors", "no-cors", "same-origin", "websocket", "CORS"])(
+		"gives JSON to a browser request with Sec-Fetch-Mode %s",
+		(mode) => {
+			expect(json({ ...browserNavigation, "sec-fetch-mode": mode })).toBe(true);
+		},
+	);
+
+	it("gives HTML to a browser navigation", () => {
+		expect(json(browserNavigation)).toBe(false);
+		expect(json({ "user-agent": browserUa })).toBe(false);
+		expect(json({ "user-agent": browserUa, "sec-fetch-mode": "nested-navigate" })).toBe(false);
+	});
+
+	it("gives JSON for X-Requested-With unless the request is a navigation", () => {
+		const { "sec-fetch-mode": _mode, ...withoutMode } = browserNavigation;
+		expect(json({ ...withoutMode, "x-requested-with": "XMLHttpRequest" })).toBe(true);
+		expect(json({ ...browserNavigation, "x-requested-with": "XMLHttpRequest" })).toBe(false);
+		expect(json({ ...browserNavigation, "sec-fetch-mode": "NAVIGATE", "x-requested-with": "x" })).toBe(false);
+	});
+
+	it.each([
+		["curl", jsonClient],
+		["python-requests", { "user-agent": "python-requests/2.32.3" }],
+		["Go", { "user-agent": "Go-http-client/1.1" }],
+		["no User-Agent", {}],
+		["a non-browser that accepts HTML", { "user-agent": "curl/8.5.0", accept: "text/html" }],
+		["a UA that only mentions Mozilla", { "user-agent": "my-bot (compatible; Mozilla/5.0)" }],
+	])("gives JSON to %s", (_label, headers) => {
+		expect(json(headers)).toBe(true);
+	});
+});
+
+describe("renderError", () => {
+	it("renders JSON with exactly sandboxId, message, code and reason", async () => {
+		const response = renderError(new ProxyError("sandbox_not_found", { sandboxId: "abc123" }), new Headers(jsonClient));
+		expect(response.status).toBe(502);
+		expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+		expect(response.headers.get("cache-control")).toBe("no-store");
+		expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+		expect(response.headers.has("retry-after")).toBe(false);
+		expect(await response.json()).toStrictEqual({
+			sandboxId: "abc123",
+			message: "The sandbox was not found",
+			code: 502,
+			reason: "sandbox_not_found",
+		});
+	});
+
+	it("uses an empty sandboxId when the error has none, and a custom message when given", async () => {
+		const error = new ProxyError("invalid_port", { message: 'The sandbox port must be ..., got "x"' });
+		const body = await renderError(error, new Headers(jsonClient)).json();
+		expect(body).toStrictEqual({
+			sandboxId: "",
+			message: 'The sandbox port must be ..., got "x"',
+			code: 400,
+			reason: "invalid_port",
+		});
+	});
+
+	it("renders an HTML page for a browser navigation", async () => {
+		const response = renderError(
+			new ProxyError("sandbox_transitioning", { sandboxId: "abc123" }),
+			new Headers(browserNavigation),
+		);
+		expect(response.status).toBe(409);
+		expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
+		expect(response.headers.get("content-security-policy")).toContain("default-src 'none'");
+		expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+		const html = await response.text();
+		expect(html.startsWith("<!doctype html>")).toBe(true);
+		expect(html).toContain("409");
+		expect(html).toContain("The sandbox is still transitioning. Try again in a moment.");
+		expect(html).toContain("abc123");
+		expect(html).toContain("sandbox_transitioning");
+	});
+
+	it("escapes hostile text in the HTML page", async () => {
+		const hostileId = `"><script>alert(1)</script>`;
+		const hostileMessage = `<img src=x onerror='alert(2)'> & more`;
+		const response = renderError(
+			new ProxyError("invalid_sandbox_id", { sandboxId: hostileId, message: hostileMessage }),
+			new Headers(browserNavigation),
+		);
+		const html = await response.text();
+		expect(html).not.toContain("<script>");
+		expect(html).not.toContain("<img");
+		expect(html).not.toContain("onerror='");
+		expect(html).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+		expect(html).toContain("&quot;&gt;");
+		expect(html).toContain("&lt;img src=x onerror=&#39;alert(2)&#39;&gt; &amp; more");
+	});
+
+	it("keeps hostile text intact, as data, in JSON", async () => {
+		const hostileId = `<script>"x"</script>`;
+		const response = renderError(new ProxyError("invalid_sandbox_id", { sandboxId: hostileId }), new Headers(jsonClient));
+		expect((await response.json()) as { sandboxId: string }).toMatchObject({ sandboxId: hostileId });
+	});
+
+	it.each(Object.keys(errorCodes).filter(isErrorCode))("renders %s with its registry status", async (code) => {
+		const definition: ErrorDefinition = errorCodes[code];
+		const error = new ProxyError(code, { sandboxId: "abc" });
+
+		const jsonResponse = renderError(error, new Headers(jsonClient));
+		expect(jsonResponse.status).toBe(definition.status);
+		expect(await jsonResponse.json()).toStrictEqual({
+			sandboxId: "abc",
+			message: definition.message,
+			code: definition.status,
+			reason: code,
+		});
+
+		const htmlResponse = renderError(error, new Headers(browserNavigation));
+		expect(htmlResponse.status).toBe(definition.status);
+		expect(await htmlResponse.text()).toContain(definition.message.replaceAll("'", "&#39;"));
+
+		// Retry-After goes with the transient 503 and 504 failures, and only with them.
+		for (const response of [jsonResponse, htmlResponse]) {
+			const retryAfter = response.headers.get("retry-after");
+			if (definition.status === 503 || definition.status === 504) {
+				expect(retryAfter).toMatch(/^[1-9]\d*$/);
+			} else {
+				expect(retryAfter).toBeNull();
+			}
+		}
+	});
+});
+
+describe("the contract's messages", () => {
+	it.each([
+		["sandbox_not_found", 502, "The sandbox was not found"],
+		[
+			"resume_forbidden",
+			403,
+			"This sandbox can't be resumed with the credentials provided. Check your access token and try again.",
+		],
+		["sandbox_transitioning", 409, "The sandbox is still transitioning. Try again in a moment."],
+		["resume_rate_limited", 429, undefined],
+		["control_plane_unavailable", 503, "The sandbox service is temporarily unavailable"],
+		["resume_timeout", 504, "Timed out waiting for the sandbox to resume"],
+	] as const)("%s is %i with the contract's text", async (code, status, message) => {
+		expect(errorCodes[code].status).toBe(status);
+		if (message !== undefined) expect(errorCodes[code].message).toBe(message);
+		const body = (await renderError(new ProxyError(code), new Headers(jsonClient)).json()) as Record<string, unknown>;
+		expect(body.code).toBe(status);
+		if (message !== undefined) expect(body.message).toBe(message);
+	});
+
+	it("passes the control plane's rate-limit text on as the message", async () => {
+		const error = new ProxyError("resume_rate_limited", { sandboxId: "abc", message: "slow down: 5 resumes/min" });
+		const body = (await renderError(error, new Headers(jsonClient)).json()) as Record<string, unknown>;
+		expect(body).toStrictEqual({ sandboxId: "abc", message: "slow down: 5 resumes/min", code: 429, reason: "resume_rate_limited" });
+	});
+});

@@ -1,0 +1,146 @@
+import { describe, expect, it } from "vitest";
+import { nodeOrigin, upstreamHeaders } from "../../src/forward.ts";
+
+const target = { sandboxId: "abc123", port: 3000 };
+const url = new URL("https://3000-abc123.e2b.example.com/path?q=1");
+
+function upstream(headers: HeadersInit, requestUrl = url) {
+	return upstreamHeaders(new Headers(headers), requestUrl, target);
+}
+
+describe("upstreamHeaders", () => {
+	it("strips hop-by-hop headers", () => {
+		const headers = upstream({
+			connection: "keep-alive",
+			"keep-alive": "timeout=5",
+			"proxy-connection": "keep-alive",
+			"proxy-authenticate": "Basic",
+			"proxy-authorization": "Basic Zm9vOmJhcg==",
+			te: "trailers",
+			trailer: "x-checksum",
+			"transfer-encoding": "chunked",
+			upgrade: "h2c",
+			accept: "text/plain",
+		});
+		for (const name of [
+			"connection",
+			"keep-alive",
+			"proxy-connection",
+			"proxy-authenticate",
+			"proxy-authorization",
+			"te",
+			"trailer",
+			"transfer-encoding",
+			"upgrade",
+		]) {
+			expect(headers.has(name), name).toBe(false);
+		}
+		expect(headers.get("accept")).toBe("text/plain");
+	});
+
+	it("strips the headers that Connection names", () => {
+		const headers = upstream({
+			connection: "close, X-Hop-One ,x-hop-two,, ",
+			"x-hop-one": "1",
+			"X-Hop-Two": "2",
+			"x-keep": "3",
+		});
+		expect(headers.has("x-hop-one")).toBe(false);
+		expect(headers.has("x-hop-two")).toBe(false);
+		expect(headers.get("x-keep")).toBe("3");
+	});
+
+	it.each(["x-e2b-client-proxy-auth", "X-E2B-Client-Proxy-Auth", "X-E2b-CLIENT-PROXY-AUTH"])(
+		"strips %s, the edge's secret header",
+		(name) => {
+			expect(upstream({ [name]: "forged" }).has("x-e2b-client-proxy-auth")).toBe(false);
+		},
+	);
+
+	it("does not let Connection re-admit the secret header", () => {
+		// Listing it in Connection must not matter either way: it is gone.
+		const headers = upstream({ connection: "x-e2b-client-proxy-auth", "x-e2b-client-proxy-auth": "forged" });
+		expect(headers.has("x-e2b-client-proxy-auth")).toBe(false);
+	});
+
+	it("overwrites the client's routing headers with the parsed target", () => {
+		const headers = upstream({ "E2b-Sandbox-Id": "victim", "E2B-SANDBOX-PORT": "22" });
+		expect(headers.get("e2b-sandbox-id")).toBe("abc123");
+		expect(headers.get("e2b-sandbox-port")).toBe("3000");
+	});
+
+	it("sets the routing headers when the client sent none", () => {
+		const headers = upstream({});
+		expect(headers.get("e2b-sandbox-id")).toBe("abc123");
+		expect(headers.get("e2b-sandbox-port")).toBe("3000");
+	});
+
+	it("sets X-Forwarded-Host to the original Host, overwriting the client's", () => {
+		const headers = upstream({ host: "3000-abc123.e2b.example.com:8443", "x-forwarded-host": "evil.com" });
+		expect(headers.get("x-forwarded-host")).toBe("3000-abc123.e2b.example.com:8443");
+	});
+
+	it("falls back to the URL's host for X-Forwarded-Host", () => {
+		const headers = upstream({}, new URL("http://3000-abc123.localhost:8787/"));
+		expect(headers.get("x-forwarded-host")).toBe("3000-abc123.localhost:8787");
+	});
+
+	it("keeps Upgrade: websocket for a WebSocket handshake", () => {
+		const headers = upstream({
+			connection: "Upgrade",
+			upgrade: "WebSocket",
+			"sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+			"sec-websocket-version": "13",
+			"sec-websocket-protocol": "chat",
+		});
+		expect(headers.get("upgrade")?.toLowerCase()).toBe("websocket");
+		expect(headers.get("sec-websocket-key")).toBe("dGhlIHNhbXBsZSBub25jZQ==");
+		expect(headers.get("sec-websocket-version")).toBe("13");
+		expect(headers.get("sec-websocket-protocol")).toBe("chat");
+	});
+
+	it("keeps every other header, with all of its values", () => {
+		const inbound = new Headers([
+			["accept", "application/json"],
+			["authorization", "Bearer user-token"],
+			["cookie", "a=1; b=2"],
+			["x-access-token", "envd"],
+			["e2b-traffic-access-token", "traffic"],
+			["content-type", "application/octet-stream"],
+			["content-length", "42"],
+			["x-custom", "one"],
+			["x-custom", "two"],
+			["user-agent", "curl/8.5.0"],
+		]);
+		const headers = upstreamHeaders(inbound, url, target);
+		for (const [name, value] of inbound) expect(headers.get(name), name).toBe(value);
+		expect(headers.get("x-custom")).toBe("one, two");
+	});
+
+	it("does not modify the inbound headers", () => {
+		const inbound = new Headers({ connection: "x-a", "x-a": "1", "x-e2b-client-proxy-auth": "s" });
+		upstreamHeaders(inbound, url, target);
+		expect(inbound.get("x-a")).toBe("1");
+		expect(inbound.get("x-e2b-client-proxy-auth")).toBe("s");
+		expect(inbound.has("e2b-sandbox-id")).toBe(false);
+	});
+});
+
+describe("nodeOrigin", () => {
+	it.each([
+		["http://{ip}:5007", "10.1.2.3", "http://10.1.2.3:5007"],
+		["http://n-{ip_dashed}.nodes.example.com:5007", "10.1.2.3", "http://n-10-1-2-3.nodes.example.com:5007"],
+		["http://{ip}:5007", "fd00::1", "http://[fd00::1]:5007"],
+		["http://{ip}:5007", "2001:db8::8a2e:370:7334", "http://[2001:db8::8a2e:370:7334]:5007"],
+		["https://n-{ip_dashed}.nodes.example.com", "fd00::1", "https://n-fd00--1.nodes.example.com"],
+		["https://n-{ip_dashed}.nodes.example.com", "::ffff:10.0.0.1", "https://n---ffff-10-0-0-1.nodes.example.com"],
+		["http://{ip}.{ip_dashed}.example.com", "10.0.0.1", "http://10.0.0.1.10-0-0-1.example.com"],
+	])("fills %s with %s", (template, ip, origin) => {
+		expect(nodeOrigin(template, ip)).toBe(origin);
+	});
+
+	it("gives an origin that parses to the node's address", () => {
+		expect(new URL(nodeOrigin("http://{ip}:5007", "fd00::1")).hostname).toBe("[fd00::1]");
+		expect(new URL(nodeOrigin("http://{ip}:5007", "10.1.2.3")).host).toBe("10.1.2.3:5007");
+	});
+});
