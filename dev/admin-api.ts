@@ -2,177 +2,178 @@
 // over HTTP rather than in-process.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { FaultError, parseFault, type FaultSlot } from "./fault.ts";
+import { FaultError, type FaultSlot, parseFault } from "./fault.ts";
 import { BodyTooLargeError, pathOf, queryOf, readBody, sendJson, sendNoContent } from "./http-util.ts";
 import { type CreateSandboxInput, type RecordedCall, SANDBOX_STATES, type SandboxState } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 
 export interface AdminBackend {
-  registry: SandboxRegistry;
-  calls(): RecordedCall[];
-  resetCalls(): void;
-  fault: FaultSlot;
+	registry: SandboxRegistry;
+	calls(): RecordedCall[];
+	resetCalls(): void;
+	fault: FaultSlot;
 }
 
 class HttpError extends Error {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  constructor(status: number, message: string, headers: Record<string, string> = {}) {
-    super(message);
-    this.status = status;
-    this.headers = headers;
-  }
+	readonly status: number;
+	readonly headers: Record<string, string>;
+	constructor(status: number, message: string, headers: Record<string, string> = {}) {
+		super(message);
+		this.status = status;
+		this.headers = headers;
+	}
 }
 
 const ROUTES = [
-  "GET /admin/sandboxes",
-  "POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?}",
-  "GET /admin/sandboxes/:id",
-  "DELETE /admin/sandboxes/:id",
-  "POST /admin/sandboxes/:id/pause [?wait=false]",
-  "POST /admin/sandboxes/:id/resume",
-  "POST /admin/sandboxes/:id/kill",
-  "GET /admin/calls",
-  "DELETE /admin/calls",
-  "GET /admin/fault",
-  "PUT /admin/fault {code?, message?, delayMs?, httpStatus?, garbage?, hang?, sandboxId?, times?}",
-  "DELETE /admin/fault",
+	"GET /admin/sandboxes",
+	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?}",
+	"GET /admin/sandboxes/:id",
+	"DELETE /admin/sandboxes/:id",
+	"POST /admin/sandboxes/:id/pause [?wait=false]",
+	"POST /admin/sandboxes/:id/resume",
+	"POST /admin/sandboxes/:id/kill",
+	"GET /admin/calls",
+	"DELETE /admin/calls",
+	"GET /admin/fault",
+	"PUT /admin/fault {code?, message?, delayMs?, httpStatus?, garbage?, hang?, sandboxId?, times?}",
+	"DELETE /admin/fault",
 ];
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  let body: Buffer;
-  try {
-    body = await readBody(req, 64 * 1024);
-  } catch (error) {
-    if (error instanceof BodyTooLargeError) throw new HttpError(413, error.message);
-    throw error;
-  }
-  if (body.byteLength === 0) return {};
-  try {
-    return JSON.parse(body.toString("utf8"));
-  } catch {
-    throw new HttpError(400, "request body must be JSON");
-  }
+	let body: Buffer;
+	try {
+		body = await readBody(req, 64 * 1024);
+	} catch (error) {
+		if (error instanceof BodyTooLargeError) throw new HttpError(413, error.message);
+		throw error;
+	}
+	if (body.byteLength === 0) return {};
+	try {
+		return JSON.parse(body.toString("utf8"));
+	} catch {
+		throw new HttpError(400, "request body must be JSON");
+	}
 }
 
 const CREATE_KEYS = new Set(["id", "autoResume", "public", "secure", "state", "ports"]);
 
 function parseCreate(value: unknown): CreateSandboxInput {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new HttpError(400, "body must be a JSON object");
-  }
-  const body = value as Record<string, unknown>;
-  for (const key of Object.keys(body)) {
-    if (!CREATE_KEYS.has(key)) throw new HttpError(400, `unknown field "${key}"`);
-  }
-  const input: CreateSandboxInput = {};
-  if (body.id !== undefined) {
-    if (typeof body.id !== "string") throw new HttpError(400, "id must be a string");
-    input.id = body.id;
-  }
-  for (const flag of ["autoResume", "public", "secure"] as const) {
-    if (body[flag] === undefined) continue;
-    if (typeof body[flag] !== "boolean") throw new HttpError(400, `${flag} must be a boolean`);
-    input[flag] = body[flag];
-  }
-  if (body.state !== undefined) {
-    if (!SANDBOX_STATES.includes(body.state as SandboxState)) {
-      throw new HttpError(400, `state must be one of ${SANDBOX_STATES.join(", ")}`);
-    }
-    input.state = body.state as SandboxState;
-  }
-  if (body.ports !== undefined) {
-    if (!Array.isArray(body.ports) || !body.ports.every((p) => Number.isInteger(p))) {
-      throw new HttpError(400, "ports must be an array of integers");
-    }
-    input.ports = body.ports as number[];
-  }
-  return input;
+	if (typeof value !== "object" || value === null || Array.isArray(value)) {
+		throw new HttpError(400, "body must be a JSON object");
+	}
+	const body = value as Record<string, unknown>;
+	for (const key of Object.keys(body)) {
+		if (!CREATE_KEYS.has(key)) throw new HttpError(400, `unknown field "${key}"`);
+	}
+	const input: CreateSandboxInput = {};
+	if (body.id !== undefined) {
+		if (typeof body.id !== "string") throw new HttpError(400, "id must be a string");
+		input.id = body.id;
+	}
+	for (const flag of ["autoResume", "public", "secure"] as const) {
+		if (body[flag] === undefined) continue;
+		if (typeof body[flag] !== "boolean") throw new HttpError(400, `${flag} must be a boolean`);
+		input[flag] = body[flag];
+	}
+	if (body.state !== undefined) {
+		if (!SANDBOX_STATES.includes(body.state as SandboxState)) {
+			throw new HttpError(400, `state must be one of ${SANDBOX_STATES.join(", ")}`);
+		}
+		input.state = body.state as SandboxState;
+	}
+	if (body.ports !== undefined) {
+		if (!Array.isArray(body.ports) || !body.ports.every((p) => Number.isInteger(p))) {
+			throw new HttpError(400, "ports must be an array of integers");
+		}
+		input.ports = body.ports as number[];
+	}
+	return input;
 }
 
 function methodNotAllowed(allowed: string[]): never {
-  throw new HttpError(405, `method not allowed; use ${allowed.join(" or ")}`, { allow: allowed.join(", ") });
+	throw new HttpError(405, `method not allowed; use ${allowed.join(" or ")}`, { allow: allowed.join(", ") });
 }
 
 function mustFind(backend: AdminBackend, id: string) {
-  const sandbox = backend.registry.get(id);
-  if (sandbox === undefined) throw new HttpError(404, `sandbox ${id} not found`);
-  return sandbox;
+	const sandbox = backend.registry.get(id);
+	if (sandbox === undefined) throw new HttpError(404, `sandbox ${id} not found`);
+	return sandbox;
 }
 
 async function route(backend: AdminBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { registry } = backend;
-  const method = req.method ?? "GET";
-  const segments = pathOf(req).split("/").filter(Boolean).map(decodeURIComponent);
-  const [, resource, id, action, ...rest] = segments;
+	const { registry } = backend;
+	const method = req.method ?? "GET";
+	const segments = pathOf(req).split("/").filter(Boolean).map(decodeURIComponent);
+	const [, resource, id, action, ...rest] = segments;
 
-  if (resource === undefined) return sendJson(res, 200, { routes: ROUTES });
+	if (resource === undefined) return sendJson(res, 200, { routes: ROUTES });
 
-  if (resource === "sandboxes" && rest.length === 0) {
-    if (id === undefined) {
-      if (method === "GET") return sendJson(res, 200, { sandboxes: registry.list() });
-      if (method === "POST") return sendJson(res, 201, await registry.create(parseCreate(await readJson(req))));
-      methodNotAllowed(["GET", "POST"]);
-    }
-    if (action === undefined) {
-      if (method === "GET") return sendJson(res, 200, mustFind(backend, id));
-      if (method === "DELETE") {
-        mustFind(backend, id);
-        await registry.remove(id);
-        return sendNoContent(res);
-      }
-      methodNotAllowed(["GET", "DELETE"]);
-    }
-    if (action === "pause" || action === "resume" || action === "kill") {
-      if (method !== "POST") methodNotAllowed(["POST"]);
-      mustFind(backend, id);
-      if (action === "kill") return sendJson(res, 200, await registry.kill(id));
-      if (action === "resume") return sendJson(res, 200, await registry.resume(id));
-      const pausing = registry.pause(id);
-      if (queryOf(req).get("wait") === "false") {
-        // The caller wants the "pausing" window; errors still surface in the log.
-        pausing.catch(() => {});
-        return sendJson(res, 202, mustFind(backend, id));
-      }
-      return sendJson(res, 200, await pausing);
-    }
-  }
+	if (resource === "sandboxes" && rest.length === 0) {
+		if (id === undefined) {
+			if (method === "GET") return sendJson(res, 200, { sandboxes: registry.list() });
+			if (method === "POST") return sendJson(res, 201, await registry.create(parseCreate(await readJson(req))));
+			methodNotAllowed(["GET", "POST"]);
+		}
+		if (action === undefined) {
+			if (method === "GET") return sendJson(res, 200, mustFind(backend, id));
+			if (method === "DELETE") {
+				mustFind(backend, id);
+				await registry.remove(id);
+				return sendNoContent(res);
+			}
+			methodNotAllowed(["GET", "DELETE"]);
+		}
+		if (action === "pause" || action === "resume" || action === "kill") {
+			if (method !== "POST") methodNotAllowed(["POST"]);
+			mustFind(backend, id);
+			if (action === "kill") return sendJson(res, 200, await registry.kill(id));
+			if (action === "resume") return sendJson(res, 200, await registry.resume(id));
+			const pausing = registry.pause(id);
+			if (queryOf(req).get("wait") === "false") {
+				// The caller wants the "pausing" window; errors still surface in the log.
+				pausing.catch(() => {});
+				return sendJson(res, 202, mustFind(backend, id));
+			}
+			return sendJson(res, 200, await pausing);
+		}
+	}
 
-  if (resource === "calls" && id === undefined) {
-    if (method === "GET") return sendJson(res, 200, { calls: backend.calls() });
-    if (method === "DELETE") {
-      backend.resetCalls();
-      return sendNoContent(res);
-    }
-    methodNotAllowed(["GET", "DELETE"]);
-  }
+	if (resource === "calls" && id === undefined) {
+		if (method === "GET") return sendJson(res, 200, { calls: backend.calls() });
+		if (method === "DELETE") {
+			backend.resetCalls();
+			return sendNoContent(res);
+		}
+		methodNotAllowed(["GET", "DELETE"]);
+	}
 
-  if (resource === "fault" && id === undefined) {
-    if (method === "GET") return sendJson(res, 200, { fault: backend.fault.current() ?? null });
-    if (method === "PUT") {
-      backend.fault.set(parseFault(await readJson(req)));
-      return sendJson(res, 200, { fault: backend.fault.current() ?? null });
-    }
-    if (method === "DELETE") {
-      backend.fault.clear();
-      return sendNoContent(res);
-    }
-    methodNotAllowed(["GET", "PUT", "DELETE"]);
-  }
+	if (resource === "fault" && id === undefined) {
+		if (method === "GET") return sendJson(res, 200, { fault: backend.fault.current() ?? null });
+		if (method === "PUT") {
+			backend.fault.set(parseFault(await readJson(req)));
+			return sendJson(res, 200, { fault: backend.fault.current() ?? null });
+		}
+		if (method === "DELETE") {
+			backend.fault.clear();
+			return sendNoContent(res);
+		}
+		methodNotAllowed(["GET", "PUT", "DELETE"]);
+	}
 
-  throw new HttpError(404, `no admin route ${method} ${pathOf(req)}; GET /admin lists them`);
+	throw new HttpError(404, `no admin route ${method} ${pathOf(req)}; GET /admin lists them`);
 }
 
 export function createAdminHandler(backend: AdminBackend): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    route(backend, req, res).catch((error: unknown) => {
-      if (res.headersSent) return void res.destroy();
-      if (error instanceof HttpError) {
-        return sendJson(res, error.status, { message: error.message, code: error.status }, error.headers);
-      }
-      if (error instanceof RegistryError) return sendJson(res, error.status, { message: error.message, code: error.status });
-      if (error instanceof FaultError) return sendJson(res, 400, { message: error.message, code: 400 });
-      sendJson(res, 500, { message: error instanceof Error ? error.message : String(error), code: 500 });
-    });
-  };
+	return (req, res) => {
+		route(backend, req, res).catch((error: unknown) => {
+			if (res.headersSent) return void res.destroy();
+			if (error instanceof HttpError) {
+				return sendJson(res, error.status, { message: error.message, code: error.status }, error.headers);
+			}
+			if (error instanceof RegistryError)
+				return sendJson(res, error.status, { message: error.message, code: error.status });
+			if (error instanceof FaultError) return sendJson(res, 400, { message: error.message, code: 400 });
+			sendJson(res, 500, { message: error instanceof Error ? error.message : String(error), code: 500 });
+		});
+	};
 }

@@ -2,12 +2,12 @@
 // so it works unchanged behind the Worker's per-sandbox host.
 
 function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+	return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 export function renderDemoPage(sandboxId: string, count: number): string {
-  const id = escapeHtml(sandboxId);
-  return `<!doctype html>
+	const id = escapeHtml(sandboxId);
+	return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

@@ -4,29 +4,29 @@
 
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { Readable, pipeline } from "node:stream";
+import { pipeline, Readable } from "node:stream";
 import { WebSocketServer } from "ws";
 import { renderDemoPage } from "./demo-page.ts";
-import { pathOf, queryOf, headerRecord, sendJson, sendNoContent } from "./http-util.ts";
+import { headerRecord, pathOf, queryOf, sendJson, sendNoContent } from "./http-util.ts";
 import { DEMO_PORTS } from "./model.ts";
 import { listen, type ManagedServer } from "./server-lifecycle.ts";
 
 export interface RunningSandbox {
-  /** Sandbox port -> local port on 127.0.0.1. */
-  readonly ports: ReadonlyMap<number, number>;
-  close(): Promise<void>;
+	/** Sandbox port -> local port on 127.0.0.1. */
+	readonly ports: ReadonlyMap<number, number>;
+	close(): Promise<void>;
 }
 
 /** Starts and stops the processes of sandboxes; the registry drives it. */
 export interface SandboxRuntime {
-  start(sandboxId: string, ports: readonly number[]): Promise<RunningSandbox>;
-  /** The sandbox is gone for good (killed or deleted): drop what survives a pause. */
-  forget(sandboxId: string): void;
+	start(sandboxId: string, ports: readonly number[]): Promise<RunningSandbox>;
+	/** The sandbox is gone for good (killed or deleted): drop what survives a pause. */
+	forget(sandboxId: string): void;
 }
 
 /** What a paused sandbox keeps, the way a real pause snapshots memory. */
 interface DemoMemory {
-  count: number;
+	count: number;
 }
 
 const MiB = 1024 * 1024;
@@ -38,218 +38,234 @@ const CHUNK_BYTES = 64 * 1024;
 const PATTERN = Buffer.from(Array.from({ length: CHUNK_BYTES }, (_, i) => i % 256));
 
 export function createDemoRuntime(): SandboxRuntime {
-  const memories = new Map<string, DemoMemory>();
-  return {
-    start(sandboxId, ports) {
-      let memory = memories.get(sandboxId);
-      if (memory === undefined) {
-        memory = { count: 0 };
-        memories.set(sandboxId, memory);
-      }
-      return startDemoSandbox(sandboxId, ports, memory);
-    },
-    forget(sandboxId) {
-      memories.delete(sandboxId);
-    },
-  };
+	const memories = new Map<string, DemoMemory>();
+	return {
+		start(sandboxId, ports) {
+			let memory = memories.get(sandboxId);
+			if (memory === undefined) {
+				memory = { count: 0 };
+				memories.set(sandboxId, memory);
+			}
+			return startDemoSandbox(sandboxId, ports, memory);
+		},
+		forget(sandboxId) {
+			memories.delete(sandboxId);
+		},
+	};
 }
 
 export async function startDemoSandbox(
-  sandboxId: string,
-  ports: readonly number[],
-  memory: DemoMemory = { count: 0 },
+	sandboxId: string,
+	ports: readonly number[],
+	memory: DemoMemory = { count: 0 },
 ): Promise<RunningSandbox> {
-  const servers = new Map<number, ManagedServer>();
-  const closeAll = () => Promise.all([...servers.values()].map((s) => s.close())).then(() => {});
-  try {
-    for (const port of ports) {
-      if (!DEMO_PORTS.includes(port)) throw new Error(`the demo sandbox cannot serve port ${port}`);
-      servers.set(port, await startPortServer(sandboxId, port, memory));
-    }
-  } catch (error) {
-    await closeAll();
-    throw error;
-  }
-  return {
-    ports: new Map([...servers].map(([port, server]) => [port, server.port])),
-    close: closeAll,
-  };
+	const servers = new Map<number, ManagedServer>();
+	const closeAll = () => Promise.all([...servers.values()].map((s) => s.close())).then(() => {});
+	try {
+		for (const port of ports) {
+			if (!DEMO_PORTS.includes(port)) throw new Error(`the demo sandbox cannot serve port ${port}`);
+			servers.set(port, await startPortServer(sandboxId, port, memory));
+		}
+	} catch (error) {
+		await closeAll();
+		throw error;
+	}
+	return {
+		ports: new Map([...servers].map(([port, server]) => [port, server.port])),
+		close: closeAll,
+	};
 }
 
 function startPortServer(sandboxId: string, port: number, memory: DemoMemory): Promise<ManagedServer> {
-  if (port === 3000) return startWebApp(sandboxId, memory);
-  if (port === 49983) return listen(createServer(envdHealth), 0);
-  return listen(
-    createServer((req, res) => sendJson(res, 200, { sandboxId, port, method: req.method, path: req.url })),
-    0,
-  );
+	if (port === 3000) return startWebApp(sandboxId, memory);
+	if (port === 49983) return listen(createServer(envdHealth), 0);
+	return listen(
+		createServer((req, res) => sendJson(res, 200, { sandboxId, port, method: req.method, path: req.url })),
+		0,
+	);
 }
 
 function envdHealth(req: IncomingMessage, res: ServerResponse): void {
-  if (req.method === "GET" && pathOf(req) === "/health") return sendNoContent(res);
-  sendJson(res, 404, { message: "not found", code: 404 });
+	if (req.method === "GET" && pathOf(req) === "/health") {
+		sendNoContent(res);
+		return;
+	}
+	sendJson(res, 404, { message: "not found", code: 404 });
 }
 
 async function startWebApp(sandboxId: string, memory: DemoMemory): Promise<ManagedServer> {
-  const wss = new WebSocketServer({ noServer: true });
-  wss.on("connection", (ws) => {
-    ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
-  });
+	const wss = new WebSocketServer({ noServer: true });
+	wss.on("connection", (ws) => {
+		ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+	});
 
-  const server = createServer((req, res) => {
-    handleWebApp(sandboxId, memory, req, res).catch((error: unknown) => {
-      if (!res.headersSent) sendJson(res, 500, { message: String(error), code: 500 });
-      else res.destroy();
-    });
-  });
-  server.on("upgrade", (req, socket, head) => {
-    if (pathOf(req) !== "/ws") {
-      socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-      return;
-    }
-    wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
-  });
+	const server = createServer((req, res) => {
+		handleWebApp(sandboxId, memory, req, res).catch((error: unknown) => {
+			if (!res.headersSent) sendJson(res, 500, { message: String(error), code: 500 });
+			else res.destroy();
+		});
+	});
+	server.on("upgrade", (req, socket, head) => {
+		if (pathOf(req) !== "/ws") {
+			socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+			return;
+		}
+		wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
+	});
 
-  const managed = await listen(server, 0);
-  return {
-    port: managed.port,
-    async close() {
-      for (const client of wss.clients) client.terminate();
-      wss.close();
-      await managed.close();
-    },
-  };
+	const managed = await listen(server, 0);
+	return {
+		port: managed.port,
+		async close() {
+			for (const client of wss.clients) client.terminate();
+			wss.close();
+			await managed.close();
+		},
+	};
 }
 
 async function handleWebApp(
-  sandboxId: string,
-  memory: DemoMemory,
-  req: IncomingMessage,
-  res: ServerResponse,
+	sandboxId: string,
+	memory: DemoMemory,
+	req: IncomingMessage,
+	res: ServerResponse,
 ): Promise<void> {
-  const path = pathOf(req);
-  const method = req.method ?? "GET";
-  const query = queryOf(req);
+	const path = pathOf(req);
+	const method = req.method ?? "GET";
+	const query = queryOf(req);
 
-  if (path === "/" && (method === "GET" || method === "HEAD")) {
-    memory.count += 1;
-    const html = renderDemoPage(sandboxId, memory.count);
-    res.writeHead(200, {
-      "content-type": "text/html; charset=utf-8",
-      "content-length": Buffer.byteLength(html),
-      "cache-control": "no-store",
-    });
-    res.end(method === "HEAD" ? undefined : html);
-    return;
-  }
-  if (path === "/count") {
-    if (method === "POST") memory.count += 1;
-    return sendJson(res, 200, { count: memory.count });
-  }
-  if (path === "/events") return serveClock(res, query);
-  if (path === "/download") return serveDownload(res, query);
-  if (path === "/upload" && (method === "POST" || method === "PUT")) return serveUpload(req, res);
-  if (path === "/headers") return sendJson(res, 200, headerRecord(req.headers));
-  if (path === "/redirect") {
-    res.writeHead(302, {
-      location: "/",
-      "set-cookie": ["a=1; Path=/", "b=2; Path=/"],
-      "content-length": 0,
-    });
-    res.end();
-    return;
-  }
-  if (path === "/cookies") {
-    res.setHeader("set-cookie", ["c1=one; Path=/", "c2=two; Path=/; HttpOnly", "c3=three; Path=/; SameSite=Lax"]);
-    return sendJson(res, 200, { cookies: 3 });
-  }
-  const status = /^\/status\/(\d{3})$/.exec(path);
-  if (status !== null) return serveStatus(res, Number(status[1]));
-  if (path === "/slow") return serveSlow(res, query);
-  sendJson(res, 404, { message: `no route for ${method} ${path}`, code: 404 });
+	if (path === "/" && (method === "GET" || method === "HEAD")) {
+		memory.count += 1;
+		const html = renderDemoPage(sandboxId, memory.count);
+		res.writeHead(200, {
+			"content-type": "text/html; charset=utf-8",
+			"content-length": Buffer.byteLength(html),
+			"cache-control": "no-store",
+		});
+		res.end(method === "HEAD" ? undefined : html);
+		return;
+	}
+	if (path === "/count") {
+		if (method === "POST") memory.count += 1;
+		return sendJson(res, 200, { count: memory.count });
+	}
+	if (path === "/events") return serveClock(res, query);
+	if (path === "/download") return serveDownload(res, query);
+	if (path === "/upload" && (method === "POST" || method === "PUT")) return serveUpload(req, res);
+	if (path === "/headers") return sendJson(res, 200, headerRecord(req.headers));
+	if (path === "/redirect") {
+		res.writeHead(302, {
+			location: "/",
+			"set-cookie": ["a=1; Path=/", "b=2; Path=/"],
+			"content-length": 0,
+		});
+		res.end();
+		return;
+	}
+	if (path === "/cookies") {
+		res.setHeader("set-cookie", ["c1=one; Path=/", "c2=two; Path=/; HttpOnly", "c3=three; Path=/; SameSite=Lax"]);
+		return sendJson(res, 200, { cookies: 3 });
+	}
+	const status = /^\/status\/(\d{3})$/.exec(path);
+	if (status !== null) return serveStatus(res, Number(status[1]));
+	if (path === "/slow") return serveSlow(res, query);
+	sendJson(res, 404, { message: `no route for ${method} ${path}`, code: 404 });
 }
 
 function intParam(query: URLSearchParams, name: string, fallback: number, min: number, max: number): number | string {
-  const raw = query.get(name);
-  if (raw === null || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    return `?${name} must be an integer from ${min} to ${max}`;
-  }
-  return value;
+	const raw = query.get(name);
+	if (raw === null || raw === "") return fallback;
+	const value = Number(raw);
+	if (!Number.isInteger(value) || value < min || value > max) {
+		return `?${name} must be an integer from ${min} to ${max}`;
+	}
+	return value;
 }
 
 function serveClock(res: ServerResponse, query: URLSearchParams): void {
-  const interval = intParam(query, "interval", 1000, 10, 3_600_000);
-  const count = intParam(query, "count", 0, 0, Number.MAX_SAFE_INTEGER);
-  if (typeof interval === "string") return sendJson(res, 400, { message: interval, code: 400 });
-  if (typeof count === "string") return sendJson(res, 400, { message: count, code: 400 });
+	const interval = intParam(query, "interval", 1000, 10, 3_600_000);
+	const count = intParam(query, "count", 0, 0, Number.MAX_SAFE_INTEGER);
+	if (typeof interval === "string") {
+		sendJson(res, 400, { message: interval, code: 400 });
+		return;
+	}
+	if (typeof count === "string") {
+		sendJson(res, 400, { message: count, code: 400 });
+		return;
+	}
 
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    // Tells any buffering proxy in front of us (nginx-style) to pass events through.
-    "x-accel-buffering": "no",
-  });
-  res.flushHeaders();
-  let sent = 0;
-  const tick = () => {
-    res.write(`data: ${new Date().toISOString()}\n\n`);
-    sent += 1;
-    if (count > 0 && sent >= count) {
-      clearInterval(timer);
-      res.end();
-    }
-  };
-  const timer = setInterval(tick, interval);
-  res.once("close", () => clearInterval(timer));
-  tick();
+	res.writeHead(200, {
+		"content-type": "text/event-stream; charset=utf-8",
+		"cache-control": "no-cache",
+		// Tells any buffering proxy in front of us (nginx-style) to pass events through.
+		"x-accel-buffering": "no",
+	});
+	res.flushHeaders();
+	let sent = 0;
+	const tick = () => {
+		res.write(`data: ${new Date().toISOString()}\n\n`);
+		sent += 1;
+		if (count > 0 && sent >= count) {
+			clearInterval(timer);
+			res.end();
+		}
+	};
+	const timer = setInterval(tick, interval);
+	res.once("close", () => clearInterval(timer));
+	tick();
 }
 
 function* patternChunks(total: number): Generator<Buffer> {
-  for (let remaining = total; remaining > 0; remaining -= CHUNK_BYTES) {
-    yield PATTERN.subarray(0, Math.min(CHUNK_BYTES, remaining));
-  }
+	for (let remaining = total; remaining > 0; remaining -= CHUNK_BYTES) {
+		yield PATTERN.subarray(0, Math.min(CHUNK_BYTES, remaining));
+	}
 }
 
 function serveDownload(res: ServerResponse, query: URLSearchParams): void {
-  const bytes = intParam(query, "bytes", DEFAULT_DOWNLOAD_BYTES, 0, MAX_DOWNLOAD_BYTES);
-  if (typeof bytes === "string") return sendJson(res, 400, { message: bytes, code: 400 });
-  res.writeHead(200, {
-    "content-type": "application/octet-stream",
-    "content-length": bytes,
-    "x-content-pattern": "byte[i] = i % 256",
-  });
-  // pipeline gives backpressure and stops generating when the client goes away.
-  pipeline(Readable.from(patternChunks(bytes)), res, () => {});
+	const bytes = intParam(query, "bytes", DEFAULT_DOWNLOAD_BYTES, 0, MAX_DOWNLOAD_BYTES);
+	if (typeof bytes === "string") {
+		sendJson(res, 400, { message: bytes, code: 400 });
+		return;
+	}
+	res.writeHead(200, {
+		"content-type": "application/octet-stream",
+		"content-length": bytes,
+		"x-content-pattern": "byte[i] = i % 256",
+	});
+	// pipeline gives backpressure and stops generating when the client goes away.
+	pipeline(Readable.from(patternChunks(bytes)), res, () => {});
 }
 
 async function serveUpload(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const hash = createHash("sha256");
-  let bytes = 0;
-  for await (const chunk of req) {
-    const buf = chunk as Buffer;
-    bytes += buf.byteLength;
-    hash.update(buf);
-  }
-  sendJson(res, 200, { bytes, sha256: hash.digest("hex") });
+	const hash = createHash("sha256");
+	let bytes = 0;
+	for await (const chunk of req) {
+		const buf = chunk as Buffer;
+		bytes += buf.byteLength;
+		hash.update(buf);
+	}
+	sendJson(res, 200, { bytes, sha256: hash.digest("hex") });
 }
 
 function serveStatus(res: ServerResponse, status: number): void {
-  if (status < 200 || status > 599) {
-    return sendJson(res, 400, { message: "status must be from 200 to 599", code: 400 });
-  }
-  if (status === 204 || status === 304) {
-    res.writeHead(status);
-    res.end();
-    return;
-  }
-  sendJson(res, status, { status });
+	if (status < 200 || status > 599) {
+		sendJson(res, 400, { message: "status must be from 200 to 599", code: 400 });
+		return;
+	}
+	if (status === 204 || status === 304) {
+		res.writeHead(status);
+		res.end();
+		return;
+	}
+	sendJson(res, status, { status });
 }
 
 function serveSlow(res: ServerResponse, query: URLSearchParams): void {
-  const ms = intParam(query, "ms", 1000, 0, 600_000);
-  if (typeof ms === "string") return sendJson(res, 400, { message: ms, code: 400 });
-  const timer = setTimeout(() => sendJson(res, 200, { waitedMs: ms }), ms);
-  res.once("close", () => clearTimeout(timer));
+	const ms = intParam(query, "ms", 1000, 0, 600_000);
+	if (typeof ms === "string") {
+		sendJson(res, 400, { message: ms, code: 400 });
+		return;
+	}
+	const timer = setTimeout(() => sendJson(res, 200, { waitedMs: ms }), ms);
+	res.once("close", () => clearTimeout(timer));
 }

@@ -6,105 +6,105 @@ import type { ServerResponse } from "node:http";
 import { FAULT_CODES, type Fault, type FaultCode, type RpcProtocol } from "./model.ts";
 
 export class FaultError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "FaultError";
-  }
+	constructor(message: string) {
+		super(message);
+		this.name = "FaultError";
+	}
 }
 
 const FAULT_KEYS = new Set(["code", "message", "delayMs", "httpStatus", "garbage", "hang", "sandboxId", "times"]);
 
 function isFaultCode(value: unknown): value is FaultCode {
-  return typeof value === "string" && (FAULT_CODES as readonly string[]).includes(value);
+	return typeof value === "string" && (FAULT_CODES as readonly string[]).includes(value);
 }
 
 function nonNegativeInt(value: unknown, name: string): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-    throw new FaultError(`${name} must be a non-negative integer`);
-  }
-  return value;
+	if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
+		throw new FaultError(`${name} must be a non-negative integer`);
+	}
+	return value;
 }
 
 /** Validates untrusted JSON into a Fault, naming the offending field. */
 export function parseFault(value: unknown): Fault {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new FaultError("fault must be a JSON object");
-  }
-  const input = value as Record<string, unknown>;
-  for (const key of Object.keys(input)) {
-    if (!FAULT_KEYS.has(key)) throw new FaultError(`unknown fault field "${key}"`);
-  }
-  const fault: Fault = {};
-  if (input.code !== undefined) {
-    if (!isFaultCode(input.code)) throw new FaultError(`code must be one of ${FAULT_CODES.join(", ")}`);
-    fault.code = input.code;
-  }
-  if (input.message !== undefined) {
-    if (typeof input.message !== "string") throw new FaultError("message must be a string");
-    fault.message = input.message;
-  }
-  if (input.delayMs !== undefined) fault.delayMs = nonNegativeInt(input.delayMs, "delayMs");
-  if (input.httpStatus !== undefined) {
-    const status = nonNegativeInt(input.httpStatus, "httpStatus");
-    if (status < 200 || status > 599) throw new FaultError("httpStatus must be from 200 to 599");
-    fault.httpStatus = status;
-  }
-  for (const flag of ["garbage", "hang"] as const) {
-    if (input[flag] !== undefined) {
-      if (typeof input[flag] !== "boolean") throw new FaultError(`${flag} must be a boolean`);
-      fault[flag] = input[flag];
-    }
-  }
-  if (input.sandboxId !== undefined) {
-    if (typeof input.sandboxId !== "string") throw new FaultError("sandboxId must be a string");
-    fault.sandboxId = input.sandboxId;
-  }
-  if (input.times !== undefined) {
-    fault.times = nonNegativeInt(input.times, "times");
-    if (fault.times === 0) throw new FaultError("times must be at least 1");
-  }
-  return fault;
+	if (typeof value !== "object" || value === null || Array.isArray(value)) {
+		throw new FaultError("fault must be a JSON object");
+	}
+	const input = value as Record<string, unknown>;
+	for (const key of Object.keys(input)) {
+		if (!FAULT_KEYS.has(key)) throw new FaultError(`unknown fault field "${key}"`);
+	}
+	const fault: Fault = {};
+	if (input.code !== undefined) {
+		if (!isFaultCode(input.code)) throw new FaultError(`code must be one of ${FAULT_CODES.join(", ")}`);
+		fault.code = input.code;
+	}
+	if (input.message !== undefined) {
+		if (typeof input.message !== "string") throw new FaultError("message must be a string");
+		fault.message = input.message;
+	}
+	if (input.delayMs !== undefined) fault.delayMs = nonNegativeInt(input.delayMs, "delayMs");
+	if (input.httpStatus !== undefined) {
+		const status = nonNegativeInt(input.httpStatus, "httpStatus");
+		if (status < 200 || status > 599) throw new FaultError("httpStatus must be from 200 to 599");
+		fault.httpStatus = status;
+	}
+	for (const flag of ["garbage", "hang"] as const) {
+		if (input[flag] !== undefined) {
+			if (typeof input[flag] !== "boolean") throw new FaultError(`${flag} must be a boolean`);
+			fault[flag] = input[flag];
+		}
+	}
+	if (input.sandboxId !== undefined) {
+		if (typeof input.sandboxId !== "string") throw new FaultError("sandboxId must be a string");
+		fault.sandboxId = input.sandboxId;
+	}
+	if (input.times !== undefined) {
+		fault.times = nonNegativeInt(input.times, "times");
+		if (fault.times === 0) throw new FaultError("times must be at least 1");
+	}
+	return fault;
 }
 
 export interface FaultSlot {
-  current(): Fault | undefined;
-  set(fault: Fault): void;
-  clear(): void;
-  /** The fault for this call, if any, counting it against `times`. */
-  take(sandboxId: string): Fault | undefined;
+	current(): Fault | undefined;
+	set(fault: Fault): void;
+	clear(): void;
+	/** The fault for this call, if any, counting it against `times`. */
+	take(sandboxId: string): Fault | undefined;
 }
 
 export function createFaultSlot(): FaultSlot {
-  let fault: Fault | undefined;
-  let remaining = Number.POSITIVE_INFINITY;
-  return {
-    current: () => (fault === undefined ? undefined : { ...fault }),
-    set(next) {
-      fault = { ...next };
-      remaining = next.times ?? Number.POSITIVE_INFINITY;
-    },
-    clear() {
-      fault = undefined;
-    },
-    take(sandboxId) {
-      if (fault === undefined) return undefined;
-      if (fault.sandboxId !== undefined && fault.sandboxId !== sandboxId) return undefined;
-      const taken = fault;
-      remaining -= 1;
-      if (remaining <= 0) fault = undefined;
-      return taken;
-    },
-  };
+	let fault: Fault | undefined;
+	let remaining = Number.POSITIVE_INFINITY;
+	return {
+		current: () => (fault === undefined ? undefined : { ...fault }),
+		set(next) {
+			fault = { ...next };
+			remaining = next.times ?? Number.POSITIVE_INFINITY;
+		},
+		clear() {
+			fault = undefined;
+		},
+		take(sandboxId) {
+			if (fault === undefined) return undefined;
+			if (fault.sandboxId !== undefined && fault.sandboxId !== sandboxId) return undefined;
+			const taken = fault;
+			remaining -= 1;
+			if (remaining <= 0) fault = undefined;
+			return taken;
+		},
+	};
 }
 
 export function describeFault(fault: Fault): string {
-  const parts: string[] = [];
-  if (fault.delayMs !== undefined) parts.push(`delay ${fault.delayMs}ms`);
-  if (fault.hang === true) parts.push("hang");
-  else if (fault.httpStatus !== undefined) parts.push(`http ${fault.httpStatus}`);
-  else if (fault.garbage === true) parts.push("garbage");
-  else if (fault.code !== undefined) parts.push(fault.code);
-  return parts.join(", ") || "no-op";
+	const parts: string[] = [];
+	if (fault.delayMs !== undefined) parts.push(`delay ${fault.delayMs}ms`);
+	if (fault.hang === true) parts.push("hang");
+	else if (fault.httpStatus !== undefined) parts.push(`http ${fault.httpStatus}`);
+	else if (fault.garbage === true) parts.push("garbage");
+	else if (fault.code !== undefined) parts.push(fault.code);
+	return parts.join(", ") || "no-op";
 }
 
 /**
@@ -112,23 +112,33 @@ export function describeFault(fault: Fault): string {
  * the response is taken care of (including never, for a hang).
  */
 export function answerRawFault(fault: Fault, protocol: RpcProtocol, res: ServerResponse): boolean {
-  if (fault.hang === true) return true;
-  if (fault.httpStatus !== undefined) {
-    // Shaped like what a load balancer in front of the control plane sends.
-    const body = `<html><body><h1>${fault.httpStatus}</h1><p>${fault.message ?? "injected HTTP fault"}</p></body></html>\n`;
-    res.writeHead(fault.httpStatus, { "content-type": "text/html", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-    return true;
-  }
-  if (fault.garbage === true) {
-    // The lead bytes guarantee a decode failure: a grpc-web frame header with
-    // reserved flags and a 4 GiB length, or a protobuf tag with wire type 7.
-    const lead = protocol === "grpc-web" ? [0xff, 0xff, 0xff, 0xff, 0xff] : [0x0f];
-    const body = Buffer.concat([Buffer.from(lead), Buffer.from(`not protobuf ${randomBytes(24).toString("base64")}`)]);
-    const contentType = protocol === "grpc-web" ? "application/grpc-web+proto" : "application/proto";
-    res.writeHead(200, { "content-type": contentType, "content-length": body.byteLength });
-    res.end(body);
-    return true;
-  }
-  return false;
+	if (fault.hang === true) return true;
+	if (fault.httpStatus !== undefined) {
+		// Shaped like what a load balancer in front of the control plane sends.
+		const body = `<html><body><h1>${fault.httpStatus}</h1><p>${fault.message ?? "injected HTTP fault"}</p></body></html>\n`;
+		res.writeHead(fault.httpStatus, { "content-type": "text/html", "content-length": Buffer.byteLength(body) });
+		res.end(body);
+		return true;
+	}
+	if (fault.garbage === true) {
+		// A message that cannot be decoded: it opens with a protobuf tag of wire
+		// type 7, which does not exist. For grpc-web it sits in a well-formed
+		// frame, so both protocols fail at the same place (message decoding)
+		// rather than grpc-web failing earlier on framing.
+		const junk = Buffer.concat([
+			Buffer.from([0x0f]),
+			Buffer.from(`not protobuf ${randomBytes(24).toString("base64")}`),
+		]);
+		let body = junk;
+		if (protocol === "grpc-web") {
+			const frame = Buffer.alloc(5);
+			frame.writeUInt32BE(junk.byteLength, 1);
+			body = Buffer.concat([frame, junk]);
+		}
+		const contentType = protocol === "grpc-web" ? "application/grpc-web+proto" : "application/proto";
+		res.writeHead(200, { "content-type": contentType, "content-length": body.byteLength });
+		res.end(body);
+		return true;
+	}
+	return false;
 }

@@ -13,63 +13,63 @@ export const SANDBOX_ID_PATTERN = /^[a-z0-9]+$/;
 
 /** A sandbox as the admin API and the CLI see it. */
 export interface SandboxView {
-  id: string;
-  state: SandboxState;
-  autoResume: boolean;
-  public: boolean;
-  /** Present only when `public` is false. */
-  trafficAccessToken?: string;
-  /** Present only for a "secure" sandbox. */
-  envdAccessToken?: string;
-  /** Sandbox ports the demo app serves while running. */
-  ports: number[];
-  /** True while a resume is in flight (state stays "paused" until it lands). */
-  resuming: boolean;
-  /** Sandbox port -> local 127.0.0.1 port, only while running. */
-  localPorts?: Record<string, number>;
-  createdAt: number;
+	id: string;
+	state: SandboxState;
+	autoResume: boolean;
+	public: boolean;
+	/** Present only when `public` is false. */
+	trafficAccessToken?: string;
+	/** Present only for a "secure" sandbox. */
+	envdAccessToken?: string;
+	/** Sandbox ports the demo app serves while running. */
+	ports: number[];
+	/** True while a resume is in flight (state stays "paused" until it lands). */
+	resuming: boolean;
+	/** Sandbox port -> local 127.0.0.1 port, only while running. */
+	localPorts?: Record<string, number>;
+	createdAt: number;
 }
 
 export interface CreateSandboxInput {
-  id?: string;
-  autoResume?: boolean;
-  public?: boolean;
-  secure?: boolean;
-  /** A sandbox created "pausing" stays there until paused or killed, which lets tests hold the 409 row. */
-  state?: SandboxState;
-  /** Subset of DEMO_PORTS to serve; the rest behave as closed ports. */
-  ports?: number[];
+	id?: string;
+	autoResume?: boolean;
+	public?: boolean;
+	secure?: boolean;
+	/** A sandbox created "pausing" stays there until paused or killed, which lets tests hold the 409 row. */
+	state?: SandboxState;
+	/** Subset of DEMO_PORTS to serve; the rest behave as closed ports. */
+	ports?: number[];
 }
 
 export type RpcProtocol = "grpc-web" | "connect" | "unknown";
 
 /** One ResumeSandbox request as the control plane received it, faulted or not. */
 export interface RecordedCall {
-  sandboxId: string;
-  protocol: RpcProtocol;
-  /** Lowercased names; repeated headers joined with ", ". */
-  headers: Record<string, string>;
-  at: number;
+	sandboxId: string;
+	protocol: RpcProtocol;
+	/** Lowercased names; repeated headers joined with ", ". */
+	headers: Record<string, string>;
+	at: number;
 }
 
 export const FAULT_CODES = [
-  "ok-empty-ip",
-  "Canceled",
-  "Unknown",
-  "InvalidArgument",
-  "DeadlineExceeded",
-  "NotFound",
-  "AlreadyExists",
-  "PermissionDenied",
-  "ResourceExhausted",
-  "FailedPrecondition",
-  "Aborted",
-  "OutOfRange",
-  "Unimplemented",
-  "Internal",
-  "Unavailable",
-  "DataLoss",
-  "Unauthenticated",
+	"ok-empty-ip",
+	"Canceled",
+	"Unknown",
+	"InvalidArgument",
+	"DeadlineExceeded",
+	"NotFound",
+	"AlreadyExists",
+	"PermissionDenied",
+	"ResourceExhausted",
+	"FailedPrecondition",
+	"Aborted",
+	"OutOfRange",
+	"Unimplemented",
+	"Internal",
+	"Unavailable",
+	"DataLoss",
+	"Unauthenticated",
 ] as const;
 
 export type FaultCode = (typeof FAULT_CODES)[number];
@@ -80,29 +80,29 @@ export type FaultCode = (typeof FAULT_CODES)[number];
  * httpStatus, then garbage, then code.
  */
 export interface Fault {
-  code?: FaultCode;
-  message?: string;
-  delayMs?: number;
-  /** Raw HTTP answer with this status and a non-RPC body, as a load balancer would give. */
-  httpStatus?: number;
-  /** 200 with the protocol's content-type and a body that is not a valid message. */
-  garbage?: boolean;
-  /** Never answer. */
-  hang?: boolean;
-  /** Only calls for this sandbox; absent means every call. */
-  sandboxId?: string;
-  /** Apply to this many matching calls, then clear itself; absent means until cleared. */
-  times?: number;
+	code?: FaultCode;
+	message?: string;
+	delayMs?: number;
+	/** Raw HTTP answer with this status and a non-RPC body, as a load balancer would give. */
+	httpStatus?: number;
+	/** 200 with the protocol's content-type and a body that is not a valid message. */
+	garbage?: boolean;
+	/** Never answer. */
+	hang?: boolean;
+	/** Only calls for this sandbox; absent means every call. */
+	sandboxId?: string;
+	/** Apply to this many matching calls, then clear itself; absent means until cleared. */
+	times?: number;
 }
 
 /** One request the dev node received, for asserting what reached a node. */
 export interface RecordedNodeRequest {
-  method: string;
-  url: string;
-  /** Lowercased names; repeated headers joined with ", ". */
-  headers: Record<string, string>;
-  upgrade: boolean;
-  at: number;
+	method: string;
+	url: string;
+	/** Lowercased names; repeated headers joined with ", ". */
+	headers: Record<string, string>;
+	upgrade: boolean;
+	at: number;
 }
 
 export type Log = (line: string) => void;

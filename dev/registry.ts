@@ -5,330 +5,330 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
 import {
-  type CreateSandboxInput,
-  DEMO_PORTS,
-  type Log,
-  SANDBOX_ID_PATTERN,
-  type SandboxState,
-  type SandboxView,
-  silent,
+	type CreateSandboxInput,
+	DEMO_PORTS,
+	type Log,
+	SANDBOX_ID_PATTERN,
+	type SandboxState,
+	type SandboxView,
+	silent,
 } from "./model.ts";
 
 /** What the dev node needs to know to route a request. */
 export interface SandboxDirectory {
-  /** Sandbox port -> local port, or undefined when the sandbox is not running here. */
-  lookup(sandboxId: string): ReadonlyMap<number, number> | undefined;
+	/** Sandbox port -> local port, or undefined when the sandbox is not running here. */
+	lookup(sandboxId: string): ReadonlyMap<number, number> | undefined;
 }
 
 export interface RegistryOptions {
-  runtime: SandboxRuntime;
-  orchestratorIp?: string;
-  resumeDelayMs?: number;
-  pauseDelayMs?: number;
-  log?: Log;
+	runtime: SandboxRuntime;
+	orchestratorIp?: string;
+	resumeDelayMs?: number;
+	pauseDelayMs?: number;
+	log?: Log;
 }
 
 export interface Delays {
-  resumeDelayMs: number;
-  pauseDelayMs: number;
+	resumeDelayMs: number;
+	pauseDelayMs: number;
 }
 
 export interface SandboxRegistry extends SandboxDirectory {
-  readonly orchestratorIp: string;
-  create(input?: CreateSandboxInput): Promise<SandboxView>;
-  get(sandboxId: string): SandboxView | undefined;
-  list(): SandboxView[];
-  /** Sets "pausing" synchronously, stops the servers, and resolves once "paused". */
-  pause(sandboxId: string): Promise<SandboxView>;
-  /** Resolves once running; concurrent calls share one resume. */
-  resume(sandboxId: string): Promise<SandboxView>;
-  kill(sandboxId: string): Promise<SandboxView>;
-  remove(sandboxId: string): Promise<void>;
-  delays(): Delays;
-  setDelays(delays: Partial<Delays>): void;
-  close(): Promise<void>;
+	readonly orchestratorIp: string;
+	create(input?: CreateSandboxInput): Promise<SandboxView>;
+	get(sandboxId: string): SandboxView | undefined;
+	list(): SandboxView[];
+	/** Sets "pausing" synchronously, stops the servers, and resolves once "paused". */
+	pause(sandboxId: string): Promise<SandboxView>;
+	/** Resolves once running; concurrent calls share one resume. */
+	resume(sandboxId: string): Promise<SandboxView>;
+	kill(sandboxId: string): Promise<SandboxView>;
+	remove(sandboxId: string): Promise<void>;
+	delays(): Delays;
+	setDelays(delays: Partial<Delays>): void;
+	close(): Promise<void>;
 }
 
 export type RegistryErrorStatus = 400 | 404 | 409 | 503;
 
 export class RegistryError extends Error {
-  readonly status: RegistryErrorStatus;
-  constructor(status: RegistryErrorStatus, message: string) {
-    super(message);
-    this.name = "RegistryError";
-    this.status = status;
-  }
+	readonly status: RegistryErrorStatus;
+	constructor(status: RegistryErrorStatus, message: string) {
+		super(message);
+		this.name = "RegistryError";
+		this.status = status;
+	}
 }
 
 interface SandboxRecord {
-  id: string;
-  state: SandboxState;
-  autoResume: boolean;
-  public: boolean;
-  trafficAccessToken?: string;
-  envdAccessToken?: string;
-  ports: number[];
-  createdAt: number;
-  running?: RunningSandbox;
-  resuming?: Promise<SandboxView>;
-  pausing?: Promise<void>;
-  /** Bumped by pause and kill so a transition in flight knows it lost. */
-  generation: number;
+	id: string;
+	state: SandboxState;
+	autoResume: boolean;
+	public: boolean;
+	trafficAccessToken?: string;
+	envdAccessToken?: string;
+	ports: number[];
+	createdAt: number;
+	running?: RunningSandbox | undefined;
+	resuming?: Promise<SandboxView> | undefined;
+	pausing?: Promise<void> | undefined;
+	/** Bumped by pause and kill so a transition in flight knows it lost. */
+	generation: number;
 }
 
 const MAX_ID_LENGTH = 57; // "65535-" + id must fit one 63-character DNS label
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 function randomId(): string {
-  let id = "";
-  for (let i = 0; i < 12; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
-  return id;
+	let id = "";
+	for (let i = 0; i < 12; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)];
+	return id;
 }
 
 function token(): string {
-  return randomBytes(16).toString("hex");
+	return randomBytes(16).toString("hex");
 }
 
 function describePorts(ports: ReadonlyMap<number, number>): string {
-  return [...ports].map(([sandboxPort, local]) => `${sandboxPort}->:${local}`).join(" ");
+	return [...ports].map(([sandboxPort, local]) => `${sandboxPort}->:${local}`).join(" ");
 }
 
 export function createRegistry(options: RegistryOptions): SandboxRegistry {
-  const { runtime } = options;
-  const orchestratorIp = options.orchestratorIp ?? "127.0.0.1";
-  const log = options.log ?? silent;
-  const delays: Delays = {
-    resumeDelayMs: options.resumeDelayMs ?? 1000,
-    pauseDelayMs: options.pauseDelayMs ?? 300,
-  };
-  const records = new Map<string, SandboxRecord>();
-  const shutdown = new AbortController();
+	const { runtime } = options;
+	const orchestratorIp = options.orchestratorIp ?? "127.0.0.1";
+	const log = options.log ?? silent;
+	const delays: Delays = {
+		resumeDelayMs: options.resumeDelayMs ?? 1000,
+		pauseDelayMs: options.pauseDelayMs ?? 300,
+	};
+	const records = new Map<string, SandboxRecord>();
+	const shutdown = new AbortController();
 
-  /** Resolves false instead of rejecting when the registry closes, so no timer outlives close(). */
-  function sleep(ms: number): Promise<boolean> {
-    const signal = shutdown.signal;
-    if (signal.aborted) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        resolve(false);
-      };
-      const timer = setTimeout(() => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(true);
-      }, ms);
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
+	/** Resolves false instead of rejecting when the registry closes, so no timer outlives close(). */
+	function sleep(ms: number): Promise<boolean> {
+		const signal = shutdown.signal;
+		if (signal.aborted) return Promise.resolve(false);
+		return new Promise((resolve) => {
+			const onAbort = () => {
+				clearTimeout(timer);
+				resolve(false);
+			};
+			const timer = setTimeout(() => {
+				signal.removeEventListener("abort", onAbort);
+				resolve(true);
+			}, ms);
+			signal.addEventListener("abort", onAbort, { once: true });
+		});
+	}
 
-  function view(r: SandboxRecord): SandboxView {
-    const v: SandboxView = {
-      id: r.id,
-      state: r.state,
-      autoResume: r.autoResume,
-      public: r.public,
-      ports: [...r.ports],
-      resuming: r.resuming !== undefined,
-      createdAt: r.createdAt,
-    };
-    if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
-    if (r.envdAccessToken !== undefined) v.envdAccessToken = r.envdAccessToken;
-    if (r.running !== undefined) v.localPorts = Object.fromEntries(r.running.ports);
-    return v;
-  }
+	function view(r: SandboxRecord): SandboxView {
+		const v: SandboxView = {
+			id: r.id,
+			state: r.state,
+			autoResume: r.autoResume,
+			public: r.public,
+			ports: [...r.ports],
+			resuming: r.resuming !== undefined,
+			createdAt: r.createdAt,
+		};
+		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
+		if (r.envdAccessToken !== undefined) v.envdAccessToken = r.envdAccessToken;
+		if (r.running !== undefined) v.localPorts = Object.fromEntries(r.running.ports);
+		return v;
+	}
 
-  function mustGet(id: string): SandboxRecord {
-    const r = records.get(id);
-    if (r === undefined) throw new RegistryError(404, `sandbox ${id} not found`);
-    return r;
-  }
+	function mustGet(id: string): SandboxRecord {
+		const r = records.get(id);
+		if (r === undefined) throw new RegistryError(404, `sandbox ${id} not found`);
+		return r;
+	}
 
-  function ensureOpen(): void {
-    if (shutdown.signal.aborted) throw new RegistryError(503, "the control plane is shutting down");
-  }
+	function ensureOpen(): void {
+		if (shutdown.signal.aborted) throw new RegistryError(503, "the control plane is shutting down");
+	}
 
-  async function stopServers(r: SandboxRecord): Promise<void> {
-    const running = r.running;
-    r.running = undefined;
-    await running?.close();
-  }
+	async function stopServers(r: SandboxRecord): Promise<void> {
+		const running = r.running;
+		r.running = undefined;
+		await running?.close();
+	}
 
-  async function startServers(r: SandboxRecord): Promise<void> {
-    const running = await runtime.start(r.id, r.ports);
-    r.running = running;
-    log(`${r.id} -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
-  }
+	async function startServers(r: SandboxRecord): Promise<void> {
+		const running = await runtime.start(r.id, r.ports);
+		r.running = running;
+		log(`sandbox ${r.id} -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+	}
 
-  async function performResume(r: SandboxRecord): Promise<SandboxView> {
-    const generation = r.generation;
-    log(`${r.id} paused -> resuming (${delays.resumeDelayMs}ms)`);
-    const slept = await sleep(delays.resumeDelayMs);
-    if (!slept) throw new RegistryError(503, "the control plane is shutting down");
-    if (r.generation !== generation || r.state !== "paused") {
-      throw new RegistryError(r.state === "killed" ? 404 : 409, `sandbox ${r.id} changed state during resume`);
-    }
-    const running = await runtime.start(r.id, r.ports);
-    if (r.generation !== generation || shutdown.signal.aborted) {
-      await running.close();
-      throw new RegistryError(409, `sandbox ${r.id} changed state during resume`);
-    }
-    r.running = running;
-    r.state = "running";
-    log(`${r.id} resuming -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
-    return view(r);
-  }
+	async function performResume(r: SandboxRecord): Promise<SandboxView> {
+		const generation = r.generation;
+		log(`sandbox ${r.id} paused -> resuming (${delays.resumeDelayMs}ms)`);
+		const slept = await sleep(delays.resumeDelayMs);
+		if (!slept) throw new RegistryError(503, "the control plane is shutting down");
+		if (r.generation !== generation || r.state !== "paused") {
+			throw new RegistryError(r.state === "killed" ? 404 : 409, `sandbox ${r.id} changed state during resume`);
+		}
+		const running = await runtime.start(r.id, r.ports);
+		if (r.generation !== generation || shutdown.signal.aborted) {
+			await running.close();
+			throw new RegistryError(409, `sandbox ${r.id} changed state during resume`);
+		}
+		r.running = running;
+		r.state = "running";
+		log(`sandbox ${r.id} resuming -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+		return view(r);
+	}
 
-  function validateCreate(input: CreateSandboxInput): void {
-    if (input.id !== undefined) {
-      if (!SANDBOX_ID_PATTERN.test(input.id)) {
-        throw new RegistryError(400, "id must match ^[a-z0-9]+$");
-      }
-      if (input.id.length > MAX_ID_LENGTH) {
-        throw new RegistryError(400, `id must be at most ${MAX_ID_LENGTH} characters`);
-      }
-      if (records.has(input.id)) throw new RegistryError(409, `sandbox ${input.id} already exists`);
-    }
-    for (const port of input.ports ?? []) {
-      if (!DEMO_PORTS.includes(port)) {
-        throw new RegistryError(400, `ports must be a subset of ${DEMO_PORTS.join(", ")}`);
-      }
-    }
-  }
+	function validateCreate(input: CreateSandboxInput): void {
+		if (input.id !== undefined) {
+			if (!SANDBOX_ID_PATTERN.test(input.id)) {
+				throw new RegistryError(400, "id must match ^[a-z0-9]+$");
+			}
+			if (input.id.length > MAX_ID_LENGTH) {
+				throw new RegistryError(400, `id must be at most ${MAX_ID_LENGTH} characters`);
+			}
+			if (records.has(input.id)) throw new RegistryError(409, `sandbox ${input.id} already exists`);
+		}
+		for (const port of input.ports ?? []) {
+			if (!DEMO_PORTS.includes(port)) {
+				throw new RegistryError(400, `ports must be a subset of ${DEMO_PORTS.join(", ")}`);
+			}
+		}
+	}
 
-  return {
-    orchestratorIp,
+	return {
+		orchestratorIp,
 
-    async create(input = {}) {
-      ensureOpen();
-      validateCreate(input);
-      let id = input.id;
-      while (id === undefined || records.has(id)) id = randomId();
-      const r: SandboxRecord = {
-        id,
-        state: input.state ?? "running",
-        autoResume: input.autoResume ?? true,
-        public: input.public ?? true,
-        ports: [...new Set(input.ports ?? DEMO_PORTS)],
-        createdAt: Date.now(),
-        generation: 0,
-      };
-      if (!r.public) r.trafficAccessToken = token();
-      if (input.secure === true) r.envdAccessToken = token();
-      records.set(id, r);
-      const flags = [r.public ? "public" : "private", r.autoResume ? "auto-resume" : "no auto-resume"];
-      if (input.secure === true) flags.push("secure");
-      log(`${id} created ${r.state} (${flags.join(", ")})`);
-      if (r.state === "running") {
-        try {
-          await startServers(r);
-        } catch (error) {
-          records.delete(id);
-          throw error;
-        }
-      }
-      return view(r);
-    },
+		async create(input = {}) {
+			ensureOpen();
+			validateCreate(input);
+			let id = input.id;
+			while (id === undefined || records.has(id)) id = randomId();
+			const r: SandboxRecord = {
+				id,
+				state: input.state ?? "running",
+				autoResume: input.autoResume ?? true,
+				public: input.public ?? true,
+				ports: [...new Set(input.ports ?? DEMO_PORTS)],
+				createdAt: Date.now(),
+				generation: 0,
+			};
+			if (!r.public) r.trafficAccessToken = token();
+			if (input.secure === true) r.envdAccessToken = token();
+			records.set(id, r);
+			const flags = [r.public ? "public" : "private", r.autoResume ? "auto-resume" : "no auto-resume"];
+			if (input.secure === true) flags.push("secure");
+			log(`sandbox ${id} created ${r.state} (${flags.join(", ")})`);
+			if (r.state === "running") {
+				try {
+					await startServers(r);
+				} catch (error) {
+					records.delete(id);
+					throw error;
+				}
+			}
+			return view(r);
+		},
 
-    get(id) {
-      const r = records.get(id);
-      return r === undefined ? undefined : view(r);
-    },
+		get(id) {
+			const r = records.get(id);
+			return r === undefined ? undefined : view(r);
+		},
 
-    list() {
-      return [...records.values()].map(view);
-    },
+		list() {
+			return [...records.values()].map(view);
+		},
 
-    lookup(id) {
-      const r = records.get(id);
-      return r?.state === "running" ? r.running?.ports : undefined;
-    },
+		lookup(id) {
+			const r = records.get(id);
+			return r?.state === "running" ? r.running?.ports : undefined;
+		},
 
-    async pause(id) {
-      ensureOpen();
-      const r = mustGet(id);
-      if (r.state === "killed") throw new RegistryError(409, `sandbox ${id} is killed`);
-      if (r.resuming !== undefined) throw new RegistryError(409, `sandbox ${id} is resuming`);
-      if (r.state === "paused") return view(r);
-      if (r.pausing !== undefined) {
-        await r.pausing;
-        return view(r);
-      }
-      const from = r.state;
-      r.state = "pausing";
-      const generation = ++r.generation;
-      log(`${id} ${from} -> pausing (${delays.pauseDelayMs}ms)`);
-      const pausing = (async () => {
-        await stopServers(r);
-        const slept = await sleep(delays.pauseDelayMs);
-        if (slept && r.generation === generation && r.state === "pausing") {
-          r.state = "paused";
-          log(`${id} pausing -> paused`);
-        }
-      })();
-      r.pausing = pausing;
-      try {
-        await pausing;
-      } finally {
-        if (r.pausing === pausing) r.pausing = undefined;
-      }
-      return view(r);
-    },
+		async pause(id) {
+			ensureOpen();
+			const r = mustGet(id);
+			if (r.state === "killed") throw new RegistryError(409, `sandbox ${id} is killed`);
+			if (r.resuming !== undefined) throw new RegistryError(409, `sandbox ${id} is resuming`);
+			if (r.state === "paused") return view(r);
+			if (r.pausing !== undefined) {
+				await r.pausing;
+				return view(r);
+			}
+			const from = r.state;
+			r.state = "pausing";
+			const generation = ++r.generation;
+			log(`sandbox ${id} ${from} -> pausing (${delays.pauseDelayMs}ms)`);
+			const pausing = (async () => {
+				await stopServers(r);
+				const slept = await sleep(delays.pauseDelayMs);
+				if (slept && r.generation === generation && r.state === "pausing") {
+					r.state = "paused";
+					log(`sandbox ${id} pausing -> paused`);
+				}
+			})();
+			r.pausing = pausing;
+			try {
+				await pausing;
+			} finally {
+				if (r.pausing === pausing) r.pausing = undefined;
+			}
+			return view(r);
+		},
 
-    resume(id) {
-      try {
-        ensureOpen();
-        const r = mustGet(id);
-        if (r.state === "running") return Promise.resolve(view(r));
-        if (r.state === "killed") throw new RegistryError(404, `sandbox ${id} is killed`);
-        if (r.state === "pausing") throw new RegistryError(409, "sandbox is still transitioning");
-        if (r.resuming === undefined) {
-          const resuming = performResume(r);
-          r.resuming = resuming;
-          const done = () => {
-            if (r.resuming === resuming) r.resuming = undefined;
-          };
-          resuming.then(done, done);
-        }
-        return r.resuming;
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    },
+		resume(id) {
+			try {
+				ensureOpen();
+				const r = mustGet(id);
+				if (r.state === "running") return Promise.resolve(view(r));
+				if (r.state === "killed") throw new RegistryError(404, `sandbox ${id} is killed`);
+				if (r.state === "pausing") throw new RegistryError(409, "sandbox is still transitioning");
+				if (r.resuming === undefined) {
+					const resuming = performResume(r);
+					r.resuming = resuming;
+					const done = () => {
+						if (r.resuming === resuming) r.resuming = undefined;
+					};
+					resuming.then(done, done);
+				}
+				return r.resuming;
+			} catch (error) {
+				return Promise.reject(error);
+			}
+		},
 
-    async kill(id) {
-      const r = mustGet(id);
-      if (r.state === "killed") return view(r);
-      const from = r.state;
-      r.state = "killed";
-      r.generation++;
-      runtime.forget(id);
-      await stopServers(r);
-      log(`${id} ${from} -> killed`);
-      return view(r);
-    },
+		async kill(id) {
+			const r = mustGet(id);
+			if (r.state === "killed") return view(r);
+			const from = r.state;
+			r.state = "killed";
+			r.generation++;
+			runtime.forget(id);
+			await stopServers(r);
+			log(`sandbox ${id} ${from} -> killed`);
+			return view(r);
+		},
 
-    async remove(id) {
-      const r = mustGet(id);
-      r.state = "killed";
-      r.generation++;
-      records.delete(id);
-      runtime.forget(id);
-      await stopServers(r);
-      log(`${id} deleted`);
-    },
+		async remove(id) {
+			const r = mustGet(id);
+			r.state = "killed";
+			r.generation++;
+			records.delete(id);
+			runtime.forget(id);
+			await stopServers(r);
+			log(`sandbox ${id} deleted`);
+		},
 
-    delays() {
-      return { ...delays };
-    },
+		delays() {
+			return { ...delays };
+		},
 
-    setDelays(next) {
-      if (next.resumeDelayMs !== undefined) delays.resumeDelayMs = next.resumeDelayMs;
-      if (next.pauseDelayMs !== undefined) delays.pauseDelayMs = next.pauseDelayMs;
-    },
+		setDelays(next) {
+			if (next.resumeDelayMs !== undefined) delays.resumeDelayMs = next.resumeDelayMs;
+			if (next.pauseDelayMs !== undefined) delays.pauseDelayMs = next.pauseDelayMs;
+		},
 
-    async close() {
-      shutdown.abort();
-      await Promise.all([...records.values()].map(stopServers));
-    },
-  };
+		async close() {
+			shutdown.abort();
+			await Promise.all([...records.values()].map(stopServers));
+		},
+	};
 }

@@ -3,7 +3,7 @@
 // observe: auth, existence, tokens, state, auto-resume.
 
 import { timingSafeEqual } from "node:crypto";
-import { Code, ConnectError, createContextKey, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { SandboxService } from "../src/gen/proxy/proxy_pb.ts";
 import type { Fault, Log, RpcProtocol, SandboxView } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
@@ -17,122 +17,122 @@ import { RegistryError, type SandboxRegistry } from "./registry.ts";
 export type TokenPolicy = "always" | "e2b";
 
 export interface CallInfo {
-  protocol: RpcProtocol;
-  fault?: Fault;
+	protocol: RpcProtocol;
+	fault?: Fault | undefined;
 }
 
 /** Set by the control plane's pre-adapter stage for each call. */
 export const callInfoKey = createContextKey<CallInfo | undefined>(undefined, { description: "dev call info" });
 
 export interface ResumeServiceOptions {
-  apiSecret: string;
-  registry: SandboxRegistry;
-  tokenPolicy: TokenPolicy;
-  log: Log;
+	apiSecret: string;
+	registry: SandboxRegistry;
+	tokenPolicy: TokenPolicy;
+	log: Log;
 }
 
 const ENVD_PORT = 49983;
 
 function sameSecret(provided: string | null, expected: string): boolean {
-  if (provided === null) return false;
-  const a = Buffer.from(provided);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+	if (provided === null) return false;
+	const a = Buffer.from(provided);
+	const b = Buffer.from(expected);
+	return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function checkTokens(sandbox: SandboxView, header: Headers, policy: TokenPolicy): void {
-  const requestPort = Number(header.get("e2b-sandbox-request-port") ?? "");
-  const envdTraffic = requestPort === ENVD_PORT;
-  const checkTraffic = policy === "always" || !envdTraffic;
-  const checkEnvd = policy === "always" || envdTraffic;
-  if (checkTraffic && sandbox.trafficAccessToken !== undefined) {
-    if (!sameSecret(header.get("e2b-traffic-access-token"), sandbox.trafficAccessToken)) {
-      throw new ConnectError("invalid traffic access token", Code.PermissionDenied);
-    }
-  }
-  if (checkEnvd && sandbox.envdAccessToken !== undefined) {
-    if (!sameSecret(header.get("e2b-envd-access-token"), sandbox.envdAccessToken)) {
-      throw new ConnectError("invalid envd access token", Code.PermissionDenied);
-    }
-  }
+	const requestPort = Number(header.get("e2b-sandbox-request-port") ?? "");
+	const envdTraffic = requestPort === ENVD_PORT;
+	const checkTraffic = policy === "always" || !envdTraffic;
+	const checkEnvd = policy === "always" || envdTraffic;
+	if (checkTraffic && sandbox.trafficAccessToken !== undefined) {
+		if (!sameSecret(header.get("e2b-traffic-access-token"), sandbox.trafficAccessToken)) {
+			throw new ConnectError("invalid traffic access token", Code.PermissionDenied);
+		}
+	}
+	if (checkEnvd && sandbox.envdAccessToken !== undefined) {
+		if (!sameSecret(header.get("e2b-envd-access-token"), sandbox.envdAccessToken)) {
+			throw new ConnectError("invalid envd access token", Code.PermissionDenied);
+		}
+	}
 }
 
 /** Runs `promise` but gives up when the RPC is cancelled or past its deadline; the resume itself carries on. */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(ConnectError.from(signal.reason ?? "request aborted", Code.Canceled));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+	return new Promise<T>((resolve, reject) => {
+		const onAbort = () => reject(ConnectError.from(signal.reason ?? "request aborted", Code.Canceled));
+		if (signal.aborted) return onAbort();
+		signal.addEventListener("abort", onAbort, { once: true });
+		promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+	});
 }
 
 export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRouter) => void {
-  const { apiSecret, registry, tokenPolicy, log } = options;
+	const { apiSecret, registry, tokenPolicy, log } = options;
 
-  async function resume(sandboxId: string, ctx: HandlerContext, say: (line: string) => void): Promise<string> {
-    const fault = ctx.values.get(callInfoKey)?.fault;
-    if (fault?.code === "ok-empty-ip") {
-      say('-> "" [fault]');
-      return "";
-    }
-    if (fault?.code !== undefined) {
-      throw new ConnectError(fault.message ?? `injected ${fault.code} fault`, Code[fault.code]);
-    }
-    if (!sameSecret(ctx.requestHeader.get("x-e2b-client-proxy-auth"), apiSecret)) {
-      throw new ConnectError("invalid client proxy auth", Code.Unauthenticated);
-    }
-    const sandbox = registry.get(sandboxId);
-    if (sandbox === undefined || sandbox.state === "killed") {
-      throw new ConnectError("sandbox not found", Code.NotFound);
-    }
-    if (tokenPolicy === "always") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
-    switch (sandbox.state) {
-      case "running":
-        say(`running -> ${registry.orchestratorIp}`);
-        return registry.orchestratorIp;
-      case "pausing":
-        throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
-      case "paused":
-        break;
-    }
-    if (!sandbox.autoResume) {
-      throw new ConnectError("sandbox is paused and auto-resume is disabled", Code.FailedPrecondition);
-    }
-    if (tokenPolicy === "e2b") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
-    say(sandbox.resuming ? "paused, joining the resume in flight" : "paused -> resuming");
-    try {
-      const resumed = await untilAborted(registry.resume(sandboxId), ctx.signal);
-      if (resumed.state !== "running") throw new ConnectError("sandbox not found", Code.NotFound);
-      return registry.orchestratorIp;
-    } catch (error) {
-      if (!(error instanceof RegistryError)) throw error;
-      if (error.status === 404) throw new ConnectError("sandbox not found", Code.NotFound);
-      if (error.status === 503) throw new ConnectError(error.message, Code.Unavailable);
-      throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
-    }
-  }
+	async function resume(sandboxId: string, ctx: HandlerContext, say: (line: string) => void): Promise<string> {
+		const fault = ctx.values.get(callInfoKey)?.fault;
+		if (fault?.code === "ok-empty-ip") {
+			say('-> "" [fault]');
+			return "";
+		}
+		if (fault?.code !== undefined) {
+			throw new ConnectError(fault.message ?? `injected ${fault.code} fault`, Code[fault.code]);
+		}
+		if (!sameSecret(ctx.requestHeader.get("x-e2b-client-proxy-auth"), apiSecret)) {
+			throw new ConnectError("invalid client proxy auth", Code.Unauthenticated);
+		}
+		const sandbox = registry.get(sandboxId);
+		if (sandbox === undefined || sandbox.state === "killed") {
+			throw new ConnectError("sandbox not found", Code.NotFound);
+		}
+		if (tokenPolicy === "always") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
+		switch (sandbox.state) {
+			case "running":
+				say(`running -> ${registry.orchestratorIp}`);
+				return registry.orchestratorIp;
+			case "pausing":
+				throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
+			case "paused":
+				break;
+		}
+		if (!sandbox.autoResume) {
+			throw new ConnectError("sandbox is paused and auto-resume is disabled", Code.FailedPrecondition);
+		}
+		if (tokenPolicy === "e2b") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
+		say(sandbox.resuming ? "paused, joining the resume in flight" : "paused -> resuming");
+		try {
+			const resumed = await untilAborted(registry.resume(sandboxId), ctx.signal);
+			if (resumed.state !== "running") throw new ConnectError("sandbox not found", Code.NotFound);
+			return registry.orchestratorIp;
+		} catch (error) {
+			if (!(error instanceof RegistryError)) throw error;
+			if (error.status === 404) throw new ConnectError("sandbox not found", Code.NotFound);
+			if (error.status === 503) throw new ConnectError(error.message, Code.Unavailable);
+			throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
+		}
+	}
 
-  return (router) => {
-    router.service(SandboxService, {
-      async resumeSandbox(request, ctx) {
-        const protocol = ctx.values.get(callInfoKey)?.protocol ?? "unknown";
-        const prefix = `ResumeSandbox ${request.sandboxId || "<empty>"} (${protocol})`;
-        let said = false;
-        const say = (line: string) => {
-          said = true;
-          log(`${prefix} ${line}`);
-        };
-        try {
-          return { orchestratorIp: await resume(request.sandboxId, ctx, say) };
-        } catch (error) {
-          const err = ConnectError.from(error);
-          const faulted = ctx.values.get(callInfoKey)?.fault?.code !== undefined ? " [fault]" : "";
-          // A resume that already logged its start reports its outcome as a follow-up.
-          log(`${prefix} ${said ? "-> " : ""}${Code[err.code]}: ${err.rawMessage}${faulted}`);
-          throw err;
-        }
-      },
-    });
-  };
+	return (router) => {
+		router.service(SandboxService, {
+			async resumeSandbox(request, ctx) {
+				const protocol = ctx.values.get(callInfoKey)?.protocol ?? "unknown";
+				const prefix = `ResumeSandbox ${request.sandboxId || "<empty>"} (${protocol})`;
+				let said = false;
+				const say = (line: string) => {
+					said = true;
+					log(`${prefix} ${line}`);
+				};
+				try {
+					return { orchestratorIp: await resume(request.sandboxId, ctx, say) };
+				} catch (error) {
+					const err = ConnectError.from(error);
+					const faulted = ctx.values.get(callInfoKey)?.fault?.code !== undefined ? " [fault]" : "";
+					// A resume that already logged its start reports its outcome as a follow-up.
+					log(`${prefix} ${said ? "-> " : ""}${Code[err.code]}: ${err.rawMessage}${faulted}`);
+					throw err;
+				}
+			},
+		});
+	};
 }

@@ -28,9 +28,12 @@ export const errorCodes = {
 		message: "The sandbox service is temporarily unavailable",
 		retryAfterSeconds: 5,
 	},
+	// A well-formed answer whose node address is not an IP: as broken as a
+	// garbage body, and so, like one, a temporary unavailability.
 	control_plane_bad_answer: {
-		status: 502,
+		status: 503,
 		message: "The sandbox service returned an invalid node address",
+		retryAfterSeconds: 5,
 	},
 	resume_timeout: {
 		status: 504,

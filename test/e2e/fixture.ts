@@ -1,4 +1,4 @@
-import { createTestHarness, type TestHarness } from "wrangler";
+import { unstable_startWorker } from "wrangler";
 import { type AdminClient, createAdminClient } from "../../dev/admin-client.ts";
 import { type Stack, startStack } from "../../dev/stack.ts";
 
@@ -9,23 +9,44 @@ const root = new URL("../..", import.meta.url).pathname;
 /** A Worker in workerd on a real loopback socket, built from wrangler.toml. */
 export interface RunningWorker {
 	url: URL;
-	harness: TestHarness;
 	/** Everything the Worker and its Durable Objects logged, as text. */
 	logText(): string;
 	close(): Promise<void>;
 }
 
+/**
+ * Starts the Worker the way `wrangler dev` does. Not wrangler's test harness:
+ * that sends every outbound fetch through Node's fetch, which follows
+ * redirects and cannot carry WebSockets, so it would hide exactly the
+ * behaviour these tests are for.
+ */
 export async function startWorker(vars: Record<string, string>, secret = apiSecret): Promise<RunningWorker> {
-	const harness = createTestHarness({
-		root,
-		workers: [{ configPath: "./wrangler.toml", vars: { SANDBOX_DOMAIN: "localhost", ...vars }, secrets: { API_SECRET: secret } }],
+	const logs: string[] = [];
+	const bindings: Record<string, { type: "plain_text" | "secret_text"; value: string }> = {
+		API_SECRET: { type: "secret_text", value: secret },
+	};
+	for (const [name, value] of Object.entries({ SANDBOX_DOMAIN: "localhost", ...vars })) {
+		bindings[name] = { type: "plain_text", value };
+	}
+	const worker = await unstable_startWorker({
+		config: `${root}wrangler.toml`,
+		bindings,
+		dev: {
+			server: { hostname: "127.0.0.1", port: 0 },
+			logLevel: "none",
+			watch: false,
+			persist: false,
+			inspector: false,
+			structuredLogsHandler: (log: { message: string }) => {
+				logs.push(log.message);
+			},
+		},
 	});
-	const { url } = await harness.listen();
+	await worker.ready;
 	return {
-		url,
-		harness,
-		logText: () => JSON.stringify(harness.getLogs()),
-		close: () => harness.close(),
+		url: await worker.url,
+		logText: () => logs.join("\n"),
+		close: () => worker.dispose(),
 	};
 }
 

@@ -1,0 +1,173 @@
+// `npm run sandbox -- <command>`: drive the running dev control plane.
+
+import { AdminApiError, AdminUnreachableError, createAdminClient } from "./admin-client.ts";
+import type { CreateSandboxInput, RecordedCall, SandboxView } from "./model.ts";
+
+const USAGE = `Usage: npm run sandbox -- <command>
+
+Commands:
+  list                                   list sandboxes
+  create [id] [--private] [--secure] [--no-auto-resume] [--paused]
+                                         create a sandbox (running unless --paused)
+  get <id>                               show one sandbox as JSON
+  pause <id>                             pause a sandbox
+  resume <id>                            resume a paused sandbox
+  kill <id>                              kill a sandbox
+  delete <id>                            forget a sandbox entirely
+  calls                                  ResumeSandbox calls the control plane received
+  fault [<json> | clear]                 show, set or clear the injected fault
+
+Environment:
+  CONTROL_PLANE_ADMIN_URL  default http://127.0.0.1:8790
+  WORKER_PORT              default 8787, used to print sandbox URLs`;
+
+class UsageError extends Error {}
+
+const adminUrl = process.env.CONTROL_PLANE_ADMIN_URL ?? "http://127.0.0.1:8790";
+const workerPort = process.env.WORKER_PORT ?? "8787";
+const admin = createAdminClient(adminUrl);
+
+function table(headers: string[], rows: string[][]): string {
+	const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+	const line = (cells: string[]) =>
+		cells
+			.map((c, i) => c.padEnd(widths[i] ?? 0))
+			.join("  ")
+			.trimEnd();
+	return [line(headers), ...rows.map(line)].join("\n");
+}
+
+function sandboxUrl(id: string, port = 3000): string {
+	return `http://${port}-${id}.localhost:${workerPort}/`;
+}
+
+function printSandbox(sandbox: SandboxView): void {
+	console.log(`id:     ${sandbox.id}`);
+	console.log(`state:  ${sandbox.state}${sandbox.resuming ? " (resuming)" : ""}`);
+	console.log(`url:    ${sandboxUrl(sandbox.id)}`);
+	if (sandbox.trafficAccessToken !== undefined) {
+		console.log(`traffic access token (send as e2b-traffic-access-token): ${sandbox.trafficAccessToken}`);
+	}
+	if (sandbox.envdAccessToken !== undefined) {
+		console.log(`envd access token (send as X-Access-Token):             ${sandbox.envdAccessToken}`);
+	}
+}
+
+function printList(sandboxes: SandboxView[]): void {
+	if (sandboxes.length === 0) {
+		console.log("no sandboxes; create one with `npm run sandbox -- create`");
+		return;
+	}
+	const rows = sandboxes.map((s) => [
+		s.id,
+		s.resuming ? `${s.state} (resuming)` : s.state,
+		s.autoResume ? "yes" : "no",
+		s.public ? "public" : "private",
+		s.envdAccessToken === undefined ? "no" : "yes",
+		s.ports.join(","),
+		sandboxUrl(s.id),
+	]);
+	console.log(table(["ID", "STATE", "AUTO-RESUME", "TRAFFIC", "SECURE", "PORTS", "URL"], rows));
+}
+
+function printCalls(calls: RecordedCall[]): void {
+	if (calls.length === 0) {
+		console.log("no ResumeSandbox calls received yet");
+		return;
+	}
+	const rows = calls.map((c) => [
+		new Date(c.at).toISOString(),
+		c.sandboxId || "<none>",
+		c.protocol,
+		c.headers["e2b-sandbox-request-port"] ?? "",
+		// Presence only: the values are secrets.
+		c.headers["x-e2b-client-proxy-auth"] === undefined ? "missing" : "present",
+	]);
+	console.log(table(["AT", "SANDBOX", "PROTOCOL", "PORT", "CLIENT-PROXY-AUTH"], rows));
+}
+
+function parseCreate(args: string[]): CreateSandboxInput {
+	const input: CreateSandboxInput = {};
+	for (const arg of args) {
+		if (arg === "--private") input.public = false;
+		else if (arg === "--secure") input.secure = true;
+		else if (arg === "--no-auto-resume") input.autoResume = false;
+		else if (arg === "--paused") input.state = "paused";
+		else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
+		else if (input.id === undefined) input.id = arg;
+		else throw new UsageError(`unexpected argument ${arg}`);
+	}
+	return input;
+}
+
+function oneId(command: string, args: string[]): string {
+	const [id, ...extra] = args;
+	if (id === undefined || id.startsWith("-") || extra.length > 0)
+		throw new UsageError(`${command} takes exactly one <id>`);
+	return id;
+}
+
+async function run(argv: string[]): Promise<void> {
+	const [command, ...args] = argv;
+	switch (command) {
+		case "list":
+			return printList(await admin.list());
+		case "create":
+			return printSandbox(await admin.create(parseCreate(args)));
+		case "get":
+			return console.log(JSON.stringify(await admin.get(oneId(command, args)), null, 2));
+		case "pause":
+		case "resume":
+		case "kill": {
+			const sandbox = await admin[command](oneId(command, args));
+			return console.log(`${sandbox.id}: ${sandbox.state}`);
+		}
+		case "delete": {
+			const id = oneId(command, args);
+			await admin.remove(id);
+			return console.log(`${id}: deleted`);
+		}
+		case "calls":
+			return printCalls(await admin.calls());
+		case "fault": {
+			if (args.length === 0) return console.log(JSON.stringify(await admin.fault()));
+			if (args.length === 1 && args[0] === "clear") {
+				await admin.clearFault();
+				return console.log("fault cleared");
+			}
+			let fault: unknown;
+			try {
+				fault = JSON.parse(args.join(" "));
+			} catch {
+				throw new UsageError(`fault expects JSON such as '{"code":"Unavailable"}' or "clear"`);
+			}
+			await admin.setFault(fault as Parameters<typeof admin.setFault>[0]);
+			return console.log(`fault set: ${JSON.stringify(await admin.fault())}`);
+		}
+		case undefined:
+		case "help":
+		case "-h":
+		case "--help":
+			console.log(USAGE);
+			if (command === undefined) process.exitCode = 2;
+			return;
+		default:
+			throw new UsageError(`unknown command "${command}"`);
+	}
+}
+
+run(process.argv.slice(2)).catch((error: unknown) => {
+	if (error instanceof UsageError) {
+		console.error(`error: ${error.message}\n\n${USAGE}`);
+		process.exitCode = 2;
+	} else if (error instanceof AdminUnreachableError) {
+		console.error(`error: cannot reach the control plane at ${error.baseUrl}; is \`npm start\` running?`);
+		process.exitCode = 1;
+	} else if (error instanceof AdminApiError) {
+		console.error(`error: ${error.message} (HTTP ${error.status})`);
+		process.exitCode = 1;
+	} else {
+		console.error("error:", error);
+		process.exitCode = 1;
+	}
+});

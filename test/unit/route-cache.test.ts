@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import type { Route } from "../../src/catalog/route.ts";
+import { RouteCache } from "../../src/catalog/route-cache.ts";
+
+const t0 = 1_700_000_000_000;
+const hour = 3_600_000;
+
+function route(nodeIp: string, expiresAt = t0 + hour): Route {
+	return { nodeIp, learnedAt: t0, expiresAt };
+}
+
+describe("RouteCache", () => {
+	it("returns a route until its TTL runs out", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		const r = route("10.0.0.1");
+		cache.set("a", r, t0);
+		expect(cache.get("a", t0)).toBe(r);
+		expect(cache.get("a", t0 + 4_999)).toBe(r);
+		expect(cache.get("a", t0 + 5_000)).toBeUndefined();
+		// An expired entry is dropped, not kept around.
+		expect(cache.size).toBe(0);
+		expect(cache.get("a", t0)).toBeUndefined();
+	});
+
+	it("misses a sandbox it never saw", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0);
+		expect(cache.get("b", t0)).toBeUndefined();
+	});
+
+	it("never keeps a route past the route's own expiry", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1", t0 + 1_000), t0);
+		expect(cache.get("a", t0 + 999)).toBeDefined();
+		expect(cache.get("a", t0 + 1_000)).toBeUndefined();
+	});
+
+	it("does not store a route that has already expired", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1", t0), t0);
+		cache.set("b", route("10.0.0.2", t0 - 1), t0);
+		expect(cache.size).toBe(0);
+		expect(cache.get("a", t0 - 1)).toBeUndefined();
+	});
+
+	it("replaces a sandbox's route and restarts its TTL", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.set("a", route("10.0.0.2"), t0 + 4_000);
+		expect(cache.size).toBe(1);
+		expect(cache.get("a", t0 + 8_000)?.nodeIp).toBe("10.0.0.2");
+	});
+
+	it("evicts the least recently set entry beyond maxEntries", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 2 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.set("b", route("10.0.0.2"), t0);
+		cache.set("c", route("10.0.0.3"), t0);
+		expect(cache.size).toBe(2);
+		expect(cache.get("a", t0)).toBeUndefined();
+		expect(cache.get("b", t0)?.nodeIp).toBe("10.0.0.2");
+		expect(cache.get("c", t0)?.nodeIp).toBe("10.0.0.3");
+	});
+
+	it("counts a get as a use, so a hot entry survives", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 2 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.set("b", route("10.0.0.2"), t0);
+		expect(cache.get("a", t0)).toBeDefined(); // "b" is now the least recently used
+		cache.set("c", route("10.0.0.3"), t0);
+		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.1");
+		expect(cache.get("b", t0)).toBeUndefined();
+		expect(cache.get("c", t0)?.nodeIp).toBe("10.0.0.3");
+	});
+
+	it("counts a re-set as a use", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 2 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.set("b", route("10.0.0.2"), t0);
+		cache.set("a", route("10.0.0.9"), t0);
+		cache.set("c", route("10.0.0.3"), t0);
+		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.9");
+		expect(cache.get("b", t0)).toBeUndefined();
+	});
+
+	it("stays within maxEntries under many inserts", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 50 });
+		for (let i = 0; i < 500; i++) cache.set(`s${i}`, route("10.0.0.1"), t0);
+		expect(cache.size).toBe(50);
+		expect(cache.get("s449", t0)).toBeUndefined();
+		expect(cache.get("s450", t0)).toBeDefined();
+		expect(cache.get("s499", t0)).toBeDefined();
+	});
+
+	it("invalidates only when the cached route still points at the given node", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.2"), t0);
+		cache.invalidate("a", "10.0.0.1"); // an older route's node: the newer route survives
+		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.2");
+		cache.invalidate("a", "10.0.0.2");
+		expect(cache.get("a", t0)).toBeUndefined();
+		expect(cache.size).toBe(0);
+	});
+
+	it("ignores invalidating a sandbox it does not hold", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.invalidate("b", "10.0.0.1");
+		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.1");
+	});
+
+	it.each([
+		["maxEntries 0", { ttlMs: 60_000, maxEntries: 0 }],
+		["ttlMs 0", { ttlMs: 0, maxEntries: 10 }],
+	])("is disabled by %s", (_label, options) => {
+		const cache = new RouteCache(options);
+		cache.set("a", route("10.0.0.1"), t0);
+		expect(cache.size).toBe(0);
+		expect(cache.get("a", t0)).toBeUndefined();
+	});
+
+	it("uses the clock when no time is passed", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
+		const now = Date.now();
+		cache.set("a", route("10.0.0.1", now + hour));
+		expect(cache.get("a")?.nodeIp).toBe("10.0.0.1");
+		// Set at the real clock, it has long expired an hour and more later.
+		expect(cache.get("a", now + 2 * hour)).toBeUndefined();
+	});
+});
