@@ -103,7 +103,12 @@ function mustFind(backend: AdminBackend, id: string) {
 async function route(backend: AdminBackend, req: IncomingMessage, res: ServerResponse): Promise<void> {
 	const { registry } = backend;
 	const method = req.method ?? "GET";
-	const segments = pathOf(req).split("/").filter(Boolean).map(decodeURIComponent);
+	let segments: string[];
+	try {
+		segments = pathOf(req).split("/").filter(Boolean).map(decodeURIComponent);
+	} catch {
+		throw new HttpError(400, "malformed percent-encoding in the path");
+	}
 	const [, resource, id, action, ...rest] = segments;
 
 	if (resource === undefined) return sendJson(res, 200, { routes: ROUTES });

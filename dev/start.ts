@@ -61,6 +61,11 @@ function startWrangler(workerPort: number, cpPort: number, nodePort: number): Ch
 
 function printBanner(stack: Stack, workerPort: number): void {
 	const worker = `http://3000-${DEMO_SANDBOX_ID}.localhost:${workerPort}/`;
+	// The CLI needs to be told about non-default ports too.
+	const cliEnv = [
+		stack.controlPlane.port === DEFAULT_CONTROL_PLANE_PORT ? "" : `CONTROL_PLANE_ADMIN_URL=${stack.controlPlaneUrl} `,
+		workerPort === DEFAULT_WORKER_PORT ? "" : `WORKER_PORT=${workerPort} `,
+	].join("");
 	console.log(
 		[
 			"",
@@ -69,9 +74,9 @@ function printBanner(stack: Stack, workerPort: number): void {
 			`                  http://8080-${DEMO_SANDBOX_ID}.localhost:${workerPort}/  (port 8080)`,
 			`  Control plane   ${stack.controlPlaneUrl}/admin/sandboxes`,
 			`  Node            http://127.0.0.1:${stack.nodePort}  (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`,
-			"  CLI             npm run sandbox -- list | create [id] [--private] [--secure] [--no-auto-resume]",
-			"                  npm run sandbox -- pause|resume|kill|get <id> | calls",
-			"  Try             npm run sandbox -- pause demo, then reload the page: it resumes on the way in.",
+			`  CLI             ${cliEnv}npm run sandbox -- list | create [id] [--private] [--secure] [--no-auto-resume]`,
+			`                  ${cliEnv}npm run sandbox -- pause|resume|kill|get <id> | calls`,
+			`  Try             ${cliEnv}npm run sandbox -- pause demo, then reload the page: it resumes on the way in.`,
 			"",
 		].join("\n"),
 	);

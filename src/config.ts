@@ -139,7 +139,8 @@ function parseControlPlaneUrl(raw: RawSettings): string {
 	if (url.username || url.password) {
 		throw new ConfigError("CONTROL_PLANE_URL", "must not carry credentials; use API_SECRET");
 	}
-	if (url.search || url.hash) {
+	// The raw check catches a bare "?" or "#", which URL reports as empty.
+	if (url.search || url.hash || /[?#]/.test(value)) {
 		throw new ConfigError("CONTROL_PLANE_URL", "must not have a query or fragment");
 	}
 	return url.href.replace(/\/+$/, "");
@@ -189,7 +190,7 @@ function parseNodeOriginTemplate(raw: RawSettings): string {
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
 		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an http:// or https:// origin");
 	}
-	if (url.pathname !== "/" || url.search || url.hash || url.username || url.password) {
+	if (url.pathname !== "/" || /[?#@]/.test(template) || url.username || url.password) {
 		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an origin only: scheme, host and port");
 	}
 	return template.replace(/\/+$/, "");

@@ -18,7 +18,7 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	const catalog = new CatalogClient(env, routeCache, target, request.headers);
 
 	let route = routeCache.get(target.sandboxId) ?? (await catalog.lookUp());
-	const response = await forwardToNode(request, url, target, route, config.nodeOriginTemplate);
+	const response = await forward(request, url, target, route, config.nodeOriginTemplate, catalog);
 	if (!isStaleRoute(response) || request.body !== null) return response;
 
 	// The node no longer has the sandbox (paused, killed or moved since the
@@ -29,7 +29,24 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	await response.body?.cancel();
 	await catalog.invalidate(route.nodeIp);
 	route = await catalog.lookUp();
-	return forwardToNode(request, url, target, route, config.nodeOriginTemplate);
+	return forward(request, url, target, route, config.nodeOriginTemplate, catalog);
+}
+
+/** Forwards, and forgets a route whose node cannot be reached, so the next request asks the control plane. */
+async function forward(
+	request: Request,
+	url: URL,
+	target: SandboxTarget,
+	route: Route,
+	nodeOriginTemplate: string,
+	catalog: CatalogClient,
+): Promise<Response> {
+	try {
+		return await forwardToNode(request, url, target, route, nodeOriginTemplate);
+	} catch (error) {
+		if (error instanceof ProxyError && error.code === "node_unreachable") await catalog.invalidate(route.nodeIp);
+		throw error;
+	}
 }
 
 /**

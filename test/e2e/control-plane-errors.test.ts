@@ -34,10 +34,22 @@ const table: { name: string; fault: Fault; status: number; message: string; retr
 		status: 429,
 		message: "team concurrency limit of 20 sandboxes reached",
 	},
-	{ name: "Unavailable", fault: { code: "Unavailable", message: "x" }, status: 503, message: unavailable, retryAfter: true },
+	{
+		name: "Unavailable",
+		fault: { code: "Unavailable", message: "x" },
+		status: 503,
+		message: unavailable,
+		retryAfter: true,
+	},
 	{ name: "Internal", fault: { code: "Internal", message: "x" }, status: 503, message: unavailable, retryAfter: true },
 	{ name: "HTTP 500", fault: { httpStatus: 500 }, status: 503, message: unavailable, retryAfter: true },
-	{ name: "HTTP 502 from a load balancer", fault: { httpStatus: 502 }, status: 503, message: unavailable, retryAfter: true },
+	{
+		name: "HTTP 502 from a load balancer",
+		fault: { httpStatus: 502 },
+		status: 503,
+		message: unavailable,
+		retryAfter: true,
+	},
 	{ name: "a garbage body", fault: { garbage: true }, status: 503, message: unavailable, retryAfter: true },
 	{
 		name: "no answer within RESUME_TIMEOUT_MS",
@@ -98,7 +110,9 @@ describe("control-plane states", () => {
 		await env.admin.create({ id: killed });
 		await env.admin.kill(killed);
 		for (const id of [killed, freshId("never")]) {
-			const response = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+			const response = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+				headers: { accept: "application/json" },
+			});
 			expect(response.status).toBe(502);
 			expect(response.json()).toMatchObject({ sandboxId: id, message: notFound, reason: "sandbox_not_found" });
 		}
@@ -135,7 +149,8 @@ describe("an unreachable control plane", () => {
 		const id = freshId();
 		const response = await fetchVia(refusing.url, sandboxHost(id), "/", {
 			headers: {
-				"user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
+				"user-agent":
+					"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0 Safari/537.36",
 				accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
 				"sec-fetch-mode": "navigate",
 			},

@@ -27,7 +27,8 @@ function generatedBody(size: number): { stream: Readable; sha256: string } {
 	const chunk = Buffer.alloc(MiB);
 	for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 31) & 0xff;
 	const hash = createHash("sha256");
-	for (let sent = 0; sent < size; sent += chunk.length) hash.update(chunk.subarray(0, Math.min(chunk.length, size - sent)));
+	for (let sent = 0; sent < size; sent += chunk.length)
+		hash.update(chunk.subarray(0, Math.min(chunk.length, size - sent)));
 	let sent = 0;
 	const stream = new Readable({
 		read() {
@@ -156,7 +157,9 @@ describe("an unreachable node", () => {
 		const unreachable = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: "http://{ip}:9" });
 		try {
 			const id = await sandbox();
-			const response = await fetchVia(unreachable.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+			const response = await fetchVia(unreachable.url, sandboxHost(id), "/", {
+				headers: { accept: "application/json" },
+			});
 			expect(response.status).toBe(502);
 			expect(response.json()).toMatchObject({ sandboxId: id, code: 502, reason: "node_unreachable" });
 		} finally {

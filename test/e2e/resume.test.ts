@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type E2eStack, apiSecret, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import { apiSecret, type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 
 let env: E2eStack;

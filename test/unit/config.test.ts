@@ -126,10 +126,17 @@ describe("API_SECRET", () => {
 		["missing", undefined],
 		["null", null],
 		["empty", ""],
-		["a number", 12345],
 	])("is refused when %s", (_label, value) => {
+		expectRefused(with_({ API_SECRET: value }), "API_SECRET");
+	});
+
+	it.each([
+		["a number", 987654321, "987654321"],
+		["an object", { token: secret }, secret],
+		["an array", [secret], secret],
+	])("is refused when %s, without echoing the value", (_label, value, text) => {
 		const error = expectRefused(with_({ API_SECRET: value }), "API_SECRET");
-		expect(error.message).not.toContain(secret);
+		expect(error.message).not.toContain(text);
 	});
 
 	it.each([
@@ -287,9 +294,11 @@ describe("integer settings", () => {
 		if (min > 0) expectRefused(with_({ [setting]: String(min - 1) }), setting);
 	});
 
-	it.each(ranges.flatMap(([setting]) =>
-		["12abc", "-5", "1.5", "1e3", "0x10", "+10", "Infinity", "NaN", "1 000", "１２"].map((value) => [setting, value]),
-	))("%s refuses %j", (setting, value) => {
+	it.each(
+		ranges.flatMap(([setting]) =>
+			["12abc", "-5", "1.5", "1e3", "0x10", "+10", "Infinity", "NaN", "1 000", "１２"].map((value) => [setting, value]),
+		),
+	)("%s refuses %j", (setting, value) => {
 		expectRefused(with_({ [setting]: value }), setting);
 	});
 });

@@ -18,14 +18,12 @@ function json(headers: Record<string, string>): boolean {
 }
 
 describe("wantsJson", () => {
-	it.each([
-		"application/json",
-		"Application/JSON",
-		"application/json, */*;q=0.5",
-		"application/json;charset=utf-8",
-	])("gives JSON to a browser whose Accept is %j", (accept) => {
-		expect(json({ "user-agent": browserUa, accept })).toBe(true);
-	});
+	it.each(["application/json", "Application/JSON", "application/json, */*;q=0.5", "application/json;charset=utf-8"])(
+		"gives JSON to a browser whose Accept is %j",
+		(accept) => {
+			expect(json({ "user-agent": browserUa, accept })).toBe(true);
+		},
+	);
 
 	it("does not give JSON by the Accept rule when text/html is accepted too", () => {
 		expect(json({ "user-agent": browserUa, accept: "text/html, application/json" })).toBe(false);
@@ -126,7 +124,10 @@ describe("renderError", () => {
 
 	it("keeps hostile text intact, as data, in JSON", async () => {
 		const hostileId = `<script>"x"</script>`;
-		const response = renderError(new ProxyError("invalid_sandbox_id", { sandboxId: hostileId }), new Headers(jsonClient));
+		const response = renderError(
+			new ProxyError("invalid_sandbox_id", { sandboxId: hostileId }),
+			new Headers(jsonClient),
+		);
 		expect((await response.json()) as { sandboxId: string }).toMatchObject({ sandboxId: hostileId });
 	});
 
@@ -182,6 +183,11 @@ describe("the contract's messages", () => {
 	it("passes the control plane's rate-limit text on as the message", async () => {
 		const error = new ProxyError("resume_rate_limited", { sandboxId: "abc", message: "slow down: 5 resumes/min" });
 		const body = (await renderError(error, new Headers(jsonClient)).json()) as Record<string, unknown>;
-		expect(body).toStrictEqual({ sandboxId: "abc", message: "slow down: 5 resumes/min", code: 429, reason: "resume_rate_limited" });
+		expect(body).toStrictEqual({
+			sandboxId: "abc",
+			message: "slow down: 5 resumes/min",
+			code: 429,
+			reason: "resume_rate_limited",
+		});
 	});
 });

@@ -75,7 +75,9 @@ describe("Worker: requests it refuses itself", () => {
 	it.each(["http://3000-abc123.example.com/", "http://3000-abc123.localhost.evil.com/", "http://sandbox.example.com/"])(
 		"does not route %s, outside the served domains",
 		async (url) => {
-			const response = await send(url, { headers: { ...jsonHeaders, "e2b-sandbox-id": "abc", "e2b-sandbox-port": "1" } });
+			const response = await send(url, {
+				headers: { ...jsonHeaders, "e2b-sandbox-id": "abc", "e2b-sandbox-port": "1" },
+			});
 			expect(response.status).toBe(400);
 			expect((await errorJson(response)).reason).toBe("host_not_served");
 		},
@@ -168,6 +170,9 @@ describe("Worker: sandboxes it cannot reach", () => {
 			code: 502,
 			reason: "node_unreachable",
 		});
+		// The route is dropped, so the next request asks the control plane
+		// again instead of retrying a dead node until the route expires.
+		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
 	});
 });
 

@@ -1,0 +1,208 @@
+// Hot-path benchmark: the proxy against a bare pass-through Worker, both in
+// workerd through Miniflare, in the same run, against the same upstream on
+// loopback. Figures are ratios to that baseline.
+//
+//   npm run bench                      (defaults below)
+//   BENCH_REQUESTS=4000 BENCH_CONCURRENCY=16 BENCH_ROUNDS=5 npm run bench
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { Agent, createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { startStack } from "../dev/stack.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const requests = Number(process.env.BENCH_REQUESTS ?? 3000);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const apiSecret = "bench-secret";
+const sandboxId = "bench";
+const path = "/bench?q=1";
+const compatibilityDate = "2026-11-01";
+
+interface Target {
+	name: string;
+	url: URL;
+	host: string;
+}
+
+interface Sample {
+	seconds: number;
+	latenciesMs: number[];
+}
+
+function buildWorker(): string {
+	const outdir = join(root, "bench/.build");
+	execFileSync(join(root, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--env", "", "--outdir", outdir], {
+		cwd: root,
+		stdio: ["ignore", "ignore", "inherit"],
+		env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+	});
+	return join(outdir, "index.js");
+}
+
+// The smallest Worker that does the same job without routing, catalog or
+// error handling: the floor the proxy is measured against.
+const passThroughScript = `
+export default {
+	async fetch(request, env) {
+		const url = new URL(request.url);
+		const headers = new Headers(request.headers);
+		headers.set("e2b-sandbox-id", env.SANDBOX_ID);
+		headers.set("e2b-sandbox-port", "3000");
+		return fetch(env.NODE_ORIGIN + url.pathname + url.search, {
+			method: request.method, headers, body: request.body, redirect: "manual",
+		});
+	},
+};`;
+
+async function runLoad(target: Target, count: number): Promise<Sample> {
+	const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+	const latenciesMs: number[] = [];
+	let next = 0;
+	const once = () =>
+		new Promise<void>((resolve, reject) => {
+			const started = performance.now();
+			const req = request(
+				{ host: target.url.hostname, port: target.url.port, path, agent, headers: { host: target.host } },
+				(res) => {
+					if (res.statusCode !== 200) reject(new Error(`${target.name}: status ${res.statusCode}`));
+					res.resume();
+					res.on("end", () => {
+						latenciesMs.push(performance.now() - started);
+						resolve();
+					});
+				},
+			);
+			req.on("error", reject);
+			req.end();
+		});
+	const started = performance.now();
+	await Promise.all(
+		Array.from({ length: concurrency }, async () => {
+			while (next < count) {
+				next += 1;
+				await once();
+			}
+		}),
+	);
+	const seconds = (performance.now() - started) / 1000;
+	agent.destroy();
+	return { seconds, latenciesMs };
+}
+
+function percentile(sorted: number[], p: number): number {
+	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+function summarize(samples: Sample[]) {
+	const latencies = samples.flatMap((s) => s.latenciesMs).sort((a, b) => a - b);
+	const seconds = samples.reduce((sum, s) => sum + s.seconds, 0);
+	return {
+		requestsPerSecond: latencies.length / seconds,
+		p50Ms: percentile(latencies, 50),
+		p99Ms: percentile(latencies, 99),
+	};
+}
+
+/**
+ * The cheapest possible node: it answers at once, so that the Workers' own
+ * cost is as large a share of each request as it can be.
+ */
+async function startUpstream(): Promise<Server> {
+	const body = Buffer.from('{"ok":true}');
+	const server = createServer((req, res) => {
+		req.resume();
+		res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+		res.end(body);
+	});
+	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+	return server;
+}
+
+async function main(): Promise<void> {
+	const scriptPath = buildWorker();
+	// The development control plane answers the proxy's one ResumeSandbox call.
+	const stack = await startStack({ apiSecret, controlPlanePort: 0, nodePort: 0, resumeDelayMs: 0 });
+	await stack.controlPlane.sandboxes.create({ id: sandboxId });
+	const upstream = await startUpstream();
+	const upstreamPort = (upstream.address() as AddressInfo).port;
+	const proxyBindings = {
+		SANDBOX_DOMAIN: "localhost",
+		CONTROL_PLANE_URL: stack.controlPlaneUrl,
+		NODE_ORIGIN_TEMPLATE: `http://{ip}:${upstreamPort}`,
+		ENVIRONMENT: "development",
+		API_SECRET: apiSecret,
+	};
+	const proxyWorker = (bindings: Record<string, string>) =>
+		new Miniflare(
+			convertV4MiniflareOptions({
+				modules: true,
+				scriptPath,
+				compatibilityDate,
+				compatibilityFlags: ["nodejs_compat"],
+				durableObjects: { SANDBOX_ROUTE: { className: "SandboxRoute", useSQLite: true } },
+				bindings,
+			}),
+		);
+	const workers = [
+		new Miniflare(
+			convertV4MiniflareOptions({
+				modules: true,
+				script: passThroughScript,
+				compatibilityDate,
+				compatibilityFlags: ["nodejs_compat"],
+				bindings: { SANDBOX_ID: sandboxId, NODE_ORIGIN: `http://127.0.0.1:${upstreamPort}` },
+			}),
+		),
+		proxyWorker(proxyBindings),
+		// The same proxy with the isolate cache off: every request asks the
+		// catalog Durable Object, which shows what the cache saves.
+		proxyWorker({ ...proxyBindings, ROUTE_CACHE_TTL_MS: "0" }),
+	];
+	try {
+		const [baselineUrl, proxyUrl, uncachedUrl] = await Promise.all(workers.map((mf) => mf.ready));
+		const host = `3000-${sandboxId}.localhost`;
+		const targets: Target[] = [
+			{ name: "pass-through baseline", url: baselineUrl as URL, host },
+			{ name: "proxy (isolate cache hit)", url: proxyUrl as URL, host },
+			{ name: "proxy (cache off, catalog DO per request)", url: uncachedUrl as URL, host },
+		];
+		const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
+		for (const target of targets) await runLoad(target, 300); // warm up, and learn the route
+		// Rounds alternate the targets so that drift in the machine's load hits all alike.
+		for (let round = 0; round < rounds; round++) {
+			for (const target of targets) samples.get(target.name)?.push(await runLoad(target, requests));
+		}
+
+		const baseline = summarize(samples.get(targets[0]?.name ?? "") ?? []);
+		const rows = targets.map((target) => {
+			const s = summarize(samples.get(target.name) ?? []);
+			return {
+				target: target.name,
+				"req/s": s.requestsPerSecond.toFixed(0),
+				"throughput vs baseline": (s.requestsPerSecond / baseline.requestsPerSecond).toFixed(3),
+				"p50 ms": s.p50Ms.toFixed(2),
+				"p50 vs baseline": (s.p50Ms / baseline.p50Ms).toFixed(3),
+				"p99 ms": s.p99Ms.toFixed(2),
+				"p99 vs baseline": (s.p99Ms / baseline.p99Ms).toFixed(3),
+			};
+		});
+		const header = `${rounds} rounds x ${requests} requests, concurrency ${concurrency}, GET ${path}, node ${process.version}`;
+		console.log(header);
+		console.table(rows);
+		mkdirSync(join(root, "bench/results"), { recursive: true });
+		writeFileSync(
+			join(root, "bench/results/latest.json"),
+			`${JSON.stringify({ at: new Date().toISOString(), header, rows }, null, 2)}\n`,
+		);
+	} finally {
+		await Promise.all(workers.map((mf) => mf.dispose()));
+		await stack.close();
+		upstream.closeAllConnections();
+		await new Promise((resolve) => upstream.close(resolve));
+	}
+}
+
+await main();
