@@ -42,6 +42,7 @@ interface Refusal {
 }
 
 const MAX_RECORDED_REQUESTS = 1000;
+const ENVD_PORT = 49983;
 
 function notFound(sandboxId: string): Refusal {
 	return {
@@ -56,6 +57,18 @@ function portClosed(sandboxId: string, port: number): Refusal {
 		status: 502,
 		body: { message: "The sandbox is running but port is not open", sandboxId, port, code: 502 },
 		headers: { "x-e2b-port-closed": "1" },
+	};
+}
+
+function trafficForbidden(sandboxId: string): Refusal {
+	return {
+		status: 403,
+		body: {
+			message: "The sandbox's traffic is private: send its e2b-traffic-access-token header",
+			sandboxId,
+			code: 403,
+		},
+		headers: {},
 	};
 }
 
@@ -78,6 +91,12 @@ function resolveTarget(directory: SandboxDirectory, req: IncomingMessage): Targe
 	if (!(port >= 1 && port <= 65535)) return badRequest("E2b-Sandbox-Port must be a port from 1 to 65535");
 	const ports = directory.lookup(sandboxId);
 	if (ports === undefined) return notFound(sandboxId);
+	// Like E2B's orchestrator, the node, not the edge, guards a private
+	// sandbox's traffic; envd checks its own access token.
+	const token = directory.trafficAccessToken(sandboxId);
+	if (token !== undefined && port !== ENVD_PORT && single(req.headers["e2b-traffic-access-token"]) !== token) {
+		return trafficForbidden(sandboxId);
+	}
 	const localPort = ports.get(port);
 	if (localPort === undefined) return portClosed(sandboxId, port);
 	return { sandboxId, port, localPort };

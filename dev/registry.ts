@@ -18,6 +18,8 @@ import {
 export interface SandboxDirectory {
 	/** Sandbox port -> local port, or undefined when the sandbox is not running here. */
 	lookup(sandboxId: string): ReadonlyMap<number, number> | undefined;
+	/** The token a private sandbox's traffic must carry; undefined for a public one. */
+	trafficAccessToken(sandboxId: string): string | undefined;
 }
 
 export interface RegistryOptions {
@@ -241,6 +243,10 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		lookup(id) {
 			const r = records.get(id);
 			return r?.state === "running" ? r.running?.ports : undefined;
+		},
+
+		trafficAccessToken(id) {
+			return records.get(id)?.trafficAccessToken;
 		},
 
 		async pause(id) {

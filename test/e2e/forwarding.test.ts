@@ -152,6 +152,24 @@ describe("headers the node receives", () => {
 	});
 });
 
+describe("private sandboxes", () => {
+	it("reach the sandbox only with the traffic token, which the node checks on every request", async () => {
+		const id = freshId();
+		const created = await env.admin.create({ id, public: false });
+		const without = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+		expect(without.status).toBe(403);
+		const withToken = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+			headers: { "e2b-traffic-access-token": created.trafficAccessToken ?? "" },
+		});
+		expect(withToken.status).toBe(200);
+		// The route is now cached: a stranger's request still stops at the node.
+		const stranger = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+			headers: { "e2b-traffic-access-token": "guess" },
+		});
+		expect(stranger.status).toBe(403);
+	});
+});
+
 describe("an unreachable node", () => {
 	it("gives 502 with the contract's JSON body", async () => {
 		const unreachable = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: "http://{ip}:9" });
