@@ -47,6 +47,12 @@ function targetFromLabel(label: string): SandboxTarget {
 			message: "The host must be <port>-<sandboxId>.<domain>, with one label before the domain",
 		});
 	}
+	// A Unicode host reaches the Worker in its punycode form, "xn--...".
+	if (label.startsWith("xn--")) {
+		throw new ProxyError("invalid_sandbox_id", {
+			message: "The sandbox ID must be lowercase ASCII letters and digits; the host is internationalized",
+		});
+	}
 	const [portText = "", sandboxId = ""] = label.split("-", 2);
 	if (sandboxId === "") {
 		throw new ProxyError("invalid_host", {

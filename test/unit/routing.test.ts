@@ -74,6 +74,8 @@ describe("host routing", () => {
 		["3000-abc\u0131.e2b.example.com", "invalid_sandbox_id"],
 		["3000-\u0430bc.e2b.example.com", "invalid_sandbox_id"],
 		["3000-abc_123.e2b.example.com", "invalid_sandbox_id"],
+		// How a Unicode host arrives after IDNA conversion.
+		["xn--3000-bc-bza.e2b.example.com", "invalid_sandbox_id"],
 		[`3000-${"a".repeat(64)}.e2b.example.com`, "invalid_sandbox_id"],
 		// empty labels and extra labels
 		["3000.e2b.example.com", "invalid_host"],
