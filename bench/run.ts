@@ -5,7 +5,7 @@
 //   npm run bench                      (defaults below)
 //   BENCH_REQUESTS=4000 BENCH_CONCURRENCY=16 BENCH_ROUNDS=5 npm run bench
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -13,9 +13,9 @@ import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { startStack } from "../dev/stack.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const requests = Number(process.env.BENCH_REQUESTS ?? 3000);
+const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 9);
 const apiSecret = "bench-secret";
 const sandboxId = "bench";
 const path = "/bench?q=1";
@@ -25,11 +25,39 @@ interface Target {
 	name: string;
 	url: URL;
 	host: string;
+	workerdPid: number;
 }
 
 interface Sample {
 	seconds: number;
 	latenciesMs: number[];
+	/** CPU seconds the target's workerd process used during the sample. */
+	cpuSeconds: number;
+}
+
+/** workerd processes started by this process (Miniflare spawns one per instance). */
+function workerdChildren(): Set<number> {
+	const pids = new Set<number>();
+	for (const entry of readdirSync("/proc")) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+			const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+			if (stat.includes("(workerd)") && Number(fields[1]) === process.pid) pids.add(Number(entry));
+		} catch {
+			// The process ended while we looked.
+		}
+	}
+	return pids;
+}
+
+const clockTicksPerSecond = 100;
+
+/** User plus system CPU seconds of a process, all threads included. */
+function cpuSecondsOf(pid: number): number {
+	const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+	const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+	return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
 function buildWorker(): string {
@@ -58,6 +86,7 @@ export default {
 };`;
 
 async function runLoad(target: Target, count: number): Promise<Sample> {
+	const cpuBefore = cpuSecondsOf(target.workerdPid);
 	const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
 	const latenciesMs: number[] = [];
 	let next = 0;
@@ -89,17 +118,27 @@ async function runLoad(target: Target, count: number): Promise<Sample> {
 	);
 	const seconds = (performance.now() - started) / 1000;
 	agent.destroy();
-	return { seconds, latenciesMs };
+	return { seconds, latenciesMs, cpuSeconds: cpuSecondsOf(target.workerdPid) - cpuBefore };
 }
 
 function percentile(sorted: number[], p: number): number {
 	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+function median(values: number[]): number {
+	const sorted = [...values].sort((a, b) => a - b);
+	const middle = Math.floor(sorted.length / 2);
+	return sorted.length % 2 === 1
+		? (sorted[middle] ?? Number.NaN)
+		: ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
 function summarize(samples: Sample[]) {
 	const latencies = samples.flatMap((s) => s.latenciesMs).sort((a, b) => a - b);
 	const seconds = samples.reduce((sum, s) => sum + s.seconds, 0);
+	const cpuSeconds = samples.reduce((sum, s) => sum + s.cpuSeconds, 0);
 	return {
+		cpuMicrosPerRequest: (cpuSeconds / latencies.length) * 1e6,
 		requestsPerSecond: latencies.length / seconds,
 		p50Ms: percentile(latencies, 50),
 		p99Ms: percentile(latencies, 99),
@@ -146,29 +185,38 @@ async function main(): Promise<void> {
 				bindings,
 			}),
 		);
-	const workers = [
-		new Miniflare(
-			convertV4MiniflareOptions({
-				modules: true,
-				script: passThroughScript,
-				compatibilityDate,
-				compatibilityFlags: ["nodejs_compat"],
-				bindings: { SANDBOX_ID: sandboxId, NODE_ORIGIN: `http://127.0.0.1:${upstreamPort}` },
-			}),
-		),
-		proxyWorker(proxyBindings),
+	const workerFactories = [
+		() =>
+			new Miniflare(
+				convertV4MiniflareOptions({
+					modules: true,
+					script: passThroughScript,
+					compatibilityDate,
+					compatibilityFlags: ["nodejs_compat"],
+					bindings: { SANDBOX_ID: sandboxId, NODE_ORIGIN: `http://127.0.0.1:${upstreamPort}` },
+				}),
+			),
+		() => proxyWorker(proxyBindings),
 		// The same proxy with the isolate cache off: every request asks the
 		// catalog Durable Object, which shows what the cache saves.
-		proxyWorker({ ...proxyBindings, ROUTE_CACHE_TTL_MS: "0" }),
+		() => proxyWorker({ ...proxyBindings, ROUTE_CACHE_TTL_MS: "0" }),
 	];
+	// Started one at a time, to tell which workerd process is whose.
+	const workers: Miniflare[] = [];
+	const started: { url: URL; pid: number }[] = [];
+	for (const factory of workerFactories) {
+		const before = workerdChildren();
+		const mf = factory();
+		workers.push(mf);
+		const url = (await mf.ready) as URL;
+		const pid = [...workerdChildren()].find((p) => !before.has(p));
+		if (pid === undefined) throw new Error("could not find the workerd process Miniflare started");
+		started.push({ url, pid });
+	}
 	try {
-		const [baselineUrl, proxyUrl, uncachedUrl] = await Promise.all(workers.map((mf) => mf.ready));
 		const host = `3000-${sandboxId}.localhost`;
-		const targets: Target[] = [
-			{ name: "pass-through baseline", url: baselineUrl as URL, host },
-			{ name: "proxy (isolate cache hit)", url: proxyUrl as URL, host },
-			{ name: "proxy (cache off, catalog DO per request)", url: uncachedUrl as URL, host },
-		];
+		const names = ["pass-through baseline", "proxy (isolate cache hit)", "proxy (cache off, catalog DO per request)"];
+		const targets: Target[] = started.map(({ url, pid }, i) => ({ name: names[i] ?? "", url, host, workerdPid: pid }));
 		const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
 		for (const target of targets) await runLoad(target, 300); // warm up, and learn the route
 		// Rounds alternate the targets so that drift in the machine's load hits all alike.
@@ -176,20 +224,33 @@ async function main(): Promise<void> {
 			for (const target of targets) samples.get(target.name)?.push(await runLoad(target, requests));
 		}
 
-		const baseline = summarize(samples.get(targets[0]?.name ?? "") ?? []);
+		// Each round's figures are divided by the same round's baseline, and the
+		// median of those ratios is reported: the machine's drift cancels out.
+		const baselineSamples = samples.get(targets[0]?.name ?? "") ?? [];
 		const rows = targets.map((target) => {
-			const s = summarize(samples.get(target.name) ?? []);
+			const own = samples.get(target.name) ?? [];
+			const s = summarize(own);
+			const ratios = (measure: (sample: Sample) => number) =>
+				median(own.map((sample, i) => measure(sample) / measure(baselineSamples[i] ?? sample)));
+			const cpuPerRequest = (sample: Sample) => sample.cpuSeconds / sample.latenciesMs.length;
+			const p50 = (sample: Sample) =>
+				percentile(
+					[...sample.latenciesMs].sort((a, b) => a - b),
+					50,
+				);
+			const rate = (sample: Sample) => sample.latenciesMs.length / sample.seconds;
 			return {
 				target: target.name,
+				"workerd CPU µs/req": s.cpuMicrosPerRequest.toFixed(0),
+				"CPU vs baseline": ratios(cpuPerRequest).toFixed(2),
 				"req/s": s.requestsPerSecond.toFixed(0),
-				"throughput vs baseline": (s.requestsPerSecond / baseline.requestsPerSecond).toFixed(3),
+				"req/s vs baseline": ratios(rate).toFixed(2),
 				"p50 ms": s.p50Ms.toFixed(2),
-				"p50 vs baseline": (s.p50Ms / baseline.p50Ms).toFixed(3),
+				"p50 vs baseline": ratios(p50).toFixed(2),
 				"p99 ms": s.p99Ms.toFixed(2),
-				"p99 vs baseline": (s.p99Ms / baseline.p99Ms).toFixed(3),
 			};
 		});
-		const header = `${rounds} rounds x ${requests} requests, concurrency ${concurrency}, GET ${path}, node ${process.version}`;
+		const header = `${rounds} rounds x ${requests} requests, concurrency ${concurrency}, GET ${path}; ratios are medians of per-round ratios`;
 		console.log(header);
 		console.table(rows);
 		mkdirSync(join(root, "bench/results"), { recursive: true });
