@@ -151,7 +151,7 @@ async function handleWebApp(
 	}
 	if (path === "/events") return serveClock(res, query);
 	if (path === "/download") return serveDownload(res, query);
-	if (path === "/upload" && (method === "POST" || method === "PUT")) return serveUpload(req, res);
+	if (path === "/upload" && method !== "GET" && method !== "HEAD") return serveUpload(req, res);
 	if (path === "/headers") return sendJson(res, 200, headerRecord(req.headers));
 	if (path === "/redirect") {
 		res.writeHead(302, {

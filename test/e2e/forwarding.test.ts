@@ -120,6 +120,28 @@ describe("responses come back unchanged", () => {
 		expect(response.headers["set-cookie"]).toHaveLength(3);
 	});
 
+	it("answers HEAD with the sandbox's headers and no body", async () => {
+		const id = await sandbox("paused");
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/download?bytes=12345", { method: "HEAD" });
+		expect(response.status).toBe(200);
+		expect(response.headers["content-length"]).toBe("12345");
+		expect(response.body).toHaveLength(0);
+		const seen = env.stack.node.requests().filter((r) => r.headers["e2b-sandbox-id"] === id);
+		expect(seen.map((r) => r.method)).toEqual(["HEAD"]);
+	});
+
+	it("passes other methods and their bodies through", async () => {
+		const id = await sandbox();
+		const methods = ["PUT", "DELETE", "PATCH", "OPTIONS"];
+		for (const method of methods) {
+			const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", { method, body: "abc" });
+			expect(response.status).toBe(200);
+			expect(response.json()).toMatchObject({ bytes: 3 });
+		}
+		const seen = env.stack.node.requests().filter((r) => r.headers["e2b-sandbox-id"] === id);
+		expect(seen.map((r) => r.method)).toEqual(methods);
+	});
+
 	it("passes the sandbox's own error statuses through", async () => {
 		const id = await sandbox();
 		const response = await fetchVia(env.worker.url, sandboxHost(id), "/status/418");

@@ -28,7 +28,7 @@ export function send(baseUrl: URL, host: string, path: string, options: SendOpti
 				port: baseUrl.port,
 				path,
 				method: options.method ?? "GET",
-				headers: { host, ...options.headers },
+				headers: { host, ...lengthOf(options.body), ...options.headers },
 				agent: false,
 			},
 			resolve,
@@ -39,6 +39,13 @@ export function send(baseUrl: URL, host: string, path: string, options: SendOpti
 		else if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
 		else body.pipe(req);
 	});
+}
+
+// Node sends a body without framing for DELETE and OPTIONS unless told its length.
+function lengthOf(body: SendOptions["body"]): Record<string, string> {
+	if (typeof body === "string") return { "content-length": String(Buffer.byteLength(body)) };
+	if (Buffer.isBuffer(body)) return { "content-length": String(body.length) };
+	return {};
 }
 
 export async function fetchVia(baseUrl: URL, host: string, path: string, options: SendOptions = {}): Promise<Received> {
