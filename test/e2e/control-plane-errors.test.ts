@@ -161,3 +161,24 @@ describe("an unreachable control plane", () => {
 		expect(response.text).toContain(id);
 	});
 });
+
+describe("a control plane that answers OK with something that is not an IP", () => {
+	it.each(["evil.example.com", "127.0.0.1:80@evil.example.com", "127.0.0.1/admin"])(
+		"refuses %s as a node address with 503",
+		async (orchestratorIp) => {
+			const lying = await startE2eStack({ orchestratorIp });
+			try {
+				const id = freshId();
+				await lying.admin.create({ id });
+				const response = await fetchVia(lying.worker.url, sandboxHost(id), "/", {
+					headers: { accept: "application/json" },
+				});
+				expect(response.status).toBe(503);
+				expect(response.json()).toMatchObject({ sandboxId: id, reason: "control_plane_bad_answer" });
+				expect(lying.stack.node.requests()).toHaveLength(0);
+			} finally {
+				await lying.close();
+			}
+		},
+	);
+});

@@ -61,7 +61,7 @@ export interface E2eStack {
 }
 
 export async function startE2eStack(
-	options: { resumeDelayMs?: number; workerVars?: Record<string, string> } = {},
+	options: { resumeDelayMs?: number; orchestratorIp?: string; workerVars?: Record<string, string> } = {},
 ): Promise<E2eStack> {
 	const stack = await startStack({
 		apiSecret,
@@ -69,6 +69,7 @@ export async function startE2eStack(
 		nodePort: 0,
 		resumeDelayMs: options.resumeDelayMs ?? 200,
 		pauseDelayMs: 50,
+		...(options.orchestratorIp === undefined ? {} : { orchestratorIp: options.orchestratorIp }),
 	});
 	const vars = {
 		CONTROL_PLANE_URL: stack.controlPlaneUrl,
