@@ -5,7 +5,7 @@ import { createServer, IncomingMessage, type ServerResponse } from "node:http";
 import { type ContextValues, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createAdminHandler } from "./admin-api.ts";
-import { answerRawFault, createFaultSlot, describeFault, parseFault } from "./fault.ts";
+import { answerRawFault, createFaultSlot, describeFault, isGarbage, parseFault } from "./fault.ts";
 import { BodyTooLargeError, headerRecord, pathOf, readBody, sendJson } from "./http-util.ts";
 import { type Fault, type Log, type RecordedCall, silent } from "./model.ts";
 import type { SandboxRegistry } from "./registry.ts";
@@ -122,7 +122,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
 		const fault = faults.take(sandboxId);
 		if (fault !== undefined) {
-			const raw = fault.hang === true || fault.httpStatus !== undefined || fault.garbage === true;
+			const raw = fault.hang === true || fault.httpStatus !== undefined || isGarbage(fault);
 			if (raw || fault.delayMs !== undefined) {
 				log(`ResumeSandbox ${sandboxId || "<empty>"} (${protocol}) fault: ${describeFault(fault)}`);
 			}

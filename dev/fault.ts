@@ -49,11 +49,16 @@ export function parseFault(value: unknown): Fault {
 		if (status < 200 || status > 599) throw new FaultError("httpStatus must be from 200 to 599");
 		fault.httpStatus = status;
 	}
-	for (const flag of ["garbage", "hang"] as const) {
-		if (input[flag] !== undefined) {
-			if (typeof input[flag] !== "boolean") throw new FaultError(`${flag} must be a boolean`);
-			fault[flag] = input[flag];
+	if (input.hang !== undefined) {
+		if (typeof input.hang !== "boolean") throw new FaultError("hang must be a boolean");
+		fault.hang = input.hang;
+	}
+	if (input.garbage !== undefined) {
+		const garbage = input.garbage;
+		if (typeof garbage !== "boolean" && garbage !== "message" && garbage !== "unframed" && garbage !== "truncated") {
+			throw new FaultError('garbage must be a boolean or one of "message", "unframed", "truncated"');
 		}
+		fault.garbage = garbage;
 	}
 	if (input.sandboxId !== undefined) {
 		if (typeof input.sandboxId !== "string") throw new FaultError("sandboxId must be a string");
@@ -102,9 +107,13 @@ export function describeFault(fault: Fault): string {
 	if (fault.delayMs !== undefined) parts.push(`delay ${fault.delayMs}ms`);
 	if (fault.hang === true) parts.push("hang");
 	else if (fault.httpStatus !== undefined) parts.push(`http ${fault.httpStatus}`);
-	else if (fault.garbage === true) parts.push("garbage");
+	else if (isGarbage(fault)) parts.push(`garbage (${fault.garbage === true ? "message" : fault.garbage})`);
 	else if (fault.code !== undefined) parts.push(fault.code);
 	return parts.join(", ") || "no-op";
+}
+
+export function isGarbage(fault: Fault): boolean {
+	return fault.garbage !== undefined && fault.garbage !== false;
 }
 
 /**
@@ -120,19 +129,19 @@ export function answerRawFault(fault: Fault, protocol: RpcProtocol, res: ServerR
 		res.end(body);
 		return true;
 	}
-	if (fault.garbage === true) {
+	if (isGarbage(fault)) {
 		// A message that cannot be decoded: it opens with a protobuf tag of wire
-		// type 7, which does not exist. For grpc-web it sits in a well-formed
-		// frame, so both protocols fail at the same place (message decoding)
-		// rather than grpc-web failing earlier on framing.
+		// type 7, which does not exist. By default it sits in a well-formed
+		// gRPC-web frame, so both protocols fail at message decoding; the other
+		// kinds break the framing instead.
 		const junk = Buffer.concat([
 			Buffer.from([0x0f]),
 			Buffer.from(`not protobuf ${randomBytes(24).toString("base64")}`),
 		]);
 		let body = junk;
-		if (protocol === "grpc-web") {
+		if (protocol === "grpc-web" && fault.garbage !== "unframed") {
 			const frame = Buffer.alloc(5);
-			frame.writeUInt32BE(junk.byteLength, 1);
+			frame.writeUInt32BE(fault.garbage === "truncated" ? junk.byteLength * 10 : junk.byteLength, 1);
 			body = Buffer.concat([frame, junk]);
 		}
 		const contentType = protocol === "grpc-web" ? "application/grpc-web+proto" : "application/proto";

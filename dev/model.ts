@@ -86,7 +86,7 @@ export interface Fault {
 	/** Raw HTTP answer with this status and a non-RPC body, as a load balancer would give. */
 	httpStatus?: number;
 	/** 200 with the protocol's content-type and a body that is not a valid message. */
-	garbage?: boolean;
+	garbage?: boolean | GarbageKind;
 	/** Never answer. */
 	hang?: boolean;
 	/** Only calls for this sandbox; absent means every call. */
@@ -104,6 +104,13 @@ export interface RecordedNodeRequest {
 	upgrade: boolean;
 	at: number;
 }
+
+/**
+ * How a garbage answer is broken: `true` or "message" is a well-framed but
+ * undecodable message; "unframed" is junk with no gRPC-web frame; "truncated"
+ * is a frame header promising more bytes than follow.
+ */
+export type GarbageKind = "message" | "unframed" | "truncated";
 
 export type Log = (line: string) => void;
 

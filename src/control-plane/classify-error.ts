@@ -5,6 +5,7 @@ import type { LookupFailure } from "../catalog/route.ts";
 // as E2B's API words it.
 const transitioningMessage = "sandbox is still transitioning";
 const maxPassedOnMessageLength = 200;
+const clientProtocolErrorPrefix = "protocol error";
 
 /**
  * Maps a failed ResumeSandbox call to the contract's table. Anything that is
@@ -14,6 +15,10 @@ const maxPassedOnMessageLength = 200;
  */
 export function classifyResumeError(error: unknown): LookupFailure {
 	const connectError = ConnectError.from(error);
+	// connect-es reports a body it cannot parse ("protocol error: incomplete
+	// envelope", ...) with codes a server could also send. Such an answer is
+	// garbage, not a verdict on the sandbox.
+	if (connectError.rawMessage.startsWith(clientProtocolErrorPrefix)) return { code: "control_plane_unavailable" };
 	switch (connectError.code) {
 		case Code.NotFound:
 		case Code.InvalidArgument:

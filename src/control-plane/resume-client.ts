@@ -1,7 +1,7 @@
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import type { LookupFailure, ResumeCredentials } from "../catalog/route.ts";
-import type { Config } from "../config.ts";
+import type { Config, ControlPlaneProtocol } from "../config.ts";
 import { SandboxService } from "../gen/proxy/proxy_pb.ts";
 import { classifyResumeError } from "./classify-error.ts";
 import { isNodeIp } from "./node-ip.ts";
@@ -10,22 +10,21 @@ export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: L
 
 export type ResumeSandbox = (sandboxId: string, credentials: ResumeCredentials) => Promise<ResumeOutcome>;
 
-// connect-web hard-codes `redirect: "error"`, which workerd rejects. A
-// redirect from the control plane is an error for us anyway: answered
-// manually, it fails the protocol's response checks instead of being followed
-// with our secret attached.
-const fetchWithoutRedirects: typeof fetch = (input, init) => fetch(input, { ...init, redirect: "manual" });
+// A SandboxResumeResponse with its trailers is a few hundred bytes at most;
+// anything far larger is not one.
+const maxResponseBytes = 64 * 1024;
 
 /**
  * Calls `proxy.SandboxService/ResumeSandbox` with E2B's metadata and turns
  * every outcome, including transport failures, into a route or a failure
- * from the error registry. It never throws.
+ * from the error registry. It never throws, and it answers by the deadline
+ * even if the control plane keeps a malformed body open.
  */
 export function createResumeClient(config: Config): ResumeSandbox {
 	const transportOptions = {
 		baseUrl: config.controlPlaneUrl,
 		useBinaryFormat: true,
-		fetch: fetchWithoutRedirects,
+		fetch: checkedFetch(config.controlPlaneProtocol),
 	};
 	const transport =
 		config.controlPlaneProtocol === "connect"
@@ -34,19 +33,105 @@ export function createResumeClient(config: Config): ResumeSandbox {
 	const client = createClient(SandboxService, transport);
 
 	return async (sandboxId, credentials) => {
-		try {
-			const response = await client.resumeSandbox(
+		const abort = new AbortController();
+		let timer: ReturnType<typeof setTimeout> | null = null;
+		const deadline = new Promise<ResumeOutcome>((resolve) => {
+			timer = setTimeout(() => {
+				abort.abort();
+				resolve({ ok: false, error: { code: "resume_timeout" } });
+			}, config.resumeTimeoutMs);
+		});
+		const call = client
+			.resumeSandbox(
 				{ sandboxId },
-				{ headers: resumeHeaders(config.apiSecret, credentials), timeoutMs: config.resumeTimeoutMs },
+				{
+					headers: resumeHeaders(config.apiSecret, credentials),
+					timeoutMs: config.resumeTimeoutMs,
+					signal: abort.signal,
+				},
+			)
+			.then(
+				(response): ResumeOutcome => {
+					const nodeIp = response.orchestratorIp.trim();
+					if (nodeIp === "") return { ok: false, error: { code: "sandbox_not_found" } };
+					if (!isNodeIp(nodeIp)) return { ok: false, error: { code: "control_plane_bad_answer" } };
+					return { ok: true, nodeIp };
+				},
+				(error: unknown): ResumeOutcome => ({ ok: false, error: classifyResumeError(error) }),
 			);
-			const nodeIp = response.orchestratorIp.trim();
-			if (nodeIp === "") return { ok: false, error: { code: "sandbox_not_found" } };
-			if (!isNodeIp(nodeIp)) return { ok: false, error: { code: "control_plane_bad_answer" } };
-			return { ok: true, nodeIp };
-		} catch (error) {
-			return { ok: false, error: classifyResumeError(error) };
+		try {
+			// connect-es's own timeout does not bound reading a body that the
+			// server leaves open, so the deadline is also raced here.
+			return await Promise.race([call, deadline]);
+		} finally {
+			if (timer !== null) clearTimeout(timer);
 		}
 	};
+}
+
+/**
+ * The fetch the transports use. It never follows redirects: connect-web
+ * hard-codes `redirect: "error"`, which workerd rejects, and a redirect must
+ * not carry our secret elsewhere. A 200 whose content type is not the
+ * protocol's, or a body far too large to be our message, is a control plane
+ * that is not speaking the protocol: it is reported as unavailable before
+ * connect-es tries to decode it and misreads it as an answer.
+ */
+function checkedFetch(protocol: ControlPlaneProtocol): typeof fetch {
+	const expectedType = protocol === "connect" ? "application/proto" : "application/grpc-web";
+	return async (input, init) => {
+		const response = await fetch(input, { ...init, redirect: "manual" });
+		if (response.status !== 200) return response;
+		const contentType = response.headers.get("content-type")?.toLowerCase() ?? "";
+		const length = Number(response.headers.get("content-length") ?? 0);
+		if (!contentType.startsWith(expectedType) || length > maxResponseBytes) {
+			await response.body?.cancel();
+			throw new ConnectError(`control plane answered 200 with ${contentType || "no content type"}`, Code.Unavailable);
+		}
+		// Read here, bounded, so that connect-es decodes a complete body whose
+		// frames are known to fit: it would otherwise allocate whatever length a
+		// garbage frame header claims, gigabytes, blocking the object for seconds.
+		const body = await readBounded(response, maxResponseBytes);
+		if (protocol === "grpc-web" && !framesFit(body)) {
+			throw new ConnectError("control plane answer is not valid gRPC-web framing", Code.Unavailable);
+		}
+		return new Response(body, { status: response.status, headers: response.headers });
+	};
+}
+
+/** Whether a gRPC-web body is a sequence of whole frames: 1 flag byte, a 4-byte length, that many bytes. */
+function framesFit(body: Uint8Array): boolean {
+	const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+	let offset = 0;
+	while (offset < body.byteLength) {
+		if (offset + 5 > body.byteLength) return false;
+		offset += 5 + view.getUint32(offset + 1);
+	}
+	return offset === body.byteLength;
+}
+
+async function readBounded(response: Response, limit: number): Promise<Uint8Array> {
+	const reader = response.body?.getReader();
+	if (reader === undefined) return new Uint8Array();
+	const chunks: Uint8Array[] = [];
+	let total = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		total += value.byteLength;
+		if (total > limit) {
+			await reader.cancel();
+			throw new ConnectError("control plane answer is too large", Code.Unavailable);
+		}
+		chunks.push(value);
+	}
+	const body = new Uint8Array(total);
+	let offset = 0;
+	for (const chunk of chunks) {
+		body.set(chunk, offset);
+		offset += chunk.byteLength;
+	}
+	return body;
 }
 
 export function resumeHeaders(apiSecret: string, credentials: ResumeCredentials): Headers {

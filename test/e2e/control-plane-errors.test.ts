@@ -50,7 +50,28 @@ const table: { name: string; fault: Fault; status: number; message: string; retr
 		message: unavailable,
 		retryAfter: true,
 	},
-	{ name: "a garbage body", fault: { garbage: true }, status: 503, message: unavailable, retryAfter: true },
+	{ name: "a garbage message", fault: { garbage: true }, status: 503, message: unavailable, retryAfter: true },
+	{
+		name: "an unframed garbage body",
+		fault: { garbage: "unframed" },
+		status: 503,
+		message: unavailable,
+		retryAfter: true,
+	},
+	{
+		name: "a frame cut short",
+		fault: { garbage: "truncated" },
+		status: 503,
+		message: unavailable,
+		retryAfter: true,
+	},
+	{
+		name: "HTTP 200 with an HTML page",
+		fault: { httpStatus: 200 },
+		status: 503,
+		message: unavailable,
+		retryAfter: true,
+	},
 	{
 		name: "no answer within RESUME_TIMEOUT_MS",
 		fault: { hang: true },
@@ -60,11 +81,12 @@ const table: { name: string; fault: Fault; status: number; message: string; retr
 	},
 ];
 
+const resumeTimeoutMs = 1500;
 let env: E2eStack;
 let connectWorker: RunningWorker;
 
 beforeAll(async () => {
-	env = await startE2eStack({ workerVars: { RESUME_TIMEOUT_MS: "1500" } });
+	env = await startE2eStack({ workerVars: { RESUME_TIMEOUT_MS: String(resumeTimeoutMs) } });
 	connectWorker = await startWorker({ ...env.vars, CONTROL_PLANE_PROTOCOL: "connect" });
 });
 afterAll(async () => {
@@ -80,7 +102,10 @@ describe.each(["grpc-web", "connect"])("control-plane outcomes over %s", (protoc
 		await env.admin.create({ id });
 		await env.admin.pause(id);
 		await env.admin.setFault({ ...fault, sandboxId: id });
+		const started = Date.now();
 		const response = await fetchVia(worker().url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
+		// Whatever the control plane does, the answer comes by the resume deadline.
+		expect(Date.now() - started).toBeLessThan(resumeTimeoutMs + 1500);
 		expect(response.status).toBe(status);
 		expect(response.json()).toMatchObject({ sandboxId: id, message, code: status });
 		expect(response.headers["retry-after"] !== undefined).toBe(retryAfter === true);
