@@ -35,6 +35,7 @@ export function nodeOrigin(template: string, nodeIp: string): string {
  */
 export async function forwardToNode(
 	request: Request,
+	body: BodyInit | null,
 	url: URL,
 	target: SandboxTarget,
 	route: Route,
@@ -45,7 +46,7 @@ export async function forwardToNode(
 		return await fetch(upstreamUrl, {
 			method: request.method,
 			headers: upstreamHeaders(request.headers, url, target),
-			body: request.body,
+			body,
 			redirect: "manual",
 		});
 	} catch (error) {

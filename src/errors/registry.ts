@@ -13,6 +13,7 @@ export const errorCodes = {
 		status: 400,
 		message: "The E2b-Sandbox-Id and E2b-Sandbox-Port headers are required on this host",
 	},
+	invalid_access_token: { status: 400, message: "An access token header is too long" },
 	sandbox_not_found: { status: 502, message: "The sandbox was not found" },
 	resume_forbidden: {
 		status: 403,
@@ -41,6 +42,19 @@ export const errorCodes = {
 		retryAfterSeconds: 2,
 	},
 	node_unreachable: { status: 502, message: "The sandbox's node could not be reached" },
+	// The route went stale while a streamed body was being sent; the sandbox
+	// has been woken again, and only the client can send the body a second time.
+	request_not_replayable: {
+		status: 503,
+		message:
+			"The sandbox was woken while this request was in flight and its body could not be sent twice. Send the request again.",
+		retryAfterSeconds: 1,
+	},
+	catalog_unavailable: {
+		status: 503,
+		message: "The sandbox route catalog is temporarily unavailable",
+		retryAfterSeconds: 1,
+	},
 	proxy_misconfigured: {
 		status: 503,
 		message: "The sandbox proxy is misconfigured",

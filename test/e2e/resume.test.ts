@@ -1,3 +1,5 @@
+import { request } from "node:http";
+import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiSecret, type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
@@ -80,6 +82,56 @@ describe("auto-resume", () => {
 		expect(woken.status).toBe(200);
 		expect(await callsFor(id)).toHaveLength(2);
 		expect(env.worker.logText()).toContain('"event":"stale_route"');
+	});
+
+	it("sends a small request body again after waking a sandbox paused behind a known route", async () => {
+		const id = await pausedSandbox();
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		await env.admin.pause(id);
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", { method: "POST", body: "abc" });
+		expect(response.status).toBe(200);
+		expect(response.json()).toMatchObject({ bytes: 3 });
+		expect(await callsFor(id)).toHaveLength(2);
+	});
+
+	it("wakes the sandbox but asks for a resend when a streamed body met a stale route", async () => {
+		const id = await pausedSandbox();
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		await env.admin.pause(id);
+		const streamed = () => Readable.from([Buffer.alloc(100_000, 1), Buffer.alloc(100_000, 2)]);
+		const first = await fetchVia(env.worker.url, sandboxHost(id), "/upload", {
+			method: "POST",
+			body: streamed(),
+			headers: { accept: "application/json" },
+		});
+		expect(first.status).toBe(503);
+		expect(first.headers["retry-after"]).toBe("1");
+		expect(first.json().reason).toBe("request_not_replayable");
+		expect((await env.admin.get(id)).state).toBe("running");
+
+		const again = await fetchVia(env.worker.url, sandboxHost(id), "/upload", { method: "POST", body: streamed() });
+		expect(again.status).toBe(200);
+		expect(again.json()).toMatchObject({ bytes: 200_000 });
+	});
+
+	it("keeps the route when a client abandons its own upload", async () => {
+		const id = await pausedSandbox();
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		const upload = request({
+			host: env.worker.url.hostname,
+			port: env.worker.url.port,
+			method: "POST",
+			path: "/upload",
+			headers: { host: sandboxHost(id) },
+		});
+		upload.on("error", () => {});
+		upload.write(Buffer.alloc(200_000));
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		upload.destroy();
+		await new Promise((resolve) => setTimeout(resolve, 300));
+
+		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+		expect(await callsFor(id)).toHaveLength(1);
 	});
 
 	it("routes to other ports of the sandbox", async () => {
