@@ -9,12 +9,12 @@ import { RouteStore } from "./route-store.ts";
  * The route catalog for one sandbox (addressed by `getByName(sandboxId)`).
  * On a miss it calls ResumeSandbox itself, so that every request waiting on
  * this sandbox joins one call: concurrent requests to one object share its
- * I/O context, so an in-memory map of in-flight promises coalesces them
- * safely here, unlike in the stateless Worker.
+ * I/O context, so an in-memory promise coalesces them safely here, unlike in
+ * the stateless Worker.
  */
 export class SandboxRoute extends DurableObject<Env> {
 	readonly #store: RouteStore;
-	readonly #inFlight = new Map<string, Promise<LookupResult>>();
+	#flight: Flight | undefined;
 	#resumeSandbox: ResumeSandbox | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
@@ -24,20 +24,33 @@ export class SandboxRoute extends DurableObject<Env> {
 
 	/** The sandbox's route, resuming the sandbox if the catalog has none. */
 	async lookup(sandboxId: string, credentials: ResumeCredentials): Promise<LookupResult> {
-		const route = this.#store.current(Date.now());
-		if (route !== null) return { ok: true, route, fromControlPlane: false };
+		const key = credentialsKey(credentials);
+		for (let attempt = 0; ; attempt++) {
+			const route = this.#store.current(Date.now());
+			if (route !== null) return { ok: true, route, fromControlPlane: false };
 
-		// Callers join only a call made with the same credentials: the
-		// control plane authorises each set on its own, so a stranger's
-		// rejected resume must not fail the owner's requests, nor the
-		// owner's accepted one answer for a stranger's.
-		const key = coalescingKey(credentials);
-		let pending = this.#inFlight.get(key);
-		if (pending === undefined) {
-			pending = this.#resumeAndStore(sandboxId, credentials).finally(() => this.#inFlight.delete(key));
-			this.#inFlight.set(key, pending);
+			// Every caller joins the call in flight, whatever its credentials:
+			// one RPC per wake. But a refusal answers only the credentials it
+			// was made with, so a caller with others then makes its own call,
+			// and a stranger's rejected attempt cannot fail the owner's requests.
+			const flight = this.#flight;
+			if (flight === undefined || (attempt > 0 && flight.key !== key)) {
+				return this.#fly(sandboxId, credentials, key);
+			}
+			const result = await flight.result;
+			if (result.ok || flight.key === key || result.error.code !== "resume_forbidden") return result;
 		}
-		return pending;
+	}
+
+	#fly(sandboxId: string, credentials: ResumeCredentials, key: string): Promise<LookupResult> {
+		const flight: Flight = {
+			key,
+			result: this.#resumeAndStore(sandboxId, credentials).finally(() => {
+				if (this.#flight === flight) this.#flight = undefined;
+			}),
+		};
+		this.#flight = flight;
+		return flight.result;
 	}
 
 	/** Forgets the route if it still points at `nodeIp`: the node said the sandbox is not there. */
@@ -88,6 +101,12 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 }
 
-function coalescingKey(credentials: ResumeCredentials): string {
+interface Flight {
+	/** The credentials the call carries. */
+	key: string;
+	result: Promise<LookupResult>;
+}
+
+function credentialsKey(credentials: ResumeCredentials): string {
 	return JSON.stringify([credentials.port, credentials.trafficAccessToken, credentials.envdAccessToken]);
 }

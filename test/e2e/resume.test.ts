@@ -49,6 +49,39 @@ describe("auto-resume", () => {
 		expect(await callsFor(id)).toHaveLength(1);
 	});
 
+	it("wakes a sandbox with one RPC for concurrent requests to different ports and credentials", async () => {
+		const id = await pausedSandbox();
+		const responses = await Promise.all([
+			fetchVia(env.worker.url, sandboxHost(id, 3000), "/headers"),
+			fetchVia(env.worker.url, sandboxHost(id, 8080), "/"),
+			fetchVia(env.worker.url, sandboxHost(id, 49983), "/health", { headers: { "x-access-token": "t" } }),
+		]);
+		expect(responses.map((r) => r.status)).toEqual([200, 200, 204]);
+		expect(await callsFor(id)).toHaveLength(1);
+	});
+
+	it("does not let a stranger's refused wake fail the owner's requests", async () => {
+		const id = freshId();
+		const owner = await env.admin.create({ id, public: false });
+		await env.admin.pause(id);
+		// Slow the control plane down so that the owner's request joins the stranger's call.
+		await env.admin.setFault({ sandboxId: id, delayMs: 600 });
+		try {
+			const stranger = fetchVia(env.worker.url, sandboxHost(id), "/", {
+				headers: { accept: "application/json", "e2b-traffic-access-token": "guess" },
+			});
+			await new Promise((resolve) => setTimeout(resolve, 150));
+			const ownerResponse = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+				headers: { "e2b-traffic-access-token": owner.trafficAccessToken ?? "" },
+			});
+			expect((await stranger).status).toBe(403);
+			expect(ownerResponse.status).toBe(200);
+			expect(await callsFor(id)).toHaveLength(2);
+		} finally {
+			await env.admin.clearFault();
+		}
+	});
+
 	it("does not make requests for one sandbox wait on another's resume", async () => {
 		const slow = await pausedSandbox();
 		const fast = await pausedSandbox();
