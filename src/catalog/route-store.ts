@@ -29,17 +29,22 @@ interface RouteRow extends Record<string, SqlStorageValue> {
 	expires_at: number;
 }
 
-/** The one route of one sandbox, kept in the catalog object's SQLite storage. */
+/**
+ * The one route of one sandbox, kept in the catalog object's SQLite storage.
+ * Nothing is written until there is a route to keep: a lookup for an ID that
+ * never resumes (a typo, a stranger probing) leaves no stored object behind.
+ */
 export class RouteStore {
 	readonly #sql: SqlStorage;
 	// A read-through copy: reading SQLite is synchronous and cheap, but the
 	// object answers many lookups per write.
 	#route: Route | null;
+	#migrated = false;
 
 	constructor(sql: SqlStorage) {
 		this.#sql = sql;
-		migrate(sql);
-		this.#route = this.#load();
+		if (hasSchema(sql)) this.#migrate();
+		this.#route = this.#migrated ? this.#load() : null;
 	}
 
 	/** The stored route if it has not expired at `now`. */
@@ -49,6 +54,7 @@ export class RouteStore {
 	}
 
 	save(sandboxId: string, route: Route): void {
+		this.#migrate();
 		this.#exec(
 			`INSERT INTO route (singleton, sandbox_id, node_ip, learned_at, expires_at) VALUES (1, ?, ?, ?, ?)
 			 ON CONFLICT (singleton) DO UPDATE SET sandbox_id = excluded.sandbox_id, node_ip = excluded.node_ip,
@@ -62,8 +68,14 @@ export class RouteStore {
 	}
 
 	clear(): void {
-		this.#exec("DELETE FROM route");
+		if (this.#migrated) this.#exec("DELETE FROM route");
 		this.#route = null;
+	}
+
+	#migrate(): void {
+		if (this.#migrated) return;
+		migrate(this.#sql);
+		this.#migrated = true;
 	}
 
 	#load(): Route | null {
@@ -80,6 +92,12 @@ export class RouteStore {
 			throw new SqlError(statement, error);
 		}
 	}
+}
+
+function hasSchema(sql: SqlStorage): boolean {
+	return (
+		sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").toArray().length > 0
+	);
 }
 
 function migrate(sql: SqlStorage): void {

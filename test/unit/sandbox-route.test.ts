@@ -2,6 +2,7 @@ import { evictDurableObject, listDurableObjectIds, runInDurableObject } from "cl
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { LookupResult, ResumeCredentials, Route } from "../../src/catalog/route.ts";
+import { RouteStore } from "../../src/catalog/route-store.ts";
 
 // The unit project's CONTROL_PLANE_URL is http://127.0.0.1:9, where nothing
 // listens: every resume there fails at once as "temporarily unavailable".
@@ -30,7 +31,19 @@ interface RouteRow {
 	expires_at: number;
 }
 
-function routeRows(sandboxId: string): Promise<RouteRow[]> {
+function tableNames(sandboxId: string): Promise<string[]> {
+	return runInDurableObject(catalog(sandboxId), (_instance, state) =>
+		state.storage.sql
+			.exec<{ name: string }>(
+				"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'",
+			)
+			.toArray()
+			.map((row) => row.name),
+	);
+}
+
+async function routeRows(sandboxId: string): Promise<RouteRow[]> {
+	if (!(await tableNames(sandboxId)).includes("route")) return [];
 	return runInDurableObject(catalog(sandboxId), (_instance, state) =>
 		state.storage.sql.exec<Record<string, SqlStorageValue> & RouteRow>("SELECT * FROM route").toArray(),
 	);
@@ -46,19 +59,14 @@ function migrationVersions(sandboxId: string): Promise<number[]> {
 }
 
 /**
- * Writes a route straight into the object's SQLite storage, then evicts the
- * object so that the next call wakes a new instance that reads it back.
+ * Writes a route into the object's SQLite storage through a second store on
+ * the same storage, then evicts the object so that the next call wakes a new
+ * instance that reads it back.
  */
 async function seedRoute(sandboxId: string, route: Route): Promise<void> {
 	const stub = catalog(sandboxId);
 	await runInDurableObject(stub, (_instance, state) => {
-		state.storage.sql.exec(
-			"INSERT INTO route (singleton, sandbox_id, node_ip, learned_at, expires_at) VALUES (1, ?, ?, ?, ?)",
-			sandboxId,
-			route.nodeIp,
-			route.learnedAt,
-			route.expiresAt,
-		);
+		new RouteStore(state.storage.sql).save(sandboxId, route);
 	});
 	await evictDurableObject(stub);
 }
@@ -102,7 +110,8 @@ describe("SandboxRoute catalog object", () => {
 		const result = await lookup(sandboxId);
 		expect(result).toMatchObject(unavailable);
 		expect(await catalog(sandboxId).peek()).toBeNull();
-		expect(await routeRows(sandboxId)).toEqual([]);
+		// Not even the schema: a probe for an ID that never resumes leaves no stored object.
+		expect(await tableNames(sandboxId)).toEqual([]);
 	});
 
 	it("fails every concurrent lookup, and stores nothing", async () => {
@@ -136,6 +145,7 @@ describe("SandboxRoute catalog object", () => {
 
 	it("migrates its schema once, however often it wakes", async () => {
 		const sandboxId = freshSandboxId("migrate");
+		await seedRoute(sandboxId, liveRoute("10.0.0.11"));
 		const first = await migrationVersions(sandboxId);
 		expect(first.length).toBeGreaterThan(0);
 		// One row per migration: versions 1..n, each once.

@@ -1,6 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { RouteStore } from "../../src/catalog/route-store.ts";
 
 // Local wrangler.toml values: SANDBOX_DOMAIN "localhost", ENVIRONMENT
 // "development", NODE_ORIGIN_TEMPLATE "http://{ip}:5007"; the unit project
@@ -44,13 +45,7 @@ async function seedRoute(sandboxId: string, nodeIp: string): Promise<void> {
 	const stub = env.SANDBOX_ROUTE.getByName(sandboxId);
 	const now = Date.now();
 	await runInDurableObject(stub, (_instance, state) => {
-		state.storage.sql.exec(
-			"INSERT INTO route (singleton, sandbox_id, node_ip, learned_at, expires_at) VALUES (1, ?, ?, ?, ?)",
-			sandboxId,
-			nodeIp,
-			now,
-			now + 3_600_000,
-		);
+		new RouteStore(state.storage.sql).save(sandboxId, { nodeIp, learnedAt: now, expiresAt: now + 3_600_000 });
 	});
 	// The next call wakes a new instance, which reads the route from storage.
 	await evictDurableObject(stub);
@@ -249,6 +244,21 @@ describe("Worker: forwarding to the node", () => {
 		expect(upstream.headers.has("x-e2b-client-proxy-auth")).toBe(false);
 		expect(upstream.headers.get("x-forwarded-host")).toBe(`3000-${sandboxId}.localhost`);
 		expect(upstream.headers.get("x-custom")).toBe("kept");
+	});
+
+	it("serves a hot sandbox from the isolate cache without asking the catalog again", async () => {
+		const sandboxId = freshSandboxId("hot");
+		const cachedIp = "127.0.0.6";
+		await seedRoute(sandboxId, cachedIp);
+		const seen = fakeNode(cachedIp, () => new Response("from the cached node"));
+		expect((await send(`http://3000-${sandboxId}.localhost/`)).status).toBe(200);
+
+		// The catalog now says another node; within the cache TTL the isolate
+		// does not ask it, so the request still goes to the cached node.
+		await seedRoute(sandboxId, "127.0.0.7");
+		const response = await send(`http://3000-${sandboxId}.localhost/`);
+		expect(await response.text()).toBe("from the cached node");
+		expect(seen).toHaveLength(2);
 	});
 
 	it("drops a stale route and resumes when the node says the sandbox is not there", async () => {
