@@ -11,7 +11,7 @@ export default defineConfig({
 					cloudflareTest({
 						wrangler: { configPath: "./wrangler.toml" },
 						miniflare: {
-							// Tests never read .dev.vars, which a fresh clone lacks.
+							// These override .dev.vars, so the tests are the same on a fresh clone, which has none.
 							bindings: {
 								API_SECRET: "unit-test-secret",
 								// Nothing listens on port 9: a resume here fails fast, by design.

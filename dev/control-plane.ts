@@ -21,7 +21,7 @@ export interface ControlPlaneOptions {
 	registry: SandboxRegistry;
 	/** Default 8790; 0 picks a free port. */
 	port?: number;
-	/** Default "always"; see TokenPolicy. */
+	/** Default "e2b"; see TokenPolicy. */
 	tokenPolicy?: TokenPolicy;
 	log?: Log;
 }
@@ -90,7 +90,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 	const contexts = new WeakMap<IncomingMessage, ContextValues>();
 
 	const rpc = connectNodeAdapter({
-		routes: resumeRoutes({ apiSecret, registry, tokenPolicy: options.tokenPolicy ?? "always", log }),
+		routes: resumeRoutes({ apiSecret, registry, tokenPolicy: options.tokenPolicy ?? "e2b", log }),
 		grpcWeb: true,
 		connect: true,
 		grpc: false,

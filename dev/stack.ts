@@ -20,7 +20,7 @@ export interface StackOptions {
 	pauseDelayMs?: number;
 	/** What ResumeSandbox returns; default "127.0.0.1". */
 	orchestratorIp?: string;
-	/** Default "always". */
+	/** Default "e2b", as E2B's API checks tokens. */
 	tokenPolicy?: TokenPolicy;
 	/** Receives lines prefixed "[control-plane] " or "[node] "; default silent. */
 	log?: Log;
@@ -62,7 +62,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 			apiSecret: options.apiSecret,
 			registry,
 			port: options.controlPlanePort ?? DEFAULT_CONTROL_PLANE_PORT,
-			tokenPolicy: options.tokenPolicy ?? "always",
+			tokenPolicy: options.tokenPolicy ?? "e2b",
 			log: prefixed("control-plane"),
 		});
 	} catch (error) {

@@ -13,7 +13,8 @@ export const sandboxPortHeader = "e2b-sandbox-port";
 const sandboxIdPattern = /^[a-z0-9]+$/;
 // A DNS label holds at most 63 characters, and so can an ID routed by header.
 const maxSandboxIdLength = 63;
-const portPattern = /^[1-9][0-9]{0,4}$/;
+// Decimal, as E2B parses it; leading zeros are allowed ("03000" is 3000).
+const portPattern = /^[0-9]{1,5}$/;
 const sharedHostLabel = "sandbox";
 
 /**
@@ -24,7 +25,8 @@ const sharedHostLabel = "sandbox";
  * Throws a ProxyError (400) saying what is wrong.
  */
 export function resolveTarget(host: string, headers: Headers, config: Config): SandboxTarget {
-	const hostname = stripPort(host.trim());
+	// A fully qualified host may end in a dot ("3000-abc.example.com.").
+	const hostname = stripPort(host.trim()).replace(/\.$/, "");
 	if (hostname === "") throw new ProxyError("invalid_host", { message: "The request has no Host" });
 
 	const lowered = hostname.toLowerCase();

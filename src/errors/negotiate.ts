@@ -16,8 +16,9 @@ export function wantsJson(headers: Headers): boolean {
 	return !looksLikeBrowser(headers.get("user-agent") ?? "");
 }
 
+// E2B's proxy uses this pattern; CLIs and SDKs (curl, python-requests, node, Go) match none of it.
+const browserUserAgent = /mozilla|chrome|safari|firefox|edge|opera|msie/i;
+
 function looksLikeBrowser(userAgent: string): boolean {
-	// Every mainstream browser's UA starts with "Mozilla/"; CLIs and SDKs
-	// (curl, python-requests, node, Go) do not.
-	return userAgent.startsWith("Mozilla/");
+	return browserUserAgent.test(userAgent);
 }

@@ -56,9 +56,16 @@ describe("wantsJson", () => {
 		["Go", { "user-agent": "Go-http-client/1.1" }],
 		["no User-Agent", {}],
 		["a non-browser that accepts HTML", { "user-agent": "curl/8.5.0", accept: "text/html" }],
-		["a UA that only mentions Mozilla", { "user-agent": "my-bot (compatible; Mozilla/5.0)" }],
 	])("gives JSON to %s", (_label, headers) => {
 		expect(json(headers)).toBe(true);
+	});
+
+	it.each([
+		["Opera Presto", "Opera/9.80 (X11; Linux x86_64) Presto/2.12.388 Version/12.16"],
+		["a lowercase mozilla", "mozilla/5.0 (x11)"],
+		["a UA that mentions Mozilla anywhere, as E2B's rule reads", "my-bot (compatible; Mozilla/5.0)"],
+	])("gives HTML to %s", (_label, userAgent) => {
+		expect(json({ "user-agent": userAgent })).toBe(false);
 	});
 });
 

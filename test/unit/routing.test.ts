@@ -45,6 +45,9 @@ describe("host routing", () => {
 		["3000-abc123-client-id-x.e2b.example.com", 3000, "abc123"],
 		// The domain part of a host is case-insensitive.
 		["3000-abc123.E2B.Example.COM", 3000, "abc123"],
+		["03000-abc123.e2b.example.com", 3000, "abc123"],
+		["3000-abc123.e2b.example.com.", 3000, "abc123"],
+		["3000-abc123.e2b.example.com.:443", 3000, "abc123"],
 	])("routes %s", (host, port, sandboxId) => {
 		expect(route(host)).toEqual({ port, sandboxId });
 	});
@@ -64,7 +67,7 @@ describe("host routing", () => {
 		["70000-abc123.e2b.example.com", "invalid_port"],
 		["65536-abc123.e2b.example.com", "invalid_port"],
 		["abc-abc123.e2b.example.com", "invalid_port"],
-		["03000-abc123.e2b.example.com", "invalid_port"],
+		["000000-abc123.e2b.example.com", "invalid_port"],
 		["+3000-abc123.e2b.example.com", "invalid_port"],
 		["3e3-abc123.e2b.example.com", "invalid_port"],
 		["-abc123.e2b.example.com", "invalid_port"],
