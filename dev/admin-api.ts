@@ -144,7 +144,7 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
 	}
 
 	if (resource === "calls" && id === undefined) {
-		if (method === "GET") return sendJson(res, 200, { calls: backend.calls() });
+		if (method === "GET") return sendJson(res, 200, { calls: backend.calls().map(withoutSecret) });
 		if (method === "DELETE") {
 			backend.resetCalls();
 			return sendNoContent(res);
@@ -181,4 +181,11 @@ export function createAdminHandler(backend: AdminBackend): (req: IncomingMessage
 			sendJson(res, 500, { message: error instanceof Error ? error.message : String(error), code: 500 });
 		});
 	};
+}
+
+/** The admin API is unauthenticated: it says whether the secret came, never what it was. */
+function withoutSecret(call: RecordedCall): RecordedCall {
+	const secret = call.headers["x-e2b-client-proxy-auth"];
+	if (secret === undefined) return call;
+	return { ...call, headers: { ...call.headers, "x-e2b-client-proxy-auth": "(present)" } };
 }

@@ -34,7 +34,7 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	// resumes it, then send the request again if its body allows.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp });
 	await response.body?.cancel();
-	await catalog.invalidate(route.nodeIp);
+	await catalog.invalidate(route);
 	route = await catalog.lookUp();
 	if (body.kind === "stream") throw new ProxyError("request_not_replayable", { sandboxId: target.sandboxId });
 	return send(route);
@@ -74,7 +74,7 @@ async function forward(
 		return await forwardToNode(request, body.init, url, target, route, nodeOriginTemplate);
 	} catch (error) {
 		if (error instanceof ProxyError && error.code === "node_unreachable" && body.kind !== "stream") {
-			await catalog.invalidate(route.nodeIp);
+			await catalog.invalidate(route);
 		}
 		throw error;
 	}
@@ -112,9 +112,9 @@ class CatalogClient {
 		return result.route;
 	}
 
-	async invalidate(nodeIp: string): Promise<void> {
-		this.#cache.invalidate(this.#target.sandboxId, nodeIp);
-		await this.#call((stub) => stub.invalidate(nodeIp));
+	async invalidate(stale: Route): Promise<void> {
+		this.#cache.invalidate(this.#target.sandboxId, stale);
+		await this.#call((stub) => stub.invalidate(stale));
 	}
 
 	async #call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {

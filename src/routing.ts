@@ -1,4 +1,5 @@
 import type { Config } from "./config.ts";
+import { excerpt } from "./errors/excerpt.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 
 /** Which sandbox and port a request is for. */
@@ -68,15 +69,14 @@ function targetFromHeaders(headers: Headers): SandboxTarget {
 	const sandboxId = headers.get(sandboxIdHeader);
 	const port = headers.get(sandboxPortHeader);
 	if (sandboxId === null || port === null) throw new ProxyError("missing_routing_headers");
-	const target = { port: parsePort(port.trim()), sandboxId: checkSandboxId(sandboxId.trim()) };
-	return target;
+	return { port: parsePort(port.trim()), sandboxId: checkSandboxId(sandboxId.trim()) };
 }
 
 export function parsePort(text: string): number {
 	const port = portPattern.test(text) ? Number(text) : Number.NaN;
 	if (!(port >= 1 && port <= 65535)) {
 		throw new ProxyError("invalid_port", {
-			message: `The sandbox port must be a decimal number from 1 to 65535, got "${printable(text)}"`,
+			message: `The sandbox port must be a decimal number from 1 to 65535, got "${excerpt(text, 64)}"`,
 		});
 	}
 	return port;
@@ -85,7 +85,7 @@ export function parsePort(text: string): number {
 export function checkSandboxId(sandboxId: string): string {
 	if (sandboxId.length > maxSandboxIdLength || !sandboxIdPattern.test(sandboxId)) {
 		throw new ProxyError("invalid_sandbox_id", {
-			message: `The sandbox ID must be 1 to ${maxSandboxIdLength} lowercase letters and digits, got "${printable(sandboxId)}"`,
+			message: `The sandbox ID must be 1 to ${maxSandboxIdLength} lowercase letters and digits, got "${excerpt(sandboxId, 64)}"`,
 		});
 	}
 	return sandboxId;
@@ -105,10 +105,4 @@ function stripPort(host: string): string {
 
 function isIpLiteral(hostname: string): boolean {
 	return /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) || /^\[[0-9a-f:.]+\]$/.test(hostname);
-}
-
-/** Echo at most a short, printable excerpt of client input in messages. */
-function printable(text: string): string {
-	const cleaned = text.replace(/[^\x20-\x7e]/g, "?");
-	return cleaned.length > 64 ? `${cleaned.slice(0, 64)}…` : cleaned;
 }

@@ -1,4 +1,4 @@
-import type { Route } from "./route.ts";
+import { type Route, sameRoute } from "./route.ts";
 
 interface Entry {
 	route: Route;
@@ -43,9 +43,10 @@ export class RouteCache {
 		}
 	}
 
-	/** Drops the route, but only if it still points at `nodeIp`, so a newer route survives. */
-	invalidate(sandboxId: string, nodeIp: string): void {
-		if (this.#entries.get(sandboxId)?.route.nodeIp === nodeIp) this.#entries.delete(sandboxId);
+	/** Drops the route, but only if it is still `stale`, so a newer one (even on the same node) survives. */
+	invalidate(sandboxId: string, stale: Route): void {
+		const cached = this.#entries.get(sandboxId)?.route;
+		if (cached !== undefined && sameRoute(cached, stale)) this.#entries.delete(sandboxId);
 	}
 
 	get size(): number {

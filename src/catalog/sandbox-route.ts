@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { ConfigError, configFrom } from "../config.ts";
 import { createResumeClient, type ResumeSandbox } from "../control-plane/resume-client.ts";
 import { logEvent } from "../log.ts";
-import type { LookupResult, ResumeCredentials, Route } from "./route.ts";
+import { type LookupResult, type ResumeCredentials, type Route, sameRoute } from "./route.ts";
 import { RouteStore } from "./route-store.ts";
 
 /**
@@ -27,7 +27,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		const key = credentialsKey(credentials);
 		for (let attempt = 0; ; attempt++) {
 			const route = this.#store.current(Date.now());
-			if (route !== null) return { ok: true, route, fromControlPlane: false };
+			if (route !== null) return { ok: true, route };
 
 			// Every caller joins the call in flight, whatever its credentials:
 			// one RPC per wake. But a refusal answers only the credentials it
@@ -53,10 +53,13 @@ export class SandboxRoute extends DurableObject<Env> {
 		return flight.result;
 	}
 
-	/** Forgets the route if it still points at `nodeIp`: the node said the sandbox is not there. */
-	async invalidate(nodeIp: string): Promise<boolean> {
+	/**
+	 * Forgets the route if it is still `stale`: its node said the sandbox is
+	 * not there. A route learned since, even on the same node, is kept.
+	 */
+	async invalidate(stale: Route): Promise<boolean> {
 		const route = this.#store.current(Date.now());
-		if (route === null || route.nodeIp !== nodeIp) return false;
+		if (route === null || !sameRoute(route, stale)) return false;
 		this.#store.clear();
 		return true;
 	}
@@ -97,7 +100,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			expiresAt: finishedAt + config.routeTtlMs,
 		};
 		this.#store.save(sandboxId, route);
-		return { ok: true, route, fromControlPlane: true };
+		return { ok: true, route };
 	}
 }
 

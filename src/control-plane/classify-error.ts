@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { LookupFailure } from "../catalog/route.ts";
+import { excerpt } from "../errors/excerpt.ts";
 
 // The control plane's FailedPrecondition for a sandbox mid-pause or mid-resume,
 // as E2B's API words it.
@@ -31,7 +32,8 @@ export function classifyResumeError(error: unknown): LookupFailure {
 		case Code.Unauthenticated:
 			return { code: "resume_forbidden" };
 		case Code.ResourceExhausted: {
-			const message = sanitize(connectError.rawMessage);
+			// The control plane's text reaches clients.
+			const message = excerpt(connectError.rawMessage, maxPassedOnMessageLength);
 			return message === "" ? { code: "resume_rate_limited" } : { code: "resume_rate_limited", message };
 		}
 		case Code.DeadlineExceeded:
@@ -39,10 +41,4 @@ export function classifyResumeError(error: unknown): LookupFailure {
 		default:
 			return { code: "control_plane_unavailable" };
 	}
-}
-
-/** The control plane's text reaches clients; keep it short and printable. */
-function sanitize(message: string): string {
-	const printable = message.replace(/[^\x20-\x7e]/g, " ").trim();
-	return printable.length > maxPassedOnMessageLength ? `${printable.slice(0, maxPassedOnMessageLength)}…` : printable;
 }

@@ -20,8 +20,9 @@ async function pausedSandbox(options: { public?: boolean; secure?: boolean } = {
 	return id;
 }
 
+// In-process rather than through the admin API, which redacts the secret.
 async function callsFor(sandboxId: string) {
-	return (await env.admin.calls()).filter((call) => call.sandboxId === sandboxId);
+	return env.stack.controlPlane.calls().filter((call) => call.sandboxId === sandboxId);
 }
 
 describe("auto-resume", () => {

@@ -92,12 +92,15 @@ describe("RouteCache", () => {
 		expect(cache.get("s499", t0)).toBeDefined();
 	});
 
-	it("invalidates only when the cached route still points at the given node", () => {
+	it("invalidates only the very route that went stale", () => {
 		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
-		cache.set("a", route("10.0.0.2"), t0);
-		cache.invalidate("a", "10.0.0.1"); // an older route's node: the newer route survives
+		const current = route("10.0.0.2");
+		cache.set("a", current, t0);
+		cache.invalidate("a", route("10.0.0.1")); // an older route's node: the newer route survives
+		// A route learned earlier on the same node: the newer learning survives too.
+		cache.invalidate("a", { ...current, learnedAt: current.learnedAt - 1 });
 		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.2");
-		cache.invalidate("a", "10.0.0.2");
+		cache.invalidate("a", { ...current });
 		expect(cache.get("a", t0)).toBeUndefined();
 		expect(cache.size).toBe(0);
 	});
@@ -105,7 +108,7 @@ describe("RouteCache", () => {
 	it("ignores invalidating a sandbox it does not hold", () => {
 		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 10 });
 		cache.set("a", route("10.0.0.1"), t0);
-		cache.invalidate("b", "10.0.0.1");
+		cache.invalidate("b", route("10.0.0.1"));
 		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.1");
 	});
 

@@ -84,12 +84,11 @@ describe("SandboxRoute catalog object", () => {
 		const route = liveRoute("10.0.0.7");
 		await seedRoute(sandboxId, route);
 
-		expect(await lookup(sandboxId)).toEqual({ ok: true, route, fromControlPlane: false });
+		expect(await lookup(sandboxId)).toEqual({ ok: true, route });
 		// Any credentials: the stored route is the answer, not a new resume.
 		expect(await lookup(sandboxId, { port: 49983, trafficAccessToken: "t" })).toEqual({
 			ok: true,
 			route,
-			fromControlPlane: false,
 		});
 		expect(await catalog(sandboxId).peek()).toEqual(route);
 	});
@@ -138,7 +137,7 @@ describe("SandboxRoute catalog object", () => {
 
 		await evictDurableObject(catalog(sandboxId));
 		expect(await catalog(sandboxId).peek()).toEqual(route);
-		expect(await lookup(sandboxId)).toEqual({ ok: true, route, fromControlPlane: false });
+		expect(await lookup(sandboxId)).toEqual({ ok: true, route });
 		const ids = await listDurableObjectIds(env.SANDBOX_ROUTE);
 		expect(ids.some((id) => id.equals(env.SANDBOX_ROUTE.idFromName(sandboxId)))).toBe(true);
 	});
@@ -160,16 +159,18 @@ describe("SandboxRoute catalog object", () => {
 		expect(await lookup(sandboxId)).toMatchObject({ ok: true, route: { nodeIp: "10.0.0.10" } });
 	});
 
-	it("invalidates only when the route still points at the given node", async () => {
+	it("invalidates only the very route that went stale", async () => {
 		const sandboxId = freshSandboxId("invalidate");
 		const route = liveRoute("10.0.0.11");
 		await seedRoute(sandboxId, route);
 
-		expect(await catalog(sandboxId).invalidate("10.0.0.12")).toBe(false);
+		expect(await catalog(sandboxId).invalidate({ ...route, nodeIp: "10.0.0.12" })).toBe(false);
+		// The same node, but an earlier learning: a late report must not drop a fresh route.
+		expect(await catalog(sandboxId).invalidate({ ...route, learnedAt: route.learnedAt - 1 })).toBe(false);
 		expect(await catalog(sandboxId).peek()).toEqual(route);
 		expect(await lookup(sandboxId)).toMatchObject({ ok: true, route });
 
-		expect(await catalog(sandboxId).invalidate("10.0.0.11")).toBe(true);
+		expect(await catalog(sandboxId).invalidate(route)).toBe(true);
 		expect(await catalog(sandboxId).peek()).toBeNull();
 		expect(await routeRows(sandboxId)).toEqual([]);
 		// With the route gone, the next lookup resumes (and here fails).
@@ -181,7 +182,7 @@ describe("SandboxRoute catalog object", () => {
 
 	it("does nothing when asked to invalidate an object with no route", async () => {
 		const sandboxId = freshSandboxId("invalidateempty");
-		expect(await catalog(sandboxId).invalidate("10.0.0.1")).toBe(false);
+		expect(await catalog(sandboxId).invalidate(liveRoute("10.0.0.1"))).toBe(false);
 		expect(await catalog(sandboxId).peek()).toBeNull();
 	});
 });
