@@ -152,6 +152,7 @@ async function handleWebApp(
 	if (path === "/events") return serveClock(res, query);
 	if (path === "/download") return serveDownload(res, query);
 	if (path === "/upload" && method !== "GET" && method !== "HEAD") return serveUpload(req, res);
+	if (path === "/echo" && method === "POST") return serveEcho(req, res);
 	if (path === "/headers") return sendJson(res, 200, headerRecord(req.headers));
 	if (path === "/redirect") {
 		res.writeHead(302, {
@@ -245,6 +246,13 @@ async function serveUpload(req: IncomingMessage, res: ServerResponse): Promise<v
 		hash.update(buf);
 	}
 	sendJson(res, 200, { bytes, sha256: hash.digest("hex") });
+}
+
+/** Streams the request body back as it arrives: only a proxy that streams both ways lets a client converse with it. */
+function serveEcho(req: IncomingMessage, res: ServerResponse): void {
+	res.writeHead(200, { "content-type": "application/octet-stream", "cache-control": "no-store" });
+	res.flushHeaders();
+	req.pipe(res);
 }
 
 function serveStatus(res: ServerResponse, status: number): void {

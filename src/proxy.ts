@@ -21,7 +21,7 @@ export async function proxyRequest(request: Request, env: Env): Promise<Response
 	const url = new URL(request.url);
 	const target = resolveTarget(request.headers.get("host") ?? url.host, request.headers, config);
 	routeCache ??= new RouteCache({ ttlMs: config.routeCacheTtlMs, maxEntries: config.routeCacheMaxEntries });
-	const catalog = new CatalogClient(env, routeCache, target, resumeCredentials(request.headers, target.port));
+	const catalog = new CatalogClient(env, routeCache, target, request.headers);
 	const body = await replayableBody(request);
 	const send = (route: Route) => forward(request, body, url, target, route, config.nodeOriginTemplate, catalog);
 
@@ -89,19 +89,20 @@ class CatalogClient {
 	readonly #env: Env;
 	readonly #cache: RouteCache;
 	readonly #target: SandboxTarget;
-	readonly #credentials: ResumeCredentials;
+	readonly #headers: Headers;
 	#stub: DurableObjectStub<SandboxRoute> | undefined;
 
-	constructor(env: Env, cache: RouteCache, target: SandboxTarget, credentials: ResumeCredentials) {
+	constructor(env: Env, cache: RouteCache, target: SandboxTarget, headers: Headers) {
 		this.#env = env;
 		this.#cache = cache;
 		this.#target = target;
-		this.#credentials = credentials;
+		this.#headers = headers;
 	}
 
 	async lookUp(): Promise<Route> {
-		const { sandboxId } = this.#target;
-		const result = await this.#call((stub) => stub.lookup(sandboxId, this.#credentials) as Promise<LookupResult>);
+		const { sandboxId, port } = this.#target;
+		const credentials = resumeCredentials(this.#headers, port);
+		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials) as Promise<LookupResult>);
 		if (!result.ok) {
 			throw new ProxyError(result.error.code, {
 				sandboxId,

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
+import { once } from "node:events";
+import { PassThrough, Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
 import { echo, fetchVia, openWebSocket, send } from "./http-client.ts";
@@ -60,6 +61,27 @@ describe("bodies stream through the proxy", () => {
 		const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", { method: "PUT", body: stream });
 		expect(response.status).toBe(200);
 		expect(response.json()).toEqual({ bytes: 100 * MiB, sha256 });
+	});
+
+	it("streams both ways at once: each chunk is echoed before the next is sent", async () => {
+		const id = await sandbox();
+		const upload = new PassThrough();
+		const responding = send(env.worker.url, sandboxHost(id), "/echo", {
+			method: "POST",
+			headers: { "content-type": "application/octet-stream" },
+			body: upload,
+		});
+		upload.write("ping 1;");
+		// The answer starts while the upload is still open: nothing buffered the body.
+		const response = await responding;
+		const echoed = async () => String((await once(response, "data"))[0]);
+		expect(await echoed()).toBe("ping 1;");
+		const second = echoed();
+		upload.write("ping 2;");
+		expect(await second).toBe("ping 2;");
+		upload.end();
+		response.resume();
+		await once(response, "end");
 	});
 
 	it("passes a 100 MiB download", async () => {
