@@ -52,6 +52,14 @@ async function seedRoute(sandboxId: string, nodeIp: string): Promise<void> {
 }
 
 describe("Worker: requests it refuses itself", () => {
+	it.each(["e2b-traffic-access-token", "x-access-token"])("refuses an oversized %s with 400", async (header) => {
+		const response = await send(`http://3000-${freshSandboxId("bigtoken")}.localhost/`, {
+			headers: { ...jsonHeaders, [header]: "t".repeat(4097) },
+		});
+		expect(response.status).toBe(400);
+		expect((await errorJson(response)).reason).toBe("invalid_access_token");
+	});
+
 	it.each([
 		["http://0-abc123.localhost/", "invalid_port"],
 		["http://99999-abc123.localhost/", "invalid_port"],
