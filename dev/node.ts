@@ -1,7 +1,15 @@
 // The development node: an orchestrator proxy that routes on E2b-Sandbox-Id and
 // E2b-Sandbox-Port, like E2B's proxy on :5007, to the sandbox's local servers.
 
-import { Agent, createServer, type IncomingMessage, request, type ServerResponse, STATUS_CODES } from "node:http";
+import {
+	Agent,
+	type ClientRequest,
+	createServer,
+	type IncomingMessage,
+	request,
+	type ServerResponse,
+	STATUS_CODES,
+} from "node:http";
 import type { Socket } from "node:net";
 import { pipeline } from "node:stream";
 import { headerRecord, sendJson } from "./http-util.ts";
@@ -133,6 +141,15 @@ function writeRefusalToSocket(socket: Socket, refusal: Refusal): void {
 	socket.end(body);
 }
 
+function requestToSandbox(
+	req: IncomingMessage,
+	target: Target,
+	headers: string[],
+	agent: Agent | false,
+): ClientRequest {
+	return request({ host: "127.0.0.1", port: target.localPort, method: req.method, path: req.url, headers, agent });
+}
+
 export async function startNode(options: NodeOptions): Promise<DevNode> {
 	const { directory } = options;
 	const log = options.log ?? silent;
@@ -163,14 +180,7 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 			return;
 		}
 
-		const upstream = request({
-			host: "127.0.0.1",
-			port: target.localPort,
-			method: req.method,
-			path: req.url,
-			headers: endToEndHeaders(req.rawHeaders),
-			agent,
-		});
+		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders), agent);
 		upstream.on("response", (up) => {
 			res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEndHeaders(up.rawHeaders));
 			// Headers go out now, so an SSE client sees the stream open before the first event.
@@ -203,15 +213,8 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 			return;
 		}
 
-		const upstream = request({
-			host: "127.0.0.1",
-			port: target.localPort,
-			method: req.method,
-			path: req.url,
-			headers: endToEndHeaders(req.rawHeaders, { upgrade: true }),
-			// An upgraded socket leaves the pool anyway.
-			agent: false,
-		});
+		// An upgraded socket leaves the pool anyway.
+		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders, { upgrade: true }), false);
 		upstream.on("upgrade", (up, upSocket, upHead) => {
 			writeRawHead(socket, up.statusCode ?? 101, up.statusMessage ?? "Switching Protocols", up.rawHeaders);
 			if (upHead.byteLength > 0) socket.write(upHead);
