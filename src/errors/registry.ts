@@ -70,7 +70,3 @@ export interface ErrorDefinition {
 }
 
 export type ErrorCode = keyof typeof errorCodes;
-
-export function isErrorCode(value: unknown): value is ErrorCode {
-	return typeof value === "string" && Object.hasOwn(errorCodes, value);
-}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { wantsJson } from "../../src/errors/negotiate.ts";
 import { ProxyError } from "../../src/errors/proxy-error.ts";
-import { type ErrorDefinition, errorCodes, isErrorCode } from "../../src/errors/registry.ts";
+import { type ErrorCode, type ErrorDefinition, errorCodes } from "../../src/errors/registry.ts";
 import { renderError } from "../../src/errors/render.ts";
 
 const browserUa =
@@ -138,7 +138,7 @@ describe("renderError", () => {
 		expect((await response.json()) as { sandboxId: string }).toMatchObject({ sandboxId: hostileId });
 	});
 
-	it.each(Object.keys(errorCodes).filter(isErrorCode))("renders %s with its registry status", async (code) => {
+	it.each(Object.keys(errorCodes) as ErrorCode[])("renders %s with its registry status", async (code) => {
 		const definition: ErrorDefinition = errorCodes[code];
 		const error = new ProxyError(code, { sandboxId: "abc" });
 
