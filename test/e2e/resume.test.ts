@@ -71,7 +71,8 @@ describe("auto-resume", () => {
 			const stranger = fetchVia(env.worker.url, sandboxHost(id), "/", {
 				headers: { accept: "application/json", "e2b-traffic-access-token": "guess" },
 			});
-			await new Promise((resolve) => setTimeout(resolve, 150));
+			// The owner's request goes out once the stranger's call is at the control plane.
+			while ((await callsFor(id)).length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
 			const ownerResponse = await fetchVia(env.worker.url, sandboxHost(id), "/", {
 				headers: { "e2b-traffic-access-token": owner.trafficAccessToken ?? "" },
 			});
