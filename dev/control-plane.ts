@@ -12,6 +12,7 @@ import type { SandboxRegistry } from "./registry.ts";
 import { callInfoKey, resumeRoutes, type TokenPolicy } from "./resume-service.ts";
 import { protocolOf, sandboxIdFromBody } from "./rpc-body.ts";
 import { listen } from "./server-lifecycle.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 
 export const RESUME_SANDBOX_PATH = "/proxy.SandboxService/ResumeSandbox";
 export const DEFAULT_CONTROL_PLANE_PORT = 8790;
@@ -46,17 +47,10 @@ const MAX_RPC_BODY_BYTES = 1024 * 1024;
 
 /** Resolves true after `ms`, or false as soon as the response closes. */
 function delayUnlessClosed(ms: number, res: ServerResponse): Promise<boolean> {
-	return new Promise((resolve) => {
-		const onClose = () => {
-			clearTimeout(timer);
-			resolve(false);
-		};
-		const timer = setTimeout(() => {
-			res.off("close", onClose);
-			resolve(true);
-		}, ms);
-		res.once("close", onClose);
-	});
+	const closed = new AbortController();
+	const onClose = () => closed.abort();
+	res.once("close", onClose);
+	return sleepUnlessAborted(ms, closed.signal).finally(() => res.off("close", onClose));
 }
 
 /**

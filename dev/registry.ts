@@ -13,6 +13,7 @@ import {
 	type SandboxView,
 	silent,
 } from "./model.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 
 /** What the dev node needs to know to route a request. */
 export interface SandboxDirectory {
@@ -108,19 +109,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 	/** Resolves false instead of rejecting when the registry closes, so no timer outlives close(). */
 	function sleep(ms: number): Promise<boolean> {
-		const signal = shutdown.signal;
-		if (signal.aborted) return Promise.resolve(false);
-		return new Promise((resolve) => {
-			const onAbort = () => {
-				clearTimeout(timer);
-				resolve(false);
-			};
-			const timer = setTimeout(() => {
-				signal.removeEventListener("abort", onAbort);
-				resolve(true);
-			}, ms);
-			signal.addEventListener("abort", onAbort, { once: true });
-		});
+		return sleepUnlessAborted(ms, shutdown.signal);
 	}
 
 	function view(r: SandboxRecord): SandboxView {
