@@ -1,0 +1,100 @@
+// One Redis catalog entry -> one catalog API put item, or the reason it cannot
+// be routed. The value is Go's encoding/json of E2B's SandboxInfo
+// (packages/shared/pkg/sandbox-catalog); older versions lack team_id,
+// sandbox_end_time and traffic_keepalive.
+
+import { isIP } from "node:net";
+
+export const KEY_PREFIX = "sandbox:catalog:";
+
+/** What the edge can route: its hosts carry the ID in a DNS label. */
+const SANDBOX_ID = /^[a-z0-9]{1,63}$/;
+
+export function isRoutableId(id: string): boolean {
+	return SANDBOX_ID.test(id);
+}
+
+export function keyOf(sandboxId: string): string {
+	return KEY_PREFIX + sandboxId;
+}
+
+/** The fields the catalog API accepts for a put, and no others: it rejects unknown ones. */
+export interface PutItem {
+	sandbox_id: string;
+	orchestrator_ip: string;
+	execution_id: string;
+	ttl_seconds: number;
+	orchestrator_id?: string;
+	sandbox_started_at?: string;
+	sandbox_max_length_in_hours?: number;
+	team_id?: string;
+	traffic_keepalive?: boolean;
+}
+
+export type Translation = { ok: true; item: PutItem } | { ok: false; reason: string };
+
+// Go's zero time.Time, which it marshals rather than omits.
+const ZERO_TIME = /^0001-01-01T00:00:00(\.0+)?Z$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * `pttlMs` is Redis's PTTL: the remaining lifetime in ms, or -1 for a key
+ * without one. The edge's route then lives as long as the key; a key without
+ * a TTL lives the sandbox's maximum length, or `defaultTtlSeconds`.
+ */
+export function translate(sandboxId: string, value: string, pttlMs: number, defaultTtlSeconds: number): Translation {
+	let info: unknown;
+	try {
+		info = JSON.parse(value);
+	} catch {
+		return { ok: false, reason: "the value is not JSON" };
+	}
+	if (typeof info !== "object" || info === null || Array.isArray(info)) {
+		return { ok: false, reason: "the value is not a JSON object" };
+	}
+	const fields = info as Record<string, unknown>;
+
+	const ip = fields.orchestrator_ip;
+	if (typeof ip !== "string" || ip === "") {
+		return { ok: false, reason: "orchestrator_ip is empty (the edge routes by IP only)" };
+	}
+	if (isIP(ip) === 0) return { ok: false, reason: `orchestrator_ip "${clip(ip)}" is not an IP address` };
+	const executionId = fields.execution_id;
+	if (typeof executionId !== "string" || executionId === "") {
+		return { ok: false, reason: "execution_id is missing or empty" };
+	}
+
+	const maxHours = fields.sandbox_max_length_in_hours;
+	const hasMaxHours = typeof maxHours === "number" && Number.isSafeInteger(maxHours) && maxHours >= 0;
+	let ttlSeconds: number;
+	if (pttlMs > 0) ttlSeconds = Math.ceil(pttlMs / 1000);
+	else if (hasMaxHours && maxHours > 0) ttlSeconds = maxHours * 3600;
+	else ttlSeconds = defaultTtlSeconds;
+
+	const item: PutItem = {
+		sandbox_id: sandboxId,
+		orchestrator_ip: ip,
+		execution_id: executionId,
+		ttl_seconds: ttlSeconds,
+	};
+	const orchestratorId = nonEmpty(fields.orchestrator_id);
+	if (orchestratorId !== undefined) item.orchestrator_id = orchestratorId;
+	const startedAt = fields.sandbox_started_at;
+	if (typeof startedAt === "string" && RFC3339.test(startedAt) && !ZERO_TIME.test(startedAt)) {
+		item.sandbox_started_at = startedAt;
+	}
+	if (hasMaxHours) item.sandbox_max_length_in_hours = maxHours;
+	const teamId = nonEmpty(fields.team_id);
+	if (teamId !== undefined) item.team_id = teamId;
+	if (typeof fields.traffic_keepalive === "boolean") item.traffic_keepalive = fields.traffic_keepalive;
+	return { ok: true, item };
+}
+
+function nonEmpty(value: unknown): string | undefined {
+	return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/** For log lines: values come from Redis, so bound them. */
+export function clip(text: string, max = 80): string {
+	return text.length <= max ? text : `${text.slice(0, max)}...`;
+}
