@@ -42,7 +42,8 @@ export class EdgeState {
 		}
 		for (const [id, route] of Object.entries(parsed.routes)) {
 			// A route past its expiry is already gone from the edge.
-			if (!Array.isArray(route.execution_ids) || !(route.expires_at > now)) continue;
+			if (typeof route !== "object" || route === null || !Array.isArray(route.execution_ids)) continue;
+			if (!(typeof route.expires_at === "number" && route.expires_at > now)) continue;
 			this.#routes.set(id, { executionIds: new Set(route.execution_ids.map(String)), expiresAt: route.expires_at });
 		}
 		return this.#routes.size;

@@ -18,7 +18,7 @@ import {
 } from "./edge-client.ts";
 import type { EdgeState } from "./edge-state.ts";
 import type { Log } from "./log.ts";
-import { type RedisEntry, readEntries, scanIds } from "./redis-catalog.ts";
+import { type RedisEntry, readEntries, scanIds, waitReady } from "./redis-catalog.ts";
 
 export interface SyncStats {
 	/** Batches the edge answered (200), and batches that failed as a whole. */
@@ -203,8 +203,11 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		return ids;
 	}
 
-	/** Re-reads the keys, sends one batch with what Redis holds now, and applies the answers. */
-	async function sendBatch(ids: string[]): Promise<void> {
+	/**
+	 * Re-reads the keys, sends one batch with what Redis holds now, and applies
+	 * the answers. False if there was nothing to send.
+	 */
+	async function sendBatch(ids: string[]): Promise<boolean> {
 		const started = Date.now();
 		const generations = new Map(ids.map((id) => [id, dirty.get(id)?.generation ?? 0]));
 		const settle = (id: string) => {
@@ -243,7 +246,7 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		const skipped = skipLines.length;
 		stats.skipped += skipped;
 		logSkips(skipLines);
-		if (put.length === 0 && del.length === 0) return;
+		if (put.length === 0 && del.length === 0) return false;
 
 		// Written ahead: whatever the answer, the edge may hold these from now on.
 		const sentAt = Date.now();
@@ -303,6 +306,7 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 			`batch: put ${puts}, deleted ${deletes}, skipped ${skipped}, rejected ${rejected}, ` +
 				`failed ${failed.size} (to retry); ${now - started} ms; ${dirty.size} waiting`,
 		);
+		return true;
 	}
 
 	function logSkips(lines: string[]): void {
@@ -335,7 +339,14 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 	}
 
 	async function run(signal: AbortSignal): Promise<void> {
-		let failures = 0;
+		// Counted apart, so that a Redis read that works does not hide an edge still down.
+		const failures = { redis: 0, edge: 0 };
+		const recovered = (kind: "redis" | "edge") => {
+			if (failures[kind] > 0) {
+				log(`${kind === "edge" ? "the edge" : "redis"} is back after ${failures[kind]} failed attempt(s)`);
+				failures[kind] = 0;
+			}
+		};
 		while (!signal.aborted) {
 			let reconciling = false;
 			try {
@@ -351,27 +362,38 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 						throw error;
 					}
 					nextReconcileAt = Date.now() + options.reconcileIntervalMs;
-				} else {
-					const ids = readyIds(now);
-					if (ids.length === 0) {
-						busy = false;
-						let until = nextReconcileAt;
-						for (const entry of dirty.values()) until = Math.min(until, entry.retryAt);
-						// Gather a burst of changes into one batch.
-						if (await waitForWork(until - now, signal)) await sleep(options.debounceMs, signal);
-						continue;
-					}
-					busy = true;
-					await sendBatch(ids);
+					recovered("redis");
+					continue;
 				}
-				if (failures > 0) log(`recovered after ${failures} failed attempt${failures === 1 ? "" : "s"}`);
-				failures = 0;
+				const ids = readyIds(now);
+				if (ids.length === 0) {
+					busy = false;
+					let until = nextReconcileAt;
+					for (const entry of dirty.values()) until = Math.min(until, entry.retryAt);
+					// Gather a burst of changes into one batch.
+					if (await waitForWork(until - now, signal)) await sleep(options.debounceMs, signal);
+					continue;
+				}
+				busy = true;
+				const sent = await sendBatch(ids);
+				recovered("redis");
+				if (sent) recovered("edge");
 			} catch (error) {
-				failures += 1;
-				if (error instanceof EdgeError) stats.batchFailures += 1;
-				const delay = backoffDelay(failures, options.backoff);
-				const step = error instanceof EdgeError ? "sending to the edge" : reconciling ? "reconcile" : "reading Redis";
-				log(`${step} failed: ${describe(error)}; retrying in ${delay} ms (attempt ${failures}, ${dirty.size} waiting)`);
+				const kind = error instanceof EdgeError ? "edge" : "redis";
+				failures[kind] += 1;
+				if (kind === "edge") stats.batchFailures += 1;
+				const step = kind === "edge" ? "sending to the edge" : reconciling ? "reconcile" : "reading Redis";
+				if (kind === "redis" && redis.status !== "ready") {
+					// The connection retries with its own backoff, and logs it.
+					log(`${step} failed: redis is not connected; waiting for it (${dirty.size} waiting)`);
+					await waitReady(redis, signal);
+					continue;
+				}
+				const delay = backoffDelay(failures[kind], options.backoff);
+				log(
+					`${step} failed: ${describe(error)}; retrying in ${delay} ms ` +
+						`(attempt ${failures[kind]}, ${dirty.size} waiting)`,
+				);
 				await sleep(delay, signal);
 			}
 		}
