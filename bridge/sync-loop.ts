@@ -31,7 +31,7 @@ export interface SyncStats {
 	skipped: number;
 	/** Items the edge rejected (400); logged and dropped. */
 	rejected: number;
-	/** Items the edge could not store (5xx and other statuses); they stay dirty. */
+	/** Sandboxes with an item the edge could not store (5xx and other statuses); they stay dirty. */
 	retried: number;
 	/** Keyspace notifications received. */
 	events: number;
@@ -233,7 +233,11 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 			const outgoing = item === undefined ? deletes : [item];
 			const size = outgoing.reduce((sum, x) => sum + Buffer.byteLength(JSON.stringify(x)) + 1, 0);
 			if (put.length + del.length + outgoing.length > MAX_BATCH_ITEMS || bytes + size > MAX_BATCH_BYTES) {
-				break; // Stays dirty for the next batch, and is read again then.
+				if (included.length > 0) break; // Stays dirty for the next batch, and is read again then.
+				// Alone over the limits: no batch could ever carry it.
+				skipLines.push(`${id}: too large for one batch (${size} bytes, ${outgoing.length} items)`);
+				settle(id);
+				continue;
 			}
 			included.push(id);
 			bytes += size;
