@@ -14,6 +14,7 @@ export default defineConfig({
 							// These override .dev.vars, so the tests are the same on a fresh clone, which has none.
 							bindings: {
 								API_SECRET: "unit-test-secret",
+								CATALOG_SECRET: "unit-test-catalog-secret",
 								// Nothing listens on port 9: a resume here fails fast, by design.
 								CONTROL_PLANE_URL: "http://127.0.0.1:9",
 							},

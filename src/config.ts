@@ -12,6 +12,8 @@ export interface Config {
 	controlPlaneUrl: string;
 	controlPlaneProtocol: ControlPlaneProtocol;
 	apiSecret: string;
+	/** The catalog API's bearer token; without it the API is off. */
+	catalogSecret: string | undefined;
 	nodeOriginTemplate: string;
 	resumeTimeoutMs: number;
 	routeTtlMs: number;
@@ -23,10 +25,14 @@ export interface Config {
 export const defaults = {
 	controlPlaneProtocol: "grpc-web",
 	nodeOriginTemplate: "http://{ip}:5007",
-	// A resume restores a memory snapshot; E2B resumes take 1-3 s and large
-	// sandboxes can take over 10 s. 30 s covers those while still answering a
-	// waiting client well before browsers and common HTTP clients give up.
-	resumeTimeoutMs: 30_000,
+	// E2B's ResumeSandbox, asked about a sandbox that is still pausing, waits
+	// up to 60 s for the pause to finish and then resumes it: restoring a
+	// memory snapshot takes 1-3 s, and over 10 s for large sandboxes. So one
+	// resume can honestly take 60 s plus that; a shorter deadline would give up
+	// on resumes that are about to succeed (and wake the sandbox for nobody).
+	// 90 s still answers before common clients give up: browsers wait
+	// minutes, and Cloudflare does not time a Worker out while it waits.
+	resumeTimeoutMs: 90_000,
 	// Routes stay valid while the sandbox runs; a stale one is detected when
 	// the node says the sandbox is not there, so this only bounds how long a
 	// route nobody uses is kept.
@@ -54,6 +60,7 @@ type SettingName =
 	| "CONTROL_PLANE_URL"
 	| "CONTROL_PLANE_PROTOCOL"
 	| "API_SECRET"
+	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
 	| "RESUME_TIMEOUT_MS"
 	| "ROUTE_TTL_MS"
@@ -74,11 +81,13 @@ export function configFrom(env: object): Config {
 }
 
 export function parseConfig(raw: RawSettings): Config {
+	const apiSecret = parseApiSecret(raw);
 	return {
 		sandboxDomains: parseDomains(raw),
 		controlPlaneUrl: parseControlPlaneUrl(raw),
 		controlPlaneProtocol: parseProtocol(raw),
-		apiSecret: parseSecret(raw),
+		apiSecret,
+		catalogSecret: parseCatalogSecret(raw, apiSecret),
 		nodeOriginTemplate: parseNodeOriginTemplate(raw),
 		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
@@ -154,16 +163,41 @@ function parseProtocol(raw: RawSettings): ControlPlaneProtocol {
 	return value;
 }
 
-function parseSecret(raw: RawSettings): string {
-	const value = raw.API_SECRET;
-	if (value === undefined || value === null || value === "") {
+function parseApiSecret(raw: RawSettings): string {
+	const value = secretValue(raw, "API_SECRET");
+	if (value === undefined) {
 		throw new ConfigError("API_SECRET", "is missing; set it with `wrangler secret put API_SECRET`");
 	}
-	if (typeof value !== "string") throw new ConfigError("API_SECRET", "must be a string");
-	// Header values cannot hold control characters or surrounding spaces;
-	// say so without echoing any part of the value.
+	return value;
+}
+
+// Whoever holds it can point any sandbox's traffic at any address.
+const minCatalogSecretLength = 16;
+
+function parseCatalogSecret(raw: RawSettings, apiSecret: string): string | undefined {
+	const value = secretValue(raw, "CATALOG_SECRET");
+	if (value === undefined) return undefined;
+	// Sent as a bearer token, which has this alphabet (RFC 6750).
+	if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(value)) {
+		throw new ConfigError("CATALOG_SECRET", "may hold only letters, digits and -._~+/ (then any = padding)");
+	}
+	if (value.length < minCatalogSecretLength) {
+		throw new ConfigError("CATALOG_SECRET", `must be at least ${minCatalogSecretLength} characters`);
+	}
+	// The two are held by different parties: our edge sends API_SECRET to the
+	// control plane, and the control plane sends CATALOG_SECRET to us.
+	if (value === apiSecret) throw new ConfigError("CATALOG_SECRET", "must differ from API_SECRET");
+	return value;
+}
+
+/** A secret's value, or undefined when unset; checked without echoing any part of it. */
+function secretValue(raw: RawSettings, name: "API_SECRET" | "CATALOG_SECRET"): string | undefined {
+	const value = raw[name];
+	if (value === undefined || value === null || value === "") return undefined;
+	if (typeof value !== "string") throw new ConfigError(name, "must be a string");
+	// Header values cannot hold control characters or surrounding spaces.
 	if (value !== value.trim() || hasControlCharacter(value)) {
-		throw new ConfigError("API_SECRET", "contains whitespace or control characters");
+		throw new ConfigError(name, "contains whitespace or control characters");
 	}
 	return value;
 }

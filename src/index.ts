@@ -1,15 +1,31 @@
 import { Hono } from "hono";
-import { ConfigError } from "./config.ts";
+import { catalogApi } from "./catalog-api/app.ts";
+import { ConfigError, configFrom } from "./config.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { renderError } from "./errors/render.ts";
 import { logEvent } from "./log.ts";
 import { proxyRequest } from "./proxy.ts";
+import { routeHost } from "./routing.ts";
 
 export { SandboxRoute } from "./catalog/sandbox-route.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
-app.all("*", (c) => proxyRequest(c.req.raw, c.env));
+app.all("*", (c) => {
+	const config = configFrom(c.env);
+	const request = c.req.raw;
+	const url = new URL(request.url);
+	const routed = routeHost(request.headers.get("host") ?? url.host, request.headers, config);
+	if (routed.kind === "catalog-api") return catalogApi.fetch(request, c.env, c.executionCtx);
+	return proxyRequest({
+		request,
+		url,
+		target: routed.target,
+		env: c.env,
+		config,
+		waitUntil: (promise) => c.executionCtx.waitUntil(promise),
+	});
+});
 
 app.onError((error, c) => {
 	const proxyError = asProxyError(error);

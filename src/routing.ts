@@ -8,6 +8,9 @@ export interface SandboxTarget {
 	port: number;
 }
 
+/** What a host is served by: the catalog API, or a sandbox's port. */
+export type HostRoute = { kind: "catalog-api" } | { kind: "sandbox"; target: SandboxTarget };
+
 export const sandboxIdHeader = "e2b-sandbox-id";
 export const sandboxPortHeader = "e2b-sandbox-port";
 
@@ -17,22 +20,24 @@ const maxSandboxIdLength = 63;
 // Decimal, as E2B parses it; leading zeros are allowed ("03000" is 3000).
 const portPattern = /^[0-9]{1,5}$/;
 const sharedHostLabel = "sandbox";
+// Has no "-", so no sandbox's host can be this one.
+const catalogApiLabel = "edge";
 
 /**
- * Finds the sandbox and port a request is for, from its host
- * `<port>-<sandboxId>[-<anything>].<domain>` or, on the shared host
- * `sandbox.<domain>` (and in development on localhost or an IP literal),
- * from the E2b-Sandbox-Id and E2b-Sandbox-Port headers.
+ * Finds what a request is for: the catalog API on `edge.<domain>`, or a
+ * sandbox and port, from its host `<port>-<sandboxId>[-<anything>].<domain>`
+ * or, on the shared host `sandbox.<domain>` (and in development on localhost
+ * or an IP literal), from the E2b-Sandbox-Id and E2b-Sandbox-Port headers.
  * Throws a ProxyError (400) saying what is wrong.
  */
-export function resolveTarget(host: string, headers: Headers, config: Config): SandboxTarget {
+export function routeHost(host: string, headers: Headers, config: Config): HostRoute {
 	// A fully qualified host may end in a dot ("3000-abc.example.com.").
 	const hostname = stripPort(host.trim()).replace(/\.$/, "");
 	if (hostname === "") throw new ProxyError("invalid_host", { message: "The request has no Host" });
 
 	const lowered = hostname.toLowerCase();
 	if (config.environment === "development" && (lowered === "localhost" || isIpLiteral(lowered))) {
-		return targetFromHeaders(headers);
+		return { kind: "sandbox", target: targetFromHeaders(headers) };
 	}
 
 	const domain = config.sandboxDomains.find((d) => lowered.endsWith(`.${d}`));
@@ -40,8 +45,10 @@ export function resolveTarget(host: string, headers: Headers, config: Config): S
 
 	// Sliced from the original so that uppercase in the label is seen, and refused.
 	const label = hostname.slice(0, hostname.length - domain.length - 1);
-	if (label.toLowerCase() === sharedHostLabel) return targetFromHeaders(headers);
-	return targetFromLabel(label);
+	const loweredLabel = label.toLowerCase();
+	if (loweredLabel === catalogApiLabel) return { kind: "catalog-api" };
+	if (loweredLabel === sharedHostLabel) return { kind: "sandbox", target: targetFromHeaders(headers) };
+	return { kind: "sandbox", target: targetFromLabel(label) };
 }
 
 function targetFromLabel(label: string): SandboxTarget {

@@ -1,3 +1,4 @@
+import type { Config } from "../config.ts";
 import { type Route, sameRoute } from "./route.ts";
 
 interface Entry {
@@ -49,7 +50,20 @@ export class RouteCache {
 		if (cached !== undefined && sameRoute(cached, stale)) this.#entries.delete(sandboxId);
 	}
 
+	/** Drops whatever is cached for the sandbox: the catalog was written. */
+	delete(sandboxId: string): void {
+		this.#entries.delete(sandboxId);
+	}
+
 	get size(): number {
 		return this.#entries.size;
 	}
+}
+
+let isolateCache: RouteCache | undefined;
+
+/** The one cache of this isolate, shared by every request it serves. */
+export function isolateRouteCache(config: Config): RouteCache {
+	isolateCache ??= new RouteCache({ ttlMs: config.routeCacheTtlMs, maxEntries: config.routeCacheMaxEntries });
+	return isolateCache;
 }

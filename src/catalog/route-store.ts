@@ -1,4 +1,4 @@
-import type { Route } from "./route.ts";
+import type { CatalogEntry, RouteDetails, RouteSource } from "./route.ts";
 
 /**
  * Each step runs once, in order, and is recorded, so that the schema is
@@ -13,6 +13,12 @@ const migrations: readonly string[] = [
 		learned_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	)`,
+	// Routes pushed by the control plane carry their execution, which a
+	// delete must name; routes learned from a resume do not.
+	"ALTER TABLE route ADD COLUMN source TEXT NOT NULL DEFAULT 'resume'",
+	"ALTER TABLE route ADD COLUMN execution_id TEXT",
+	// The optional SandboxInfo fields of a push, as JSON: kept for operators, never routed on.
+	"ALTER TABLE route ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",
 ];
 
 export class SqlError extends Error {
@@ -23,10 +29,12 @@ export class SqlError extends Error {
 }
 
 interface RouteRow extends Record<string, SqlStorageValue> {
-	sandbox_id: string;
 	node_ip: string;
 	learned_at: number;
 	expires_at: number;
+	source: string;
+	execution_id: string | null;
+	details: string;
 }
 
 /**
@@ -38,38 +46,43 @@ export class RouteStore {
 	readonly #sql: SqlStorage;
 	// A read-through copy: reading SQLite is synchronous and cheap, but the
 	// object answers many lookups per write.
-	#route: Route | null;
+	#entry: CatalogEntry | null;
 	#migrated = false;
 
 	constructor(sql: SqlStorage) {
 		this.#sql = sql;
 		if (hasSchema(sql)) this.#migrate();
-		this.#route = this.#migrated ? this.#load() : null;
+		this.#entry = this.#migrated ? this.#load() : null;
 	}
 
 	/** The stored route if it has not expired at `now`. */
-	current(now: number): Route | null {
-		const route = this.#route;
-		return route !== null && route.expiresAt > now ? route : null;
+	current(now: number): CatalogEntry | null {
+		const entry = this.#entry;
+		return entry !== null && entry.expiresAt > now ? entry : null;
 	}
 
-	save(sandboxId: string, route: Route): void {
+	save(sandboxId: string, entry: CatalogEntry): void {
 		this.#migrate();
 		this.#exec(
-			`INSERT INTO route (singleton, sandbox_id, node_ip, learned_at, expires_at) VALUES (1, ?, ?, ?, ?)
+			`INSERT INTO route (singleton, sandbox_id, node_ip, learned_at, expires_at, source, execution_id, details)
+			 VALUES (1, ?, ?, ?, ?, ?, ?, ?)
 			 ON CONFLICT (singleton) DO UPDATE SET sandbox_id = excluded.sandbox_id, node_ip = excluded.node_ip,
-			 learned_at = excluded.learned_at, expires_at = excluded.expires_at`,
+			 learned_at = excluded.learned_at, expires_at = excluded.expires_at, source = excluded.source,
+			 execution_id = excluded.execution_id, details = excluded.details`,
 			sandboxId,
-			route.nodeIp,
-			route.learnedAt,
-			route.expiresAt,
+			entry.nodeIp,
+			entry.learnedAt,
+			entry.expiresAt,
+			entry.source,
+			entry.executionId ?? null,
+			JSON.stringify(entry.details),
 		);
-		this.#route = route;
+		this.#entry = entry;
 	}
 
 	clear(): void {
 		if (this.#migrated) this.#exec("DELETE FROM route");
-		this.#route = null;
+		this.#entry = null;
 	}
 
 	#migrate(): void {
@@ -78,11 +91,21 @@ export class RouteStore {
 		this.#migrated = true;
 	}
 
-	#load(): Route | null {
+	#load(): CatalogEntry | null {
 		const row = this.#sql
-			.exec<RouteRow>("SELECT sandbox_id, node_ip, learned_at, expires_at FROM route WHERE singleton = 1")
+			.exec<RouteRow>(
+				"SELECT node_ip, learned_at, expires_at, source, execution_id, details FROM route WHERE singleton = 1",
+			)
 			.toArray()[0];
-		return row === undefined ? null : { nodeIp: row.node_ip, learnedAt: row.learned_at, expiresAt: row.expires_at };
+		if (row === undefined) return null;
+		return {
+			nodeIp: row.node_ip,
+			learnedAt: row.learned_at,
+			expiresAt: row.expires_at,
+			source: row.source === "push" ? "push" : ("resume" satisfies RouteSource),
+			...(row.execution_id === null ? {} : { executionId: row.execution_id }),
+			details: JSON.parse(row.details) as RouteDetails,
+		};
 	}
 
 	#exec(statement: string, ...bindings: SqlStorageValue[]): void {

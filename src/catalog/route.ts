@@ -1,10 +1,10 @@
-import type { ErrorCode } from "../errors/registry.ts";
+import type { ResumeFailure } from "../resume-types.ts";
 
-/** Where a sandbox runs, as the catalog knows it. */
+/** Where a sandbox runs, as the Worker needs to know it to forward a request. */
 export interface Route {
-	/** The orchestrator IP the control plane returned. */
+	/** The orchestrator IP the control plane gave. */
 	nodeIp: string;
-	/** Epoch milliseconds when the route was learned from the control plane. */
+	/** Epoch milliseconds when the catalog learned the route. */
 	learnedAt: number;
 	/** Epoch milliseconds after which the route must be looked up again. */
 	expiresAt: number;
@@ -15,28 +15,40 @@ export function sameRoute(a: Route, b: Route): boolean {
 	return a.learnedAt === b.learnedAt && a.nodeIp === b.nodeIp;
 }
 
+/**
+ * How the catalog learned a route: pushed by the control plane through the
+ * catalog API (with the execution it belongs to), or learned from a
+ * ResumeSandbox answer (which names no execution).
+ */
+export type RouteSource = "push" | "resume";
+
+/** The optional fields of E2B's SandboxInfo that a push may carry, kept for operators. */
+export interface RouteDetails {
+	orchestratorId?: string;
+	sandboxStartedAt?: string;
+	sandboxMaxLengthInHours?: number;
+	teamId?: string;
+	trafficKeepalive?: boolean;
+}
+
+/** A route as the catalog object stores it. */
+export interface CatalogEntry extends Route {
+	source: RouteSource;
+	/** Present for a pushed route only. */
+	executionId?: string;
+	details: RouteDetails;
+}
+
+/** A route the control plane pushes: it replaces whatever the catalog holds. */
+export interface PushedRoute {
+	nodeIp: string;
+	executionId: string;
+	ttlSeconds: number;
+	details: RouteDetails;
+}
+
+/** One write to a sandbox's catalog, applied in order with the others of its batch. */
+export type CatalogWrite = { op: "put"; route: PushedRoute } | { op: "delete"; executionId: string };
+
 /** What a catalog lookup tells the Worker: a route, or why there is none. */
-export type LookupResult = { ok: true; route: Route } | { ok: false; error: LookupFailure };
-
-export interface LookupFailure {
-	code: Extract<
-		ErrorCode,
-		| "sandbox_not_found"
-		| "resume_forbidden"
-		| "sandbox_transitioning"
-		| "resume_rate_limited"
-		| "control_plane_unavailable"
-		| "control_plane_bad_answer"
-		| "resume_timeout"
-		| "proxy_misconfigured"
-	>;
-	/** Replaces the registry's message where the contract says to pass one on. */
-	message?: string;
-}
-
-/** The caller credentials the control plane checks before resuming. */
-export interface ResumeCredentials {
-	port: number;
-	trafficAccessToken?: string;
-	envdAccessToken?: string;
-}
+export type LookupResult = { ok: true; route: Route } | { ok: false; error: ResumeFailure };

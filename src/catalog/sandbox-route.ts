@@ -2,15 +2,16 @@ import { DurableObject } from "cloudflare:workers";
 import { ConfigError, configFrom } from "../config.ts";
 import { createResumeClient, type ResumeSandbox } from "../control-plane/resume-client.ts";
 import { logEvent } from "../log.ts";
-import { type LookupResult, type ResumeCredentials, type Route, sameRoute } from "./route.ts";
+import type { ResumeCredentials } from "../resume-types.ts";
+import { type CatalogEntry, type CatalogWrite, type LookupResult, type Route, sameRoute } from "./route.ts";
 import { RouteStore } from "./route-store.ts";
 
 /**
  * The route catalog for one sandbox (addressed by `getByName(sandboxId)`).
- * On a miss it calls ResumeSandbox itself, so that every request waiting on
- * this sandbox joins one call: concurrent requests to one object share its
- * I/O context, so an in-memory promise coalesces them safely here, unlike in
- * the stateless Worker.
+ * The control plane writes it through the catalog API; on a miss it calls
+ * ResumeSandbox itself, so that every request waiting on this sandbox joins
+ * one call: concurrent requests to one object share its I/O context, so an
+ * in-memory promise coalesces them safely here, unlike in the stateless Worker.
  */
 export class SandboxRoute extends DurableObject<Env> {
 	readonly #store: RouteStore;
@@ -26,8 +27,8 @@ export class SandboxRoute extends DurableObject<Env> {
 	async lookup(sandboxId: string, credentials: ResumeCredentials): Promise<LookupResult> {
 		const key = credentialsKey(credentials);
 		for (let attempt = 0; ; attempt++) {
-			const route = this.#store.current(Date.now());
-			if (route !== null) return { ok: true, route };
+			const entry = this.#store.current(Date.now());
+			if (entry !== null) return { ok: true, route: routeOf(entry) };
 
 			// Every caller joins the call in flight, whatever its credentials:
 			// one RPC per wake. But a refusal answers only the credentials it
@@ -58,14 +59,47 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * not there. A route learned since, even on the same node, is kept.
 	 */
 	async invalidate(stale: Route): Promise<boolean> {
-		const route = this.#store.current(Date.now());
-		if (route === null || !sameRoute(route, stale)) return false;
+		const entry = this.#store.current(Date.now());
+		if (entry === null || !sameRoute(entry, stale)) return false;
 		this.#store.clear();
 		return true;
 	}
 
+	/**
+	 * Applies the control plane's writes in order. A put replaces whatever is
+	 * stored. A delete, like E2B's DeleteSandbox, removes a pushed route only
+	 * if it belongs to the named execution, so that a late delete for an old
+	 * execution never removes a newer one; a route learned from a resume names
+	 * no execution, and any delete removes it.
+	 */
+	async write(sandboxId: string, writes: readonly CatalogWrite[]): Promise<void> {
+		for (const write of writes) {
+			if (write.op === "put") {
+				const now = Date.now();
+				this.#store.save(sandboxId, {
+					nodeIp: write.route.nodeIp,
+					learnedAt: now,
+					expiresAt: now + write.route.ttlSeconds * 1000,
+					source: "push",
+					executionId: write.route.executionId,
+					details: write.route.details,
+				});
+				continue;
+			}
+			const stored = this.#store.current(0);
+			if (stored !== null && (stored.source === "resume" || stored.executionId === write.executionId)) {
+				this.#store.clear();
+			}
+		}
+	}
+
+	/** The live route with everything stored about it, for the catalog API. */
+	async describe(): Promise<CatalogEntry | null> {
+		return this.#store.current(Date.now());
+	}
+
 	/** The stored route, expired or not; for operators and tests. */
-	async peek(): Promise<Route | null> {
+	async peek(): Promise<CatalogEntry | null> {
 		return this.#store.current(0);
 	}
 
@@ -94,13 +128,22 @@ export class SandboxRoute extends DurableObject<Env> {
 		});
 		if (!outcome.ok) return outcome;
 
-		const route: Route = {
+		// The control plane pushes the route of a sandbox it resumes, often
+		// before its answer arrives here. That push names the execution, which
+		// a later delete needs, so it is kept rather than overwritten.
+		const pushed = this.#store.current(finishedAt);
+		if (pushed !== null && pushed.source === "push" && pushed.learnedAt >= startedAt) {
+			return { ok: true, route: routeOf(pushed) };
+		}
+		const entry: CatalogEntry = {
 			nodeIp: outcome.nodeIp,
 			learnedAt: finishedAt,
 			expiresAt: finishedAt + config.routeTtlMs,
+			source: "resume",
+			details: {},
 		};
-		this.#store.save(sandboxId, route);
-		return { ok: true, route };
+		this.#store.save(sandboxId, entry);
+		return { ok: true, route: routeOf(entry) };
 	}
 }
 
@@ -112,4 +155,9 @@ interface Flight {
 
 function credentialsKey(credentials: ResumeCredentials): string {
 	return JSON.stringify([credentials.port, credentials.trafficAccessToken, credentials.envdAccessToken]);
+}
+
+/** Only what forwarding needs crosses to the Worker, and into its cache. */
+function routeOf(entry: CatalogEntry): Route {
+	return { nodeIp: entry.nodeIp, learnedAt: entry.learnedAt, expiresAt: entry.expiresAt };
 }

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { LookupFailure } from "../catalog/route.ts";
 import { excerpt } from "../errors/excerpt.ts";
+import type { ResumeFailure } from "../resume-types.ts";
 
 // The control plane's FailedPrecondition for a sandbox mid-pause or mid-resume,
 // as E2B's API words it.
@@ -14,7 +14,7 @@ const clientProtocolErrorPrefix = "protocol error";
  * 5xx, garbage bodies, unknown codes) is "temporarily unavailable", so that
  * clients retry rather than give up.
  */
-export function classifyResumeError(error: unknown): LookupFailure {
+export function classifyResumeError(error: unknown): ResumeFailure {
 	const connectError = ConnectError.from(error);
 	// connect-es reports a body it cannot parse ("protocol error: incomplete
 	// envelope", ...) with codes a server could also send. Such an answer is

@@ -1,12 +1,12 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
-import type { LookupFailure, ResumeCredentials } from "../catalog/route.ts";
 import type { Config, ControlPlaneProtocol } from "../config.ts";
 import { SandboxService } from "../gen/proxy/proxy_pb.ts";
+import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
 import { classifyResumeError } from "./classify-error.ts";
 import { isNodeIp } from "./node-ip.ts";
 
-export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: LookupFailure };
+export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: ResumeFailure };
 
 export type ResumeSandbox = (sandboxId: string, credentials: ResumeCredentials) => Promise<ResumeOutcome>;
 

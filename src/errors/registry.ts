@@ -61,10 +61,21 @@ export const errorCodes = {
 		retryAfterSeconds: 60,
 	},
 	internal_error: { status: 500, message: "The sandbox proxy failed unexpectedly" },
+
+	// The catalog API on edge.<domain>, which the control plane calls.
+	invalid_request: { status: 400, message: "The request is invalid" },
+	catalog_unauthenticated: {
+		status: 401,
+		message: "The catalog API needs an Authorization header with the bearer token CATALOG_SECRET",
+	},
+	catalog_forbidden: { status: 403, message: "The catalog API token is not valid" },
+	not_found: { status: 404, message: "Nothing is served at this path" },
+	route_not_found: { status: 404, message: "The catalog holds no route for this sandbox" },
+	method_not_allowed: { status: 405, message: "This method is not allowed on this path" },
 } as const satisfies Record<string, ErrorDefinition>;
 
 export interface ErrorDefinition {
-	status: 400 | 403 | 409 | 429 | 500 | 502 | 503 | 504;
+	status: 400 | 401 | 403 | 404 | 405 | 409 | 429 | 500 | 502 | 503 | 504;
 	message: string;
 	retryAfterSeconds?: number;
 }

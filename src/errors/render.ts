@@ -19,21 +19,30 @@ export function errorBody(error: ProxyError): ErrorBody {
 
 /** The response for an error the proxy raises itself, negotiated per the contract. */
 export function renderError(error: ProxyError, requestHeaders: Headers): Response {
+	if (wantsJson(requestHeaders)) return renderJsonError(error);
 	const body = errorBody(error);
+	const headers = errorHeaders(error);
+	headers.set("content-type", "text/html; charset=utf-8");
+	headers.set("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'");
+	return new Response(errorPage(body), { status: body.code, headers });
+}
+
+/** The error as JSON, whoever asks: for APIs that no browser navigates to. */
+export function renderJsonError(error: ProxyError, extraHeaders: Record<string, string> = {}): Response {
+	const headers = errorHeaders(error);
+	for (const [name, value] of Object.entries(extraHeaders)) headers.set(name, value);
+	headers.set("content-type", "application/json; charset=utf-8");
+	return new Response(JSON.stringify(errorBody(error)), { status: error.status, headers });
+}
+
+function errorHeaders(error: ProxyError): Headers {
 	const headers = new Headers({
 		"cache-control": "no-store",
 		"x-content-type-options": "nosniff",
 	});
 	const retryAfter = error.definition.retryAfterSeconds;
 	if (retryAfter !== undefined) headers.set("retry-after", String(retryAfter));
-
-	if (wantsJson(requestHeaders)) {
-		headers.set("content-type", "application/json; charset=utf-8");
-		return new Response(JSON.stringify(body), { status: body.code, headers });
-	}
-	headers.set("content-type", "text/html; charset=utf-8");
-	headers.set("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'");
-	return new Response(errorPage(body), { status: body.code, headers });
+	return headers;
 }
 
 function errorPage(body: ErrorBody): string {

@@ -1,6 +1,6 @@
-import type { Route } from "./catalog/route.ts";
-import { ProxyError } from "./errors/proxy-error.ts";
-import { type SandboxTarget, sandboxIdHeader, sandboxPortHeader } from "./routing.ts";
+import type { Route } from "../catalog/route.ts";
+import { ProxyError } from "../errors/proxy-error.ts";
+import { type SandboxTarget, sandboxIdHeader, sandboxPortHeader } from "../routing.ts";
 
 // RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies
 // still meet. Upgrade is handled apart: a WebSocket handshake needs it.
@@ -19,8 +19,15 @@ const hopByHopHeaders = [
 /** Headers a client must never be able to pass to a node. */
 const internalHeaders = ["x-e2b-client-proxy-auth"];
 
-/** The response header with which a node says the sandbox is not on it. */
-export const sandboxNotOnNodeHeader = "x-e2b-sandbox-not-found";
+export interface ForwardOptions {
+	request: Request;
+	url: URL;
+	target: SandboxTarget;
+	route: Route;
+	nodeOriginTemplate: string;
+	/** The body to send: the request's own is never read here, so that its owner decides whether it can go twice. */
+	body: BodyInit | null;
+}
 
 export function nodeOrigin(template: string, nodeIp: string): string {
 	const host = nodeIp.includes(":") ? `[${nodeIp}]` : nodeIp;
@@ -33,20 +40,14 @@ export function nodeOrigin(template: string, nodeIp: string): string {
  * re-encode bodies. Bodies stream both ways; redirects come back to the
  * client instead of being followed with the client's cookies.
  */
-export async function forwardToNode(
-	request: Request,
-	body: BodyInit | null,
-	url: URL,
-	target: SandboxTarget,
-	route: Route,
-	nodeOriginTemplate: string,
-): Promise<Response> {
-	const upstreamUrl = nodeOrigin(nodeOriginTemplate, route.nodeIp) + url.pathname + url.search;
+export async function forwardToNode(options: ForwardOptions): Promise<Response> {
+	const { request, url, target, route } = options;
+	const upstreamUrl = nodeOrigin(options.nodeOriginTemplate, route.nodeIp) + url.pathname + url.search;
 	try {
 		return await fetch(upstreamUrl, {
 			method: request.method,
 			headers: upstreamHeaders(request.headers, url, target),
-			body,
+			body: options.body,
 			redirect: "manual",
 		});
 	} catch (error) {

@@ -39,8 +39,9 @@ describe("parseConfig defaults", () => {
 			controlPlaneUrl: "https://api.example.com",
 			controlPlaneProtocol: "grpc-web",
 			apiSecret: secret,
+			catalogSecret: undefined,
 			nodeOriginTemplate: "http://{ip}:5007",
-			resumeTimeoutMs: 30_000,
+			resumeTimeoutMs: 90_000,
 			routeTtlMs: 300_000,
 			routeCacheTtlMs: 5_000,
 			routeCacheMaxEntries: 10_000,
@@ -65,6 +66,7 @@ describe("parseConfig defaults", () => {
 				CONTROL_PLANE_URL: "http://10.0.0.1:8080/api/",
 				CONTROL_PLANE_PROTOCOL: "connect",
 				API_SECRET: secret,
+				CATALOG_SECRET: "catalog-Secret_0123456789",
 				NODE_ORIGIN_TEMPLATE: "https://n-{ip_dashed}.nodes.example.com:8443/",
 				RESUME_TIMEOUT_MS: "1500",
 				ROUTE_TTL_MS: "60000",
@@ -77,6 +79,7 @@ describe("parseConfig defaults", () => {
 			controlPlaneUrl: "http://10.0.0.1:8080/api",
 			controlPlaneProtocol: "connect",
 			apiSecret: secret,
+			catalogSecret: "catalog-Secret_0123456789",
 			nodeOriginTemplate: "https://n-{ip_dashed}.nodes.example.com:8443",
 			resumeTimeoutMs: 1500,
 			routeTtlMs: 60_000,
@@ -100,6 +103,7 @@ describe("missing or mistyped settings name themselves", () => {
 		"CONTROL_PLANE_URL",
 		"CONTROL_PLANE_PROTOCOL",
 		"API_SECRET",
+		"CATALOG_SECRET",
 		"NODE_ORIGIN_TEMPLATE",
 		"RESUME_TIMEOUT_MS",
 		"ROUTE_TTL_MS",
@@ -162,6 +166,43 @@ describe("API_SECRET", () => {
 	it("never appears in the message of another setting's error", () => {
 		const error = expectRefused(with_({ CONTROL_PLANE_URL: `https://u:${secret}@x.example.com` }), "CONTROL_PLANE_URL");
 		expect(error.message).not.toContain(secret);
+	});
+});
+
+describe("CATALOG_SECRET", () => {
+	const catalogSecret = "Cat4log-SECRET-value-9d2e";
+
+	it.each([
+		["missing", undefined],
+		["null", null],
+		["empty", ""],
+	])("leaves the catalog API off when %s", (_label, value) => {
+		expect(parseConfig(with_({ CATALOG_SECRET: value })).catalogSecret).toBeUndefined();
+	});
+
+	it("is kept verbatim when valid", () => {
+		expect(parseConfig(with_({ CATALOG_SECRET: catalogSecret })).catalogSecret).toBe(catalogSecret);
+		expect(parseConfig(with_({ CATALOG_SECRET: "a".repeat(16) })).catalogSecret).toBe("a".repeat(16));
+		expect(parseConfig(with_({ CATALOG_SECRET: "base64+/token/AAAA==" })).catalogSecret).toBe("base64+/token/AAAA==");
+	});
+
+	it.each([
+		["shorter than 16 characters", "a".repeat(15)],
+		["with an inner space", "catalog secret value 1"],
+		["with surrounding spaces", ` ${catalogSecret} `],
+		["with a control character", `${catalogSecret}\n`],
+		["outside the bearer token alphabet", `${catalogSecret}"`],
+		["with = before the end", "abc=defghijklmnopqrs"],
+	])("is refused %s, without echoing the value", (_label, value) => {
+		const error = expectRefused(with_({ CATALOG_SECRET: value }), "CATALOG_SECRET");
+		expect(error.message).not.toContain(value.trim());
+	});
+
+	it("must differ from API_SECRET, and says so without echoing either", () => {
+		const shared = "the-same-secret-for-both";
+		const error = expectRefused(with_({ API_SECRET: shared, CATALOG_SECRET: shared }), "CATALOG_SECRET");
+		expect(error.message).toContain("must differ from API_SECRET");
+		expect(error.message).not.toContain(shared);
 	});
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { nodeOrigin, upstreamHeaders } from "../../src/forward.ts";
+import { nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
 
 const target = { sandboxId: "abc123", port: 3000 };
 const url = new URL("https://3000-abc123.e2b.example.com/path?q=1");

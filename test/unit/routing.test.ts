@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config.ts";
 import { ProxyError } from "../../src/errors/proxy-error.ts";
-import { resolveTarget } from "../../src/routing.ts";
+import { routeHost, type SandboxTarget } from "../../src/routing.ts";
 
 const production = parseConfig({
 	SANDBOX_DOMAIN: "e2b.example.com, eu.e2b.example.com",
@@ -16,8 +16,10 @@ const development = parseConfig({
 	ENVIRONMENT: "development",
 });
 
-function route(host: string, headers: Record<string, string> = {}, config = production) {
-	return resolveTarget(host, new Headers(headers), config);
+function route(host: string, headers: Record<string, string> = {}, config = production): SandboxTarget {
+	const routed = routeHost(host, new Headers(headers), config);
+	if (routed.kind !== "sandbox") throw new Error(`expected ${host} to route to a sandbox`);
+	return routed.target;
 }
 
 function reasonFor(host: string, headers: Record<string, string> = {}, config = production): string {

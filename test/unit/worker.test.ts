@@ -45,7 +45,13 @@ async function seedRoute(sandboxId: string, nodeIp: string): Promise<void> {
 	const stub = env.SANDBOX_ROUTE.getByName(sandboxId);
 	const now = Date.now();
 	await runInDurableObject(stub, (_instance, state) => {
-		new RouteStore(state.storage.sql).save(sandboxId, { nodeIp, learnedAt: now, expiresAt: now + 3_600_000 });
+		new RouteStore(state.storage.sql).save(sandboxId, {
+			nodeIp,
+			learnedAt: now,
+			expiresAt: now + 3_600_000,
+			source: "resume",
+			details: {},
+		});
 	});
 	// The next call wakes a new instance, which reads the route from storage.
 	await evictDurableObject(stub);

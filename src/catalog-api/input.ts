@@ -1,0 +1,161 @@
+import type { PushedRoute, RouteDetails } from "../catalog/route.ts";
+import { isNodeIp } from "../control-plane/node-ip.ts";
+import { excerpt } from "../errors/excerpt.ts";
+import { ProxyError } from "../errors/proxy-error.ts";
+
+/**
+ * Reading and checking what the control plane sends to the catalog API. The
+ * field names are those of E2B's SandboxInfo. Every problem is a 400 whose
+ * message starts with the field it is about, and nothing is stored from a
+ * request that has one.
+ */
+
+export const maxSingleBodyBytes = 16 * 1024;
+export const maxBatchBodyBytes = 1024 * 1024;
+export const maxBatchItems = 1000;
+// A sandbox lives at most days; a route pushed for longer is a mistake.
+const maxTtlSeconds = 30 * 24 * 3600;
+const maxTextLength = 128;
+const sandboxIdPattern = /^[a-z0-9]{1,63}$/;
+// Printable ASCII without spaces: UUIDs, node IDs, team IDs.
+const textPattern = /^[\x21-\x7e]+$/;
+const rfc3339Pattern = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+export class InvalidInput extends ProxyError {
+	constructor(field: string, problem: string) {
+		super("invalid_request", { message: `${field}: ${problem}` });
+		this.name = "InvalidInput";
+	}
+}
+
+export function checkedSandboxId(value: unknown, field: string): string {
+	if (typeof value !== "string") throw new InvalidInput(field, "must be a string");
+	if (!sandboxIdPattern.test(value)) {
+		throw new InvalidInput(field, `must be 1 to 63 lowercase letters and digits, got "${excerpt(value, 64)}"`);
+	}
+	return value;
+}
+
+export function checkedExecutionId(value: unknown, field: string): string {
+	if (value === undefined || value === null) throw new InvalidInput(field, "is required");
+	return text(value, field);
+}
+
+const putFields = new Set([
+	"orchestrator_ip",
+	"execution_id",
+	"ttl_seconds",
+	"orchestrator_id",
+	"sandbox_started_at",
+	"sandbox_max_length_in_hours",
+	"team_id",
+	"traffic_keepalive",
+]);
+
+/** A PUT body (or a batch's put item, whose `sandbox_id` the caller has taken out). */
+export function pushedRoute(value: unknown, prefix = "", allowed: ReadonlySet<string> = putFields): PushedRoute {
+	const body = object(value, prefix === "" ? "body" : prefix.slice(0, -1));
+	for (const key of Object.keys(body)) {
+		if (!allowed.has(key)) throw new InvalidInput(`${prefix}${excerpt(key, 64)}`, "is not a known field");
+	}
+	const field = (name: string) => `${prefix}${name}`;
+	const nodeIp = body.orchestrator_ip;
+	if (nodeIp === undefined || nodeIp === null) throw new InvalidInput(field("orchestrator_ip"), "is required");
+	if (typeof nodeIp !== "string" || !isNodeIp(nodeIp)) {
+		throw new InvalidInput(field("orchestrator_ip"), "must be an IPv4 or IPv6 address literal");
+	}
+	const ttl = body.ttl_seconds;
+	if (ttl === undefined || ttl === null) throw new InvalidInput(field("ttl_seconds"), "is required");
+	if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds) {
+		throw new InvalidInput(field("ttl_seconds"), `must be an integer from 1 to ${maxTtlSeconds}`);
+	}
+	return {
+		nodeIp,
+		executionId: checkedExecutionId(body.execution_id, field("execution_id")),
+		ttlSeconds: ttl,
+		details: details(body, field),
+	};
+}
+
+function details(body: Record<string, unknown>, field: (name: string) => string): RouteDetails {
+	const result: RouteDetails = {};
+	if (present(body.orchestrator_id)) result.orchestratorId = text(body.orchestrator_id, field("orchestrator_id"));
+	if (present(body.team_id)) result.teamId = text(body.team_id, field("team_id"));
+	if (present(body.sandbox_started_at)) {
+		const startedAt = body.sandbox_started_at;
+		if (typeof startedAt !== "string" || !rfc3339Pattern.test(startedAt) || Number.isNaN(Date.parse(startedAt))) {
+			throw new InvalidInput(field("sandbox_started_at"), "must be an RFC 3339 date-time");
+		}
+		result.sandboxStartedAt = startedAt;
+	}
+	if (present(body.sandbox_max_length_in_hours)) {
+		const hours = body.sandbox_max_length_in_hours;
+		if (typeof hours !== "number" || !Number.isInteger(hours) || hours < 0 || hours > 100_000) {
+			throw new InvalidInput(field("sandbox_max_length_in_hours"), "must be an integer from 0 to 100000");
+		}
+		result.sandboxMaxLengthInHours = hours;
+	}
+	if (present(body.traffic_keepalive)) {
+		if (typeof body.traffic_keepalive !== "boolean") {
+			throw new InvalidInput(field("traffic_keepalive"), "must be true or false");
+		}
+		result.trafficKeepalive = body.traffic_keepalive;
+	}
+	return result;
+}
+
+/** Optional fields may be absent or null, as a Go client may send them. */
+function present(value: unknown): boolean {
+	return value !== undefined && value !== null;
+}
+
+function text(value: unknown, field: string): string {
+	if (typeof value !== "string") throw new InvalidInput(field, "must be a string");
+	if (value.length > maxTextLength || !textPattern.test(value)) {
+		throw new InvalidInput(field, `must be 1 to ${maxTextLength} printable ASCII characters without spaces`);
+	}
+	return value;
+}
+
+export function object(value: unknown, field: string): Record<string, unknown> {
+	if (typeof value !== "object" || value === null || Array.isArray(value)) {
+		throw new InvalidInput(field, "must be a JSON object");
+	}
+	return value as Record<string, unknown>;
+}
+
+/**
+ * The request's JSON body, read no further than `limit` bytes: a body that
+ * announces more is refused before any of it is read.
+ */
+export async function readJson(request: Request, limit: number): Promise<unknown> {
+	const tooLarge = () => new InvalidInput("body", `must be at most ${limit} bytes`);
+	const length = Number(request.headers.get("content-length") ?? Number.NaN);
+	if (length > limit) throw tooLarge();
+	if (request.body === null) throw new InvalidInput("body", "is required");
+	const reader = request.body.getReader();
+	const chunks: Uint8Array[] = [];
+	let total = 0;
+	for (;;) {
+		const { done, value } = await reader.read();
+		if (done) break;
+		total += value.byteLength;
+		if (total > limit) {
+			await reader.cancel().catch(() => {});
+			throw tooLarge();
+		}
+		chunks.push(value);
+	}
+	if (total === 0) throw new InvalidInput("body", "is required");
+	const bytes = new Uint8Array(total);
+	let offset = 0;
+	for (const chunk of chunks) {
+		bytes.set(chunk, offset);
+		offset += chunk.byteLength;
+	}
+	try {
+		return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+	} catch {
+		throw new InvalidInput("body", "is not valid JSON");
+	}
+}

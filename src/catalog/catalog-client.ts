@@ -1,0 +1,70 @@
+import type { Config } from "../config.ts";
+import { resumeCredentials } from "../control-plane/credentials.ts";
+import { ProxyError } from "../errors/proxy-error.ts";
+import { logEvent } from "../log.ts";
+import type { LookupResult, Route } from "./route.ts";
+import { isolateRouteCache } from "./route-cache.ts";
+import type { SandboxRoute } from "./sandbox-route.ts";
+
+/**
+ * The catalog as one request sees it: the isolate's cache first, then the
+ * sandbox's Durable Object, which resumes the sandbox on a miss. The stub is
+ * made only on a cache miss, keeping the hot path to a Map lookup. A failure
+ * of the object itself (overloaded, reset by a deploy) is a retryable 503.
+ */
+export class CatalogClient {
+	readonly #env: Env;
+	readonly #config: Config;
+	readonly #sandboxId: string;
+	readonly #port: number;
+	readonly #headers: Headers;
+	#stub: DurableObjectStub<SandboxRoute> | undefined;
+
+	constructor(options: { env: Env; config: Config; sandboxId: string; port: number; headers: Headers }) {
+		this.#env = options.env;
+		this.#config = options.config;
+		this.#sandboxId = options.sandboxId;
+		this.#port = options.port;
+		this.#headers = options.headers;
+	}
+
+	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
+	async route(): Promise<Route> {
+		return isolateRouteCache(this.#config).get(this.#sandboxId) ?? this.lookUp();
+	}
+
+	/** Asks the object, past the isolate's cache. */
+	async lookUp(): Promise<Route> {
+		const sandboxId = this.#sandboxId;
+		// Read only now, off the hot path: a cached route needs no credentials.
+		const credentials = resumeCredentials(this.#headers, this.#port);
+		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials) as Promise<LookupResult>);
+		if (!result.ok) {
+			throw new ProxyError(result.error.code, {
+				sandboxId,
+				...(result.error.message === undefined ? {} : { message: result.error.message }),
+			});
+		}
+		isolateRouteCache(this.#config).set(sandboxId, result.route);
+		return result.route;
+	}
+
+	/** Forgets `stale` in the isolate and in the object, unless a newer route replaced it. */
+	async invalidate(stale: Route): Promise<void> {
+		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);
+		await this.#call((stub) => stub.invalidate(stale));
+	}
+
+	async #call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
+		this.#stub ??= this.#env.SANDBOX_ROUTE.getByName(this.#sandboxId);
+		try {
+			return await method(this.#stub);
+		} catch (error) {
+			logEvent("catalog_error", {
+				sandboxId: this.#sandboxId,
+				detail: error instanceof Error ? error.message : String(error),
+			});
+			throw new ProxyError("catalog_unavailable", { sandboxId: this.#sandboxId, cause: error });
+		}
+	}
+}
