@@ -33,6 +33,10 @@ export interface PutItem {
 
 export type Translation = { ok: true; item: PutItem } | { ok: false; reason: string };
 
+// The catalog API's limits: longer routes, longer texts and more hours are refused.
+export const MAX_TTL_SECONDS = 30 * 24 * 3600;
+const MAX_HOURS = 100_000;
+const TEXT = /^[\x21-\x7e]{1,128}$/;
 // Go's zero time.Time, which it marshals rather than omits.
 const ZERO_TIME = /^0001-01-01T00:00:00(\.0+)?Z$/;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -63,13 +67,19 @@ export function translate(sandboxId: string, value: string, pttlMs: number, defa
 	if (typeof executionId !== "string" || executionId === "") {
 		return { ok: false, reason: "execution_id is missing or empty" };
 	}
+	if (!isText(executionId)) {
+		return { ok: false, reason: `execution_id "${clip(executionId)}" is not 1-128 printable ASCII characters` };
+	}
 
 	const maxHours = fields.sandbox_max_length_in_hours;
-	const hasMaxHours = typeof maxHours === "number" && Number.isSafeInteger(maxHours) && maxHours >= 0;
+	const hasMaxHours =
+		typeof maxHours === "number" && Number.isSafeInteger(maxHours) && maxHours >= 0 && maxHours <= MAX_HOURS;
 	let ttlSeconds: number;
 	if (pttlMs > 0) ttlSeconds = Math.ceil(pttlMs / 1000);
 	else if (hasMaxHours && maxHours > 0) ttlSeconds = maxHours * 3600;
 	else ttlSeconds = defaultTtlSeconds;
+	// The bridge puts a longer-lived route again before the edge drops it.
+	ttlSeconds = Math.min(ttlSeconds, MAX_TTL_SECONDS);
 
 	const item: PutItem = {
 		sandbox_id: sandboxId,
@@ -90,8 +100,13 @@ export function translate(sandboxId: string, value: string, pttlMs: number, defa
 	return { ok: true, item };
 }
 
+/** Optional text the edge would refuse (and refuse the whole route with) is left out instead. */
 function nonEmpty(value: unknown): string | undefined {
-	return typeof value === "string" && value !== "" ? value : undefined;
+	return typeof value === "string" && isText(value) ? value : undefined;
+}
+
+function isText(value: string): boolean {
+	return TEXT.test(value);
 }
 
 /** For log lines: values come from Redis, so bound them. */
