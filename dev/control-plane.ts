@@ -16,6 +16,8 @@ import { sleepUnlessAborted } from "./sleep.ts";
 
 export const RESUME_SANDBOX_PATH = "/proxy.SandboxService/ResumeSandbox";
 export const DEFAULT_CONTROL_PLANE_PORT = 8790;
+// E2B's API (autoResumeTransitionWaitBudget) waits this long for a pausing sandbox.
+export const DEFAULT_TRANSITION_WAIT_MS = 60_000;
 
 export interface ControlPlaneOptions {
 	apiSecret: string;
@@ -24,6 +26,8 @@ export interface ControlPlaneOptions {
 	port?: number;
 	/** Default "e2b"; see TokenPolicy. */
 	tokenPolicy?: TokenPolicy;
+	/** How long ResumeSandbox waits out a pause; default 60 s, as E2B's API. */
+	transitionWaitMs?: number;
 	log?: Log;
 }
 
@@ -84,7 +88,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 	const contexts = new WeakMap<IncomingMessage, ContextValues>();
 
 	const rpc = connectNodeAdapter({
-		routes: resumeRoutes({ apiSecret, registry, tokenPolicy: options.tokenPolicy ?? "e2b", log }),
+		routes: resumeRoutes({
+			apiSecret,
+			registry,
+			tokenPolicy: options.tokenPolicy ?? "e2b",
+			transitionWaitMs: options.transitionWaitMs ?? DEFAULT_TRANSITION_WAIT_MS,
+			log,
+		}),
 		grpcWeb: true,
 		connect: true,
 		grpc: false,

@@ -27,6 +27,8 @@ export interface SandboxRuntime {
 /** What a paused sandbox keeps, the way a real pause snapshots memory. */
 interface DemoMemory {
 	count: number;
+	/** Deliveries of POST /deliveries, by key: what a test counts to prove a request ran once. */
+	deliveries: Map<string, number>;
 }
 
 const MiB = 1024 * 1024;
@@ -43,7 +45,7 @@ export function createDemoRuntime(): SandboxRuntime {
 		start(sandboxId, ports) {
 			let memory = memories.get(sandboxId);
 			if (memory === undefined) {
-				memory = { count: 0 };
+				memory = { count: 0, deliveries: new Map() };
 				memories.set(sandboxId, memory);
 			}
 			return startDemoSandbox(sandboxId, ports, memory);
@@ -57,7 +59,7 @@ export function createDemoRuntime(): SandboxRuntime {
 export async function startDemoSandbox(
 	sandboxId: string,
 	ports: readonly number[],
-	memory: DemoMemory = { count: 0 },
+	memory: DemoMemory = { count: 0, deliveries: new Map() },
 ): Promise<RunningSandbox> {
 	const servers = new Map<number, ManagedServer>();
 	const closeAll = () => Promise.all([...servers.values()].map((s) => s.close())).then(() => {});
@@ -168,7 +170,8 @@ async function handleWebApp(
 		return sendJson(res, 200, { cookies: 3 });
 	}
 	const status = /^\/status\/(\d{3})$/.exec(path);
-	if (status !== null) return serveStatus(res, Number(status[1]));
+	if (status !== null) return serveStatus(res, Number(status[1]), query);
+	if (path === "/deliveries") return serveDeliveries(req, res, memory, query);
 	if (path === "/slow") return serveSlow(res, query);
 	sendJson(res, 404, { message: `no route for ${method} ${path}`, code: 404 });
 }
@@ -255,17 +258,66 @@ function serveEcho(req: IncomingMessage, res: ServerResponse): void {
 	req.pipe(res);
 }
 
-function serveStatus(res: ServerResponse, status: number): void {
+/**
+ * Any status, as an app behind the proxy might give it. `?header=name:value`
+ * adds a header (an app may forge one); `?body=` replaces the JSON body, sent
+ * as `?type=` (default application/json); `?pad=N` makes the body N bytes
+ * longer and streams it without a length.
+ */
+function serveStatus(res: ServerResponse, status: number, query: URLSearchParams): void {
 	if (status < 200 || status > 599) {
 		sendJson(res, 400, { message: "status must be from 200 to 599", code: 400 });
 		return;
 	}
+	const headers: Record<string, string> = { "content-type": query.get("type") ?? "application/json; charset=utf-8" };
+	for (const header of query.getAll("header")) {
+		const colon = header.indexOf(":");
+		if (colon > 0) headers[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
+	}
 	if (status === 204 || status === 304) {
-		res.writeHead(status);
+		res.writeHead(status, headers);
 		res.end();
 		return;
 	}
-	sendJson(res, status, { status });
+	const pad = intParam(query, "pad", 0, 0, 16 * MiB);
+	if (typeof pad === "string") {
+		sendJson(res, 400, { message: pad, code: 400 });
+		return;
+	}
+	const body = query.get("body") ?? JSON.stringify({ status });
+	if (pad === 0) {
+		res.writeHead(status, { ...headers, "content-length": String(Buffer.byteLength(body)) });
+		res.end(body);
+		return;
+	}
+	res.writeHead(status, headers);
+	res.write(body);
+	res.end(" ".repeat(pad));
+}
+
+/**
+ * POST counts a delivery under `?key=` and answers after `?ms=`: a request
+ * that is cut off in that window has still been delivered. GET reads the count.
+ * The count lives in the sandbox's memory, which a pause keeps.
+ */
+function serveDeliveries(req: IncomingMessage, res: ServerResponse, memory: DemoMemory, query: URLSearchParams): void {
+	const key = query.get("key") ?? "";
+	if (req.method === "GET") {
+		sendJson(res, 200, { key, deliveries: memory.deliveries.get(key) ?? 0 });
+		return;
+	}
+	const ms = intParam(query, "ms", 0, 0, 600_000);
+	if (typeof ms === "string") {
+		sendJson(res, 400, { message: ms, code: 400 });
+		return;
+	}
+	req.resume();
+	req.on("end", () => {
+		const deliveries = (memory.deliveries.get(key) ?? 0) + 1;
+		memory.deliveries.set(key, deliveries);
+		const timer = setTimeout(() => sendJson(res, 200, { key, deliveries }), ms);
+		res.once("close", () => clearTimeout(timer));
+	});
 }
 
 function serveSlow(res: ServerResponse, query: URLSearchParams): void {

@@ -25,6 +25,10 @@ export interface SandboxView {
 	ports: number[];
 	/** True while a resume is in flight (state stays "paused" until it lands). */
 	resuming: boolean;
+	/** Whether it has been paused before: E2B resumes only a sandbox with a snapshot. */
+	hasSnapshot: boolean;
+	/** The current run's execution ID, which its catalog entry carries; only while running. */
+	executionId?: string;
 	/** Sandbox port -> local 127.0.0.1 port, only while running. */
 	localPorts?: Record<string, number>;
 	createdAt: number;

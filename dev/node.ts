@@ -12,8 +12,17 @@ import {
 } from "node:http";
 import type { Socket } from "node:net";
 import { pipeline } from "node:stream";
-import { headerRecord, sendJson } from "./http-util.ts";
+import { headerRecord } from "./http-util.ts";
 import { type Log, type RecordedNodeRequest, SANDBOX_ID_PATTERN, silent } from "./model.ts";
+import {
+	badRequest,
+	NOT_HERE_HEADER,
+	type NodeAnswer,
+	portClosed,
+	sandboxNotFound,
+	trafficTokenRefused,
+	wantsHtml,
+} from "./node-answers.ts";
 import { endToEndHeaders, writeRawHead } from "./proxy-headers.ts";
 import type { SandboxDirectory } from "./registry.ts";
 import { listen } from "./server-lifecycle.ts";
@@ -24,6 +33,11 @@ export interface NodeOptions {
 	directory: SandboxDirectory;
 	/** Default 5007; 0 picks a free port. */
 	port?: number;
+	/**
+	 * Also mark "sandbox not here" with the X-E2b-Sandbox-Not-Found header.
+	 * Default false: E2B's nodes send no such header, and the edge must not need it.
+	 */
+	notFoundHeader?: boolean;
 	log?: Log;
 }
 
@@ -43,102 +57,73 @@ interface Target {
 	localPort: number;
 }
 
-interface Refusal {
-	status: number;
-	body: Record<string, unknown>;
-	headers: Record<string, string>;
-}
-
 const MAX_RECORDED_REQUESTS = 1000;
 const ENVD_PORT = 49983;
-
-function notFound(sandboxId: string): Refusal {
-	return {
-		status: 502,
-		body: { message: "The sandbox was not found", sandboxId, code: 502 },
-		headers: { "x-e2b-sandbox-not-found": "1" },
-	};
-}
-
-function portClosed(sandboxId: string, port: number): Refusal {
-	return {
-		status: 502,
-		body: { message: "The sandbox is running but port is not open", sandboxId, port, code: 502 },
-		headers: { "x-e2b-port-closed": "1" },
-	};
-}
-
-function trafficForbidden(sandboxId: string): Refusal {
-	return {
-		status: 403,
-		body: {
-			message: "The sandbox's traffic is private: send its e2b-traffic-access-token header",
-			sandboxId,
-			code: 403,
-		},
-		headers: {},
-	};
-}
-
-function badRequest(message: string): Refusal {
-	return { status: 400, body: { message, code: 400 }, headers: {} };
-}
+const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
 
 function single(value: string | string[] | undefined): string | undefined {
 	return Array.isArray(value) ? value[0] : value;
 }
 
-function resolveTarget(directory: SandboxDirectory, req: IncomingMessage): Target | Refusal {
+/**
+ * Where a request goes, decided before anything is dialed, as E2B's
+ * orchestrator proxy decides it: a sandbox this node does not hold gets the
+ * not-found answer, which is the only answer that says so.
+ */
+function resolveTarget(
+	directory: SandboxDirectory,
+	req: IncomingMessage,
+	notFoundHeader: boolean,
+): Target | NodeAnswer {
 	const sandboxId = single(req.headers["e2b-sandbox-id"]);
 	const rawPort = single(req.headers["e2b-sandbox-port"]);
-	if (sandboxId === undefined || rawPort === undefined) {
-		return badRequest("missing E2b-Sandbox-Id or E2b-Sandbox-Port header");
-	}
-	if (!SANDBOX_ID_PATTERN.test(sandboxId)) return badRequest("E2b-Sandbox-Id must match ^[a-z0-9]+$");
+	if (sandboxId === undefined || rawPort === undefined) return badRequest("missing header");
+	if (!SANDBOX_ID_PATTERN.test(sandboxId)) return badRequest("Invalid sandbox ID");
 	const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-	if (!(port >= 1 && port <= 65535)) return badRequest("E2b-Sandbox-Port must be a port from 1 to 65535");
+	if (!(port >= 1 && port <= 65535)) return badRequest("Invalid sandbox port");
+	const asHtml = wantsHtml(req.headers);
 	const ports = directory.lookup(sandboxId);
-	if (ports === undefined) return notFound(sandboxId);
+	if (ports === undefined) return sandboxNotFound(sandboxId, asHtml, notFoundHeader);
 	// Like E2B's orchestrator, the node, not the edge, guards a private
 	// sandbox's traffic; envd checks its own access token.
 	const token = directory.trafficAccessToken(sandboxId);
-	if (token !== undefined && port !== ENVD_PORT && single(req.headers["e2b-traffic-access-token"]) !== token) {
-		return trafficForbidden(sandboxId);
+	if (token !== undefined && port !== ENVD_PORT) {
+		const given = single(req.headers[TRAFFIC_TOKEN_HEADER]);
+		if (given !== token) return trafficTokenRefused(sandboxId, TRAFFIC_TOKEN_HEADER, given === undefined, asHtml);
 	}
+	// E2B's node dials the port and is refused; the answer is the same.
 	const localPort = ports.get(port);
-	if (localPort === undefined) return portClosed(sandboxId, port);
+	if (localPort === undefined) return portClosed(sandboxId, port, asHtml);
 	return { sandboxId, port, localPort };
 }
 
-/** A refused connection means the sandbox stopped between lookup and connect. */
-function refusalAfterError(directory: SandboxDirectory, target: Target, error: NodeJS.ErrnoException): Refusal {
-	if (directory.lookup(target.sandboxId)?.has(target.port) !== true) {
-		return directory.lookup(target.sandboxId) === undefined
-			? notFound(target.sandboxId)
-			: portClosed(target.sandboxId, target.port);
-	}
-	if (error.code === "ECONNREFUSED") return portClosed(target.sandboxId, target.port);
+function isTarget(value: Target | NodeAnswer): value is Target {
+	return "localPort" in value;
+}
+
+function answerHeaders(answer: NodeAnswer): Record<string, string> {
 	return {
-		status: 502,
-		body: {
-			message: `error reaching the sandbox: ${error.code ?? error.message}`,
-			sandboxId: target.sandboxId,
-			code: 502,
-		},
-		headers: {},
+		...answer.headers,
+		"content-type": answer.contentType,
+		"content-length": String(Buffer.byteLength(answer.body)),
 	};
 }
 
-function writeRefusalToSocket(socket: Socket, refusal: Refusal): void {
-	const body = JSON.stringify(refusal.body);
-	const headers = Object.entries({
-		...refusal.headers,
-		"content-type": "application/json; charset=utf-8",
-		"content-length": String(Buffer.byteLength(body)),
-		connection: "close",
-	}).flat();
-	writeRawHead(socket, refusal.status, STATUS_CODES[refusal.status] ?? "", headers);
-	socket.end(body);
+function writeAnswerToSocket(socket: Socket, answer: NodeAnswer): void {
+	const headers = Object.entries({ ...answerHeaders(answer), connection: "close" }).flat();
+	writeRawHead(socket, answer.status, STATUS_CODES[answer.status] ?? "", headers);
+	socket.end(answer.body);
+}
+
+/** A sandbox's own response must not be able to claim that its sandbox is not here. */
+function sandboxResponseHeaders(raw: readonly string[], options: { upgrade?: boolean } = {}): string[] {
+	const headers = endToEndHeaders(raw, options);
+	const out: string[] = [];
+	for (let i = 0; i + 1 < headers.length; i += 2) {
+		if (headers[i]?.toLowerCase() === NOT_HERE_HEADER) continue;
+		out.push(headers[i] ?? "", headers[i + 1] ?? "");
+	}
+	return out;
 }
 
 function requestToSandbox(
@@ -152,6 +137,7 @@ function requestToSandbox(
 
 export async function startNode(options: NodeOptions): Promise<DevNode> {
 	const { directory } = options;
+	const notFoundHeader = options.notFoundHeader ?? false;
 	const log = options.log ?? silent;
 	// Keep-alive to the sandbox servers, like a real node's pooled connections.
 	const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -168,21 +154,23 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 		if (recorded.length > MAX_RECORDED_REQUESTS) recorded.splice(0, recorded.length - MAX_RECORDED_REQUESTS);
 	}
 
-	function refuse(res: ServerResponse, refusal: Refusal): void {
-		sendJson(res, refusal.status, refusal.body, refusal.headers);
+	function refuse(res: ServerResponse, answer: NodeAnswer): void {
+		res.writeHead(answer.status, answerHeaders(answer));
+		res.end(answer.body);
 	}
 
 	function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
 		record(req, false);
-		const target = resolveTarget(directory, req);
-		if (!("localPort" in target)) {
+		const target = resolveTarget(directory, req, notFoundHeader);
+		if (!isTarget(target)) {
+			// Answered before the body is read; Node drains what the client still sends.
 			refuse(res, target);
 			return;
 		}
 
 		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders), agent);
 		upstream.on("response", (up) => {
-			res.writeHead(up.statusCode ?? 502, up.statusMessage, endToEndHeaders(up.rawHeaders));
+			res.writeHead(up.statusCode ?? 502, up.statusMessage, sandboxResponseHeaders(up.rawHeaders));
 			// Headers go out now, so an SSE client sees the stream open before the first event.
 			res.flushHeaders();
 			pipeline(up, res, () => {});
@@ -190,12 +178,14 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 		upstream.on("error", (error: NodeJS.ErrnoException) => {
 			req.unpipe(upstream);
 			if (res.headersSent) return void res.destroy();
-			const refusal = refusalAfterError(directory, target, error);
+			// The sandbox was dialed: whatever failed (a closed port, a sandbox
+			// paused mid-request), the request may have reached it, so the
+			// answer is never "not here".
 			log(
-				`${target.sandboxId}:${target.port} ${req.method} ${req.url} -> ${refusal.status} (${error.code ?? error.message})`,
+				`${target.sandboxId}:${target.port} ${req.method} ${req.url} -> 502 port closed (${error.code ?? error.message})`,
 			);
 			req.resume();
-			refuse(res, refusal);
+			refuse(res, portClosed(target.sandboxId, target.port, wantsHtml(req.headers)));
 		});
 		// A client that goes away mid-request or mid-response takes the upstream with it.
 		res.once("close", () => {
@@ -207,16 +197,21 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 	function proxyUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
 		record(req, true);
 		socket.on("error", () => socket.destroy());
-		const target = resolveTarget(directory, req);
-		if (!("localPort" in target)) {
-			writeRefusalToSocket(socket, target);
+		const target = resolveTarget(directory, req, notFoundHeader);
+		if (!isTarget(target)) {
+			writeAnswerToSocket(socket, target);
 			return;
 		}
 
 		// An upgraded socket leaves the pool anyway.
 		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders, { upgrade: true }), false);
 		upstream.on("upgrade", (up, upSocket, upHead) => {
-			writeRawHead(socket, up.statusCode ?? 101, up.statusMessage ?? "Switching Protocols", up.rawHeaders);
+			writeRawHead(
+				socket,
+				up.statusCode ?? 101,
+				up.statusMessage ?? "Switching Protocols",
+				sandboxResponseHeaders(up.rawHeaders, { upgrade: true }),
+			);
 			if (upHead.byteLength > 0) socket.write(upHead);
 			if (head.byteLength > 0) upSocket.write(head);
 			const destroyBoth = () => {
@@ -232,15 +227,15 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 		upstream.on("response", (up) => {
 			// The sandbox declined the upgrade: relay its answer, delimited by closing the connection.
 			writeRawHead(socket, up.statusCode ?? 502, up.statusMessage ?? "", [
-				...endToEndHeaders(up.rawHeaders),
+				...sandboxResponseHeaders(up.rawHeaders),
 				"connection",
 				"close",
 			]);
 			pipeline(up, socket, () => socket.destroy());
 		});
-		upstream.on("error", (error: NodeJS.ErrnoException) => {
+		upstream.on("error", () => {
 			if (socket.destroyed) return;
-			writeRefusalToSocket(socket, refusalAfterError(directory, target, error));
+			writeAnswerToSocket(socket, portClosed(target.sandboxId, target.port, wantsHtml(req.headers)));
 		});
 		socket.once("close", () => upstream.destroy());
 		upstream.end();

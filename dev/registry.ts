@@ -2,7 +2,8 @@
 // dev node reads it through SandboxDirectory, standing in for the placement
 // data a real orchestrator would push to its nodes.
 
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes, randomInt, randomUUID } from "node:crypto";
+import type { CatalogSink } from "./catalog-writer.ts";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
 import {
 	type CreateSandboxInput,
@@ -28,6 +29,8 @@ export interface RegistryOptions {
 	orchestratorIp?: string;
 	resumeDelayMs?: number;
 	pauseDelayMs?: number;
+	/** A sandbox's longest life, which is how long its catalog entry lives; default 1. */
+	maxLengthInHours?: number;
 	log?: Log;
 }
 
@@ -47,6 +50,13 @@ export interface SandboxRegistry extends SandboxDirectory {
 	resume(sandboxId: string): Promise<SandboxView>;
 	kill(sandboxId: string): Promise<SandboxView>;
 	remove(sandboxId: string): Promise<void>;
+	/**
+	 * Resolves once the sandbox is no longer pausing, or after `ms`, or when
+	 * `signal` aborts, with the sandbox as it then is.
+	 */
+	waitWhilePausing(sandboxId: string, ms: number, signal: AbortSignal): Promise<SandboxView | undefined>;
+	/** Where starts and stops are reported; undefined stops the reports (catalog writes off). */
+	attachCatalog(catalog: CatalogSink | undefined): void;
 	delays(): Delays;
 	setDelays(delays: Partial<Delays>): void;
 	close(): Promise<void>;
@@ -72,6 +82,13 @@ interface SandboxRecord {
 	envdAccessToken?: string;
 	ports: number[];
 	createdAt: number;
+	/** The current run's ID, as E2B's execution ID: new at each start or resume, gone when stopped. */
+	executionId?: string | undefined;
+	startedAt?: Date | undefined;
+	/** Set by the first pause: only a sandbox with a snapshot can be resumed. */
+	hasSnapshot: boolean;
+	/** Told when the state changes, for calls waiting out a pause. */
+	stateWaiters: Set<() => void>;
 	running?: RunningSandbox | undefined;
 	resuming?: Promise<SandboxView> | undefined;
 	pausing?: Promise<void> | undefined;
@@ -106,6 +123,36 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 	};
 	const records = new Map<string, SandboxRecord>();
 	const shutdown = new AbortController();
+	const maxLengthInHours = options.maxLengthInHours ?? 1;
+	let catalog: CatalogSink | undefined;
+
+	function setState(r: SandboxRecord, state: SandboxState): void {
+		r.state = state;
+		for (const wake of r.stateWaiters) wake();
+		r.stateWaiters.clear();
+	}
+
+	/** A new run: a new execution ID, pushed to the catalog before the caller hears of it, as E2B does. */
+	async function publish(r: SandboxRecord): Promise<void> {
+		r.executionId = randomUUID();
+		r.startedAt = new Date();
+		await catalog?.put({
+			sandboxId: r.id,
+			orchestratorIp,
+			executionId: r.executionId,
+			startedAt: r.startedAt,
+			maxLengthInHours,
+			teamId: "dev-team",
+		});
+	}
+
+	/** The run is over: its route is deleted by its execution ID, so a newer run's route survives. */
+	async function unpublish(r: SandboxRecord): Promise<void> {
+		const executionId = r.executionId;
+		r.executionId = undefined;
+		r.startedAt = undefined;
+		if (executionId !== undefined) await catalog?.remove(r.id, executionId);
+	}
 
 	/** Resolves false instead of rejecting when the registry closes, so no timer outlives close(). */
 	function sleep(ms: number): Promise<boolean> {
@@ -120,8 +167,10 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			public: r.public,
 			ports: [...r.ports],
 			resuming: r.resuming !== undefined,
+			hasSnapshot: r.hasSnapshot,
 			createdAt: r.createdAt,
 		};
+		if (r.executionId !== undefined) v.executionId = r.executionId;
 		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
 		if (r.envdAccessToken !== undefined) v.envdAccessToken = r.envdAccessToken;
 		if (r.running !== undefined) v.localPorts = Object.fromEntries(r.running.ports);
@@ -148,6 +197,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		const running = await runtime.start(r.id, r.ports);
 		r.running = running;
 		log(`sandbox ${r.id} -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+		await publish(r);
 	}
 
 	async function performResume(r: SandboxRecord): Promise<SandboxView> {
@@ -164,8 +214,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			throw new RegistryError(409, `sandbox ${r.id} changed state during resume`);
 		}
 		r.running = running;
-		r.state = "running";
+		setState(r, "running");
 		log(`sandbox ${r.id} resuming -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+		await publish(r);
 		return view(r);
 	}
 
@@ -201,6 +252,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				public: input.public ?? true,
 				ports: [...new Set(input.ports ?? DEMO_PORTS)],
 				createdAt: Date.now(),
+				// A sandbox created paused or pausing stands for one that ran before.
+				hasSnapshot: input.state === "paused" || input.state === "pausing",
+				stateWaiters: new Set(),
 				generation: 0,
 			};
 			if (!r.public) r.trafficAccessToken = token();
@@ -249,14 +303,16 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				return view(r);
 			}
 			const from = r.state;
-			r.state = "pausing";
+			setState(r, "pausing");
+			r.hasSnapshot = true;
 			const generation = ++r.generation;
 			log(`sandbox ${id} ${from} -> pausing (${delays.pauseDelayMs}ms)`);
 			const pausing = (async () => {
+				await unpublish(r);
 				await stopServers(r);
 				const slept = await sleep(delays.pauseDelayMs);
 				if (slept && r.generation === generation && r.state === "pausing") {
-					r.state = "paused";
+					setState(r, "paused");
 					log(`sandbox ${id} pausing -> paused`);
 				}
 			})();
@@ -294,9 +350,11 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			const r = mustGet(id);
 			if (r.state === "killed") return view(r);
 			const from = r.state;
-			r.state = "killed";
+			setState(r, "killed");
+			r.hasSnapshot = false;
 			r.generation++;
 			runtime.forget(id);
+			await unpublish(r);
 			await stopServers(r);
 			log(`sandbox ${id} ${from} -> killed`);
 			return view(r);
@@ -304,12 +362,36 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 		async remove(id) {
 			const r = mustGet(id);
-			r.state = "killed";
+			setState(r, "killed");
 			r.generation++;
 			records.delete(id);
 			runtime.forget(id);
+			await unpublish(r);
 			await stopServers(r);
 			log(`sandbox ${id} deleted`);
+		},
+
+		async waitWhilePausing(id, ms, signal) {
+			const r = records.get(id);
+			if (r === undefined || r.state !== "pausing") return r === undefined ? undefined : view(r);
+			await new Promise<void>((resolve) => {
+				const done = () => {
+					clearTimeout(timer);
+					signal.removeEventListener("abort", done);
+					shutdown.signal.removeEventListener("abort", done);
+					r.stateWaiters.delete(done);
+					resolve();
+				};
+				const timer = setTimeout(done, ms);
+				signal.addEventListener("abort", done, { once: true });
+				shutdown.signal.addEventListener("abort", done, { once: true });
+				r.stateWaiters.add(done);
+			});
+			return view(r);
+		},
+
+		attachCatalog(next) {
+			catalog = next;
 		},
 
 		delays() {

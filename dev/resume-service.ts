@@ -1,11 +1,12 @@
 // proxy.SandboxService/ResumeSandbox, with the checks of E2B's API handler
-// (packages/api/internal/handlers/proxy_grpc.go) reduced to what the edge can
-// observe: auth, existence, tokens, state, auto-resume.
+// (packages/api/internal/handlers/proxy_grpc.go), in its order, reduced to
+// what the edge can observe: auth, the snapshot and its auto-resume policy,
+// the sandbox's state (waiting out a pause), tokens, then the resume.
 
 import { timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { SandboxService } from "../src/gen/proxy/proxy_pb.ts";
-import type { Fault, Log, RpcProtocol, SandboxView } from "./model.ts";
+import { type Fault, type Log, type RpcProtocol, SANDBOX_ID_PATTERN, type SandboxView } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 
 /**
@@ -28,6 +29,8 @@ export interface ResumeServiceOptions {
 	apiSecret: string;
 	registry: SandboxRegistry;
 	tokenPolicy: TokenPolicy;
+	/** How long a call for a pausing sandbox waits for the pause to finish; E2B waits 60 s. */
+	transitionWaitMs: number;
 	log: Log;
 }
 
@@ -68,7 +71,7 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 }
 
 export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRouter) => void {
-	const { apiSecret, registry, tokenPolicy, log } = options;
+	const { apiSecret, registry, tokenPolicy, transitionWaitMs, log } = options;
 
 	async function resume(sandboxId: string, ctx: HandlerContext, say: (line: string) => void): Promise<string> {
 		const fault = ctx.values.get(callInfoKey)?.fault;
@@ -82,22 +85,31 @@ export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRou
 		if (!sameSecret(ctx.requestHeader.get("x-e2b-client-proxy-auth"), apiSecret)) {
 			throw new ConnectError("invalid client proxy auth", Code.Unauthenticated);
 		}
-		const sandbox = registry.get(sandboxId);
-		if (sandbox === undefined || sandbox.state === "killed") {
-			throw new ConnectError("sandbox not found", Code.NotFound);
+		if (!SANDBOX_ID_PATTERN.test(sandboxId)) throw new ConnectError("invalid sandbox ID", Code.InvalidArgument);
+		// E2B looks for the snapshot first: a sandbox that never paused has none,
+		// so it cannot be resumed even while it runs; its route comes from the catalog.
+		let sandbox = registry.get(sandboxId);
+		if (sandbox === undefined || sandbox.state === "killed" || !sandbox.hasSnapshot) {
+			throw new ConnectError("snapshot not found", Code.NotFound);
 		}
+		if (!sandbox.autoResume) throw new ConnectError("sandbox auto-resume disabled", Code.NotFound);
 		if (tokenPolicy === "always") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
-		switch (sandbox.state) {
-			case "running":
-				say(`running -> ${registry.orchestratorIp}`);
-				return registry.orchestratorIp;
-			case "pausing":
+		if (sandbox.state === "pausing") {
+			// E2B waits for the pause to finish, then resumes; past its budget
+			// it answers "still transitioning".
+			say(`pausing, waiting up to ${transitionWaitMs}ms for the pause to finish`);
+			sandbox = await registry.waitWhilePausing(sandboxId, transitionWaitMs, ctx.signal);
+			if (ctx.signal.aborted) throw new ConnectError("request aborted", Code.Canceled);
+			if (sandbox === undefined || sandbox.state === "killed") {
+				throw new ConnectError("sandbox not found", Code.NotFound);
+			}
+			if (sandbox.state === "pausing") {
 				throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
-			case "paused":
-				break;
+			}
 		}
-		if (!sandbox.autoResume) {
-			throw new ConnectError("sandbox is paused and auto-resume is disabled", Code.FailedPrecondition);
+		if (sandbox.state === "running") {
+			say(`running -> ${registry.orchestratorIp}`);
+			return registry.orchestratorIp;
 		}
 		if (tokenPolicy === "e2b") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
 		say(sandbox.resuming ? "paused, joining the resume in flight" : "paused -> resuming");

@@ -1,6 +1,7 @@
 // The whole local backend in one process: control plane, node, and the demo
 // sandboxes the node routes to. Tests start it with ports 0 and logging off.
 
+import { createCatalogWriter } from "./catalog-writer.ts";
 import { type ControlPlane, DEFAULT_CONTROL_PLANE_PORT, startControlPlane } from "./control-plane.ts";
 import { createDemoRuntime } from "./demo-sandbox.ts";
 import { type Log, silent } from "./model.ts";
@@ -22,8 +23,21 @@ export interface StackOptions {
 	orchestratorIp?: string;
 	/** Default "e2b", as E2B's API checks tokens. */
 	tokenPolicy?: TokenPolicy;
+	/** How long ResumeSandbox waits out a pause; default 60 s, as E2B's API. */
+	transitionWaitMs?: number;
+	/** Whether the node also marks "not here" with a header E2B's nodes never send; default false. */
+	nodeNotFoundHeader?: boolean;
+	/** The edge's catalog API to write to; without it, the catalog is fed by resumes alone. */
+	catalog?: CatalogConnection;
 	/** Receives lines prefixed "[control-plane] " or "[node] "; default silent. */
 	log?: Log;
+}
+
+export interface CatalogConnection {
+	/** The catalog API's origin, e.g. http://edge.localhost:8787. */
+	edgeUrl: string;
+	/** CATALOG_SECRET. */
+	secret: string;
 }
 
 export interface Stack {
@@ -34,6 +48,11 @@ export interface Stack {
 	nodeOriginTemplate: string;
 	controlPlane: ControlPlane;
 	node: DevNode;
+	/**
+	 * Points the control plane's catalog writes at an edge (started after the
+	 * stack, since it needs the stack's addresses), or turns them off.
+	 */
+	connectCatalog(connection: CatalogConnection | undefined): void;
 	close(): Promise<void>;
 }
 
@@ -51,9 +70,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		pauseDelayMs: options.pauseDelayMs ?? 300,
 		log: prefixed("control-plane"),
 	});
+	const connectCatalog = (connection: CatalogConnection | undefined) =>
+		registry.attachCatalog(
+			connection === undefined ? undefined : createCatalogWriter({ ...connection, log: prefixed("control-plane") }),
+		);
+	connectCatalog(options.catalog);
 	const node = await startNode({
 		directory: registry,
 		port: options.nodePort ?? DEFAULT_NODE_PORT,
+		notFoundHeader: options.nodeNotFoundHeader ?? false,
 		log: prefixed("node"),
 	});
 	let controlPlane: ControlPlane;
@@ -63,6 +88,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 			registry,
 			port: options.controlPlanePort ?? DEFAULT_CONTROL_PLANE_PORT,
 			tokenPolicy: options.tokenPolicy ?? "e2b",
+			...(options.transitionWaitMs === undefined ? {} : { transitionWaitMs: options.transitionWaitMs }),
 			log: prefixed("control-plane"),
 		});
 	} catch (error) {
@@ -78,6 +104,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		nodeOriginTemplate: `http://{ip}:${node.port}`,
 		controlPlane,
 		node,
+		connectCatalog,
 		close() {
 			closing ??= (async () => {
 				await Promise.all([controlPlane.close(), node.close()]);

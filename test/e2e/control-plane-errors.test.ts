@@ -195,6 +195,9 @@ describe("a control plane that answers OK with something that is not an IP", () 
 			try {
 				const id = freshId();
 				await lying.admin.create({ id });
+				// Paused, so that the route comes from the resume's answer; the
+				// catalog API already refused the same address when it was pushed.
+				await lying.admin.pause(id);
 				const response = await fetchVia(lying.worker.url, sandboxHost(id), "/", {
 					headers: { accept: "application/json" },
 				});

@@ -3,6 +3,7 @@ import { type AdminClient, createAdminClient } from "../../dev/admin-client.ts";
 import { type Stack, startStack } from "../../dev/stack.ts";
 
 export const apiSecret = "e2e-secret-7f3a9c";
+export const catalogSecret = "e2e-catalog-secret-5b21d0";
 
 const root = new URL("../..", import.meta.url).pathname;
 
@@ -24,6 +25,7 @@ export async function startWorker(vars: Record<string, string>, secret = apiSecr
 	const logs: string[] = [];
 	const bindings: Record<string, { type: "plain_text" | "secret_text"; value: string }> = {
 		API_SECRET: { type: "secret_text", value: secret },
+		CATALOG_SECRET: { type: "secret_text", value: catalogSecret },
 	};
 	for (const [name, value] of Object.entries({ SANDBOX_DOMAIN: "localhost", ...vars })) {
 		bindings[name] = { type: "plain_text", value };
@@ -60,15 +62,24 @@ export interface E2eStack {
 	close(): Promise<void>;
 }
 
-export async function startE2eStack(
-	options: { resumeDelayMs?: number; orchestratorIp?: string; workerVars?: Record<string, string> } = {},
-): Promise<E2eStack> {
+export interface E2eStackOptions {
+	resumeDelayMs?: number;
+	orchestratorIp?: string;
+	workerVars?: Record<string, string>;
+	/** Whether the control plane writes the Worker's catalog, as E2B's does; default true. */
+	catalogWrites?: boolean;
+	/** How long ResumeSandbox waits out a pause; default 500 ms here (E2B: 60 s). */
+	transitionWaitMs?: number;
+}
+
+export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eStack> {
 	const stack = await startStack({
 		apiSecret,
 		controlPlanePort: 0,
 		nodePort: 0,
 		resumeDelayMs: options.resumeDelayMs ?? 200,
 		pauseDelayMs: 50,
+		transitionWaitMs: options.transitionWaitMs ?? 500,
 		...(options.orchestratorIp === undefined ? {} : { orchestratorIp: options.orchestratorIp }),
 	});
 	const vars = {
@@ -78,6 +89,7 @@ export async function startE2eStack(
 		...options.workerVars,
 	};
 	const worker = await startWorker(vars);
+	if (options.catalogWrites !== false) stack.connectCatalog({ edgeUrl: edgeUrl(worker), secret: catalogSecret });
 	return {
 		stack,
 		admin: createAdminClient(stack.controlPlaneUrl),
@@ -88,6 +100,11 @@ export async function startE2eStack(
 			await stack.close();
 		},
 	};
+}
+
+/** The Worker's catalog API, on its host edge.localhost. */
+export function edgeUrl(worker: RunningWorker): string {
+	return `http://edge.localhost:${worker.url.port}`;
 }
 
 export function sandboxHost(sandboxId: string, port = 3000): string {

@@ -218,7 +218,8 @@ describe("an unreachable node", () => {
 	it("gives 502 with the contract's JSON body", async () => {
 		const unreachable = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: "http://{ip}:9" });
 		try {
-			const id = await sandbox();
+			// Paused: this Worker is not the one the control plane writes to, so it learns the route by resuming.
+			const id = await sandbox("paused");
 			const response = await fetchVia(unreachable.url, sandboxHost(id), "/", {
 				headers: { accept: "application/json" },
 			});

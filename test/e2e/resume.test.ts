@@ -7,7 +7,7 @@ import { fetchVia } from "./http-client.ts";
 let env: E2eStack;
 
 beforeAll(async () => {
-	env = await startE2eStack({ resumeDelayMs: 300 });
+	env = await startE2eStack({ resumeDelayMs: 300, catalogWrites: false });
 });
 afterAll(async () => {
 	await env?.close();

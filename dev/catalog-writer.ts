@@ -1,0 +1,120 @@
+// How the development control plane writes the edge's catalog, as E2B's API
+// writes its routing catalog: a PUT when a sandbox starts or resumes, a
+// DELETE by execution ID when it pauses or dies. A failed write is logged and
+// the lifecycle goes on, as in E2B; the edge's resume path covers the gap.
+
+import { lookup as dnsLookup, type LookupAddress } from "node:dns";
+import { request } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Log } from "./model.ts";
+
+export interface PushedSandbox {
+	sandboxId: string;
+	orchestratorIp: string;
+	executionId: string;
+	startedAt: Date;
+	maxLengthInHours: number;
+	teamId: string;
+}
+
+/** Where the registry reports sandboxes starting and stopping. */
+export interface CatalogSink {
+	put(sandbox: PushedSandbox): Promise<void>;
+	remove(sandboxId: string, executionId: string): Promise<void>;
+}
+
+export interface CatalogWriterOptions {
+	/** The catalog API's origin, e.g. http://edge.localhost:8787. */
+	edgeUrl: string;
+	/** CATALOG_SECRET, sent as a bearer token. */
+	secret: string;
+	log?: Log;
+	timeoutMs?: number;
+}
+
+/**
+ * Node does not resolve `*.localhost`; RFC 6761 says such names are loopback,
+ * so they are resolved here and the Host header keeps the name.
+ */
+function localhostAwareLookup(
+	hostname: string,
+	options: object,
+	callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+): void {
+	if (hostname === "localhost" || hostname.endsWith(".localhost")) {
+		const all = (options as { all?: boolean }).all === true;
+		if (all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
+		else callback(null, "127.0.0.1", 4);
+		return;
+	}
+	dnsLookup(hostname, options, callback);
+}
+
+export function createCatalogWriter(options: CatalogWriterOptions): CatalogSink {
+	const base = new URL(options.edgeUrl);
+	const log = options.log ?? (() => {});
+	const timeoutMs = options.timeoutMs ?? 5000;
+
+	function send(method: string, path: string, body?: unknown): Promise<number> {
+		const payload = body === undefined ? undefined : JSON.stringify(body);
+		const send = base.protocol === "https:" ? httpsRequest : request;
+		return new Promise((resolve, reject) => {
+			const req = send(
+				new URL(path, base),
+				{
+					method,
+					lookup: localhostAwareLookup,
+					timeout: timeoutMs,
+					headers: {
+						authorization: `Bearer ${options.secret}`,
+						...(payload === undefined
+							? {}
+							: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
+					},
+				},
+				(res) => {
+					res.resume();
+					res.on("end", () => resolve(res.statusCode ?? 0));
+					res.on("error", reject);
+				},
+			);
+			req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+			req.on("error", reject);
+			req.end(payload);
+		});
+	}
+
+	async function write(what: string, method: string, path: string, body?: unknown): Promise<void> {
+		try {
+			const status = await send(method, path, body);
+			if (status === 204) log(`catalog ${what}`);
+			else log(`catalog ${what} failed: the edge answered ${status}`);
+		} catch (error) {
+			log(`catalog ${what} failed: ${error instanceof Error ? error.message : String(error)}`);
+		}
+	}
+
+	return {
+		put: (sandbox) =>
+			write(`PUT ${sandbox.sandboxId} (execution ${sandbox.executionId})`, "PUT", sandboxPath(sandbox.sandboxId), {
+				orchestrator_ip: sandbox.orchestratorIp,
+				execution_id: sandbox.executionId,
+				// E2B stores the catalog entry for the sandbox's longest possible life.
+				ttl_seconds: sandbox.maxLengthInHours * 3600,
+				orchestrator_id: "dev-node",
+				sandbox_started_at: sandbox.startedAt.toISOString(),
+				sandbox_max_length_in_hours: sandbox.maxLengthInHours,
+				team_id: sandbox.teamId,
+			}),
+		remove: (sandboxId, executionId) =>
+			write(
+				`DELETE ${sandboxId} (execution ${executionId})`,
+				"DELETE",
+				`${sandboxPath(sandboxId)}?execution_id=${encodeURIComponent(executionId)}`,
+			),
+	};
+}
+
+function sandboxPath(sandboxId: string): string {
+	return `/v1/sandboxes/${encodeURIComponent(sandboxId)}`;
+}

@@ -1,0 +1,98 @@
+// The dev node's own answers, shaped as E2B's orchestrator proxy gives them
+// (packages/shared/pkg/proxy/template in e2b-dev/infra): the same statuses,
+// the same JSON fields in the same order, an HTML page when the client looks
+// like a browser, and no header of our own unless asked for one. The edge
+// recognises "not here" from exactly these bytes, so they must not drift.
+
+import type { IncomingHttpHeaders } from "node:http";
+
+export interface NodeAnswer {
+	status: number;
+	contentType: string;
+	body: string;
+	headers: Record<string, string>;
+}
+
+/** The header an edge may also take as "not here"; E2B's nodes never send it. */
+export const NOT_HERE_HEADER = "x-e2b-sandbox-not-found";
+
+const BROWSER_USER_AGENT = /mozilla|chrome|safari|firefox|edge|opera|msie/i;
+const SCRIPT_FETCH_MODES = new Set(["cors", "no-cors", "same-origin", "websocket"]);
+
+function first(value: string | string[] | undefined): string {
+	return (Array.isArray(value) ? value[0] : value) ?? "";
+}
+
+/** E2B's choice between its HTML page and JSON: intent first, the User-Agent as the fallback. */
+export function wantsHtml(headers: IncomingHttpHeaders): boolean {
+	const accept = first(headers.accept).toLowerCase();
+	if (accept.includes("application/json") && !accept.includes("text/html")) return false;
+	const mode = first(headers["sec-fetch-mode"]).toLowerCase();
+	if (SCRIPT_FETCH_MODES.has(mode)) return false;
+	if (mode !== "navigate" && first(headers["x-requested-with"]) !== "") return false;
+	return BROWSER_USER_AGENT.test(first(headers["user-agent"]));
+}
+
+function escapeHtml(text: string): string {
+	return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function page(title: string, message: string): string {
+	return `<html lang="en">
+<head>
+    <meta charset="UTF-8">
+    <title>${title}</title>
+</head>
+<body>
+    <main class="error-card">
+        <h1 class="error-title">${title}</h1>
+        <p class="error-message">${message}</p>
+    </main>
+</body>
+</html>`;
+}
+
+function answer(status: number, json: Record<string, unknown>, html: string, asHtml: boolean): NodeAnswer {
+	return asHtml
+		? { status, contentType: "text/html; charset=utf-8", body: html, headers: {} }
+		: { status, contentType: "application/json; charset=utf-8", body: JSON.stringify(json), headers: {} };
+}
+
+/** The sandbox is not on this node: given before anything is dialed. */
+export function sandboxNotFound(sandboxId: string, asHtml: boolean, withHeader: boolean): NodeAnswer {
+	const id = escapeHtml(sandboxId);
+	const result = answer(
+		502,
+		{ sandboxId, message: "The sandbox was not found", code: 502 },
+		page("Sandbox Not Found", `The sandbox <span class="highlight" id="sandbox-id">${id}</span> wasn't found.`),
+		asHtml,
+	);
+	if (withHeader) result.headers[NOT_HERE_HEADER] = "1";
+	return result;
+}
+
+/** Anything that goes wrong once the sandbox is dialed: E2B's node always says the port is closed. */
+export function portClosed(sandboxId: string, port: number, asHtml: boolean): NodeAnswer {
+	return answer(
+		502,
+		{ sandboxId, message: "The sandbox is running but port is not open", port, code: 502 },
+		page(
+			"Closed Port Error",
+			`The sandbox <span id="sandbox-id">${escapeHtml(sandboxId)}</span> is running but port ${port} is not open.`,
+		),
+		asHtml,
+	);
+}
+
+/** A private sandbox's traffic without its token, or with the wrong one. */
+export function trafficTokenRefused(sandboxId: string, header: string, missing: boolean, asHtml: boolean): NodeAnswer {
+	const message = missing
+		? `Sandbox is secured with traffic access token. Token header '${header}' is missing`
+		: `Sandbox is secured with traffic access token. Provided token in header '${header}' is invalid`;
+	return answer(403, { sandboxId, message, code: 403 }, page("Forbidden", escapeHtml(message)), asHtml);
+}
+
+/** Malformed routing headers: E2B answers these with plain text. */
+export function badRequest(message: string): NodeAnswer {
+	return { status: 400, contentType: "text/plain; charset=utf-8", body: `${message}\n`, headers: {} };
+}
