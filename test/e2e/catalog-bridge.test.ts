@@ -384,6 +384,56 @@ describe("catalog bridge", () => {
 		}
 	});
 
+	it("warns and carries on where CONFIG is disabled, as on managed Redis", async () => {
+		const managed = await startRedisServer(["--notify-keyspace-events", "K$gx", "--rename-command", "CONFIG", ""]);
+		const writer = new Redis(managed.url);
+		const lines: string[] = [];
+		const id = await runningSandbox();
+		const other = await startBridge(
+			bridgeOptions({ redisUrl: managed.url, stateFile: undefined, log: (line) => lines.push(line) }),
+		);
+		try {
+			expect(lines.join("\n")).toContain("cannot read notify-keyspace-events");
+			await writer.set(`sandbox:catalog:${id}`, goJson({ ip: "127.0.0.1", executionId: "exec-m" }), "EX", HOUR);
+			await waitFor("the notification to carry the key", routeIs(id, "exec-m"));
+			// SET ... EX is two events, set and expire; no reconcile ran after the startup one.
+			expect(other.stats()).toMatchObject({ events: 2, reconciles: 1 });
+		} finally {
+			await other.close();
+			writer.disconnect();
+			await managed.close();
+		}
+	});
+
+	it("reconnects to a restarted Redis, resubscribes and reconciles: lost keys deleted, new ones put", async () => {
+		let server = await startRedisServer(["--notify-keyspace-events", "K$gx"]);
+		let writer = new Redis(server.url);
+		const [lost, fresh] = [await runningSandbox(), await runningSandbox()];
+		const other = await startBridge(bridgeOptions({ redisUrl: server.url, stateFile: undefined }));
+		try {
+			await writer.set(`sandbox:catalog:${lost}`, goJson({ ip: "127.0.0.1", executionId: "exec-l" }), "EX", HOUR);
+			await waitFor("the first key at the edge", routeIs(lost, "exec-l"));
+			const reconciles = other.stats().reconciles;
+
+			// Restarted without persistence: it comes back empty.
+			writer.disconnect();
+			await server.close();
+			await waitFor("the bridge to notice", () => !other.stats().redisConnected);
+			server = await startRedisServer(["--notify-keyspace-events", "K$gx"], server.port);
+			writer = new Redis(server.url);
+			await waitFor("the bridge to resubscribe", () => other.stats().subscribed);
+			await writer.set(`sandbox:catalog:${fresh}`, goJson({ ip: "127.0.0.1", executionId: "exec-f" }), "EX", HOUR);
+
+			await waitFor("the lost key's route to go", routeGone(lost));
+			await waitFor("the new key at the edge", routeIs(fresh, "exec-f"));
+			expect(other.stats().reconciles).toBeGreaterThan(reconciles);
+		} finally {
+			await other.close();
+			writer.disconnect();
+			await server.close();
+		}
+	});
+
 	it("rejects bad configuration with a message naming the flag or variable, and never prints the secret", async () => {
 		const redisUrl = redisServer.url;
 		const ok = ["--redis", redisUrl, "--edge", edge.origin];

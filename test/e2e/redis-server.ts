@@ -20,12 +20,15 @@ export interface RedisServer {
 const START_ATTEMPTS = 5;
 const START_TIMEOUT_MS = 10_000;
 
-/** Starts redis-server with `extraArgs` (e.g. `["--notify-keyspace-events", "K$gx"]`). */
-export async function startRedisServer(extraArgs: string[] = []): Promise<RedisServer> {
+/**
+ * Starts redis-server with `extraArgs` (e.g. `["--notify-keyspace-events", "K$gx"]`), on `fixedPort` if
+ * given (to restart a server where its clients expect it), else on a free one.
+ */
+export async function startRedisServer(extraArgs: string[] = [], fixedPort?: number): Promise<RedisServer> {
 	const dir = await mkdtemp(join(tmpdir(), "catalog-bridge-redis-"));
 	let lastError: Error | undefined;
-	for (let attempt = 0; attempt < START_ATTEMPTS; attempt += 1) {
-		const port = await freePort();
+	for (let attempt = 0; attempt < (fixedPort === undefined ? START_ATTEMPTS : 1); attempt += 1) {
+		const port = fixedPort ?? (await freePort());
 		try {
 			return await startOn(port, dir, extraArgs);
 		} catch (error) {
