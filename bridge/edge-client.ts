@@ -9,7 +9,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
 import type { PutItem } from "./catalog-entry.ts";
-import { clip, isRoutableId } from "./catalog-entry.ts";
+import { clip } from "./catalog-entry.ts";
 import { isLocalHost } from "./config.ts";
 
 export interface DeleteItem {
@@ -41,8 +41,6 @@ const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 export interface EdgeClient {
 	/** The answers, in the order sent: the puts, then the deletes. */
 	batch(put: PutItem[], del: DeleteItem[], signal: AbortSignal): Promise<ItemResult[]>;
-	/** GET /v1/sandboxes/{id}: the stored route, or undefined on 404. */
-	get(sandboxId: string, signal: AbortSignal): Promise<Record<string, unknown> | undefined>;
 	close(): void;
 }
 
@@ -52,10 +50,6 @@ export interface EdgeClientOptions {
 	timeoutMs?: number;
 }
 
-export function batchBody(put: PutItem[], del: DeleteItem[]): string {
-	return JSON.stringify({ put, delete: del });
-}
-
 export function createEdgeClient(options: EdgeClientOptions): EdgeClient {
 	const { origin, secret } = options;
 	const timeoutMs = options.timeoutMs ?? 30_000;
@@ -63,25 +57,22 @@ export function createEdgeClient(options: EdgeClientOptions): EdgeClient {
 	const agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
 	const request = https ? httpsRequest : httpRequest;
 
-	function call(method: string, path: string, body: string | undefined, signal: AbortSignal) {
+	function post(path: string, body: string, signal: AbortSignal) {
 		return new Promise<{ status: number; text: string; location: string | undefined }>((resolve, reject) => {
-			const headers: Record<string, string> = {
-				authorization: `Bearer ${secret}`,
-				accept: "application/json",
-				"user-agent": "sandbox-edge-proxy-catalog-bridge",
-			};
-			if (body !== undefined) {
-				headers["content-type"] = "application/json";
-				headers["content-length"] = String(Buffer.byteLength(body));
-			}
 			const req = request(
 				{
 					protocol: origin.protocol,
 					host: origin.hostname.replace(/^\[|\]$/g, ""),
 					port: origin.port,
 					path,
-					method,
-					headers,
+					method: "POST",
+					headers: {
+						authorization: `Bearer ${secret}`,
+						accept: "application/json",
+						"content-type": "application/json",
+						"content-length": String(Buffer.byteLength(body)),
+						"user-agent": "sandbox-edge-proxy-catalog-bridge",
+					},
 					agent,
 					lookup: resolveLocalhost,
 					signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
@@ -102,16 +93,9 @@ export function createEdgeClient(options: EdgeClientOptions): EdgeClient {
 
 	return {
 		async batch(put, del, signal) {
-			const answer = await call("POST", "/v1/sandboxes/batch", batchBody(put, del), signal);
+			const answer = await post("/v1/sandboxes/batch", JSON.stringify({ put, delete: del }), signal);
 			if (answer.status !== 200) throw statusError(answer.status, answer.text, answer.location);
 			return parseResults(answer.text, put, del);
-		},
-		async get(sandboxId, signal) {
-			if (!isRoutableId(sandboxId)) throw new Error(`not a sandbox ID: ${clip(sandboxId)}`);
-			const answer = await call("GET", `/v1/sandboxes/${sandboxId}`, undefined, signal);
-			if (answer.status === 404) return undefined;
-			if (answer.status !== 200) throw statusError(answer.status, answer.text, answer.location);
-			return JSON.parse(answer.text) as Record<string, unknown>;
 		},
 		close() {
 			agent.destroy();

@@ -434,6 +434,23 @@ describe("catalog bridge", () => {
 		}
 	});
 
+	it("logs the edge's refusal of a wrong CATALOG_SECRET, without the secret, and keeps the keys to send", async () => {
+		const wrongSecret = "not-the-catalog-secret-91ab";
+		const lines: string[] = [];
+		const other = await startBridge(
+			bridgeOptions({ catalogSecret: wrongSecret, stateFile: undefined, log: (line) => lines.push(line) }),
+		);
+		try {
+			await waitFor("a refused batch", () => other.stats().batchFailures > 0);
+			expect(lines.join("\n")).toContain("the edge refused the token (403");
+			expect(lines.join("\n")).not.toContain(wrongSecret);
+			expect(other.stats()).toMatchObject({ puts: 0, idle: false });
+			expect(other.stats().dirty).toBeGreaterThan(0);
+		} finally {
+			await other.close();
+		}
+	});
+
 	it("rejects bad configuration with a message naming the flag or variable, and never prints the secret", async () => {
 		const redisUrl = redisServer.url;
 		const ok = ["--redis", redisUrl, "--edge", edge.origin];
