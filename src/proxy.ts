@@ -83,11 +83,12 @@ async function sendToNode(
 			body: bodyInit(body),
 		});
 	} catch (error) {
-		const clientFailed = body.kind === "stream" && body.upload.clientFailed;
+		if (body.kind === "stream" && body.upload.clientFailed) {
+			// The client's side failed first: the node may be fine, so its route stays.
+			throw new ProxyError("request_body_incomplete", { sandboxId: context.target.sandboxId, cause: error });
+		}
 		try {
-			if (error instanceof ProxyError && error.code === "node_unreachable" && !clientFailed) {
-				await catalog.invalidate(route);
-			}
+			if (error instanceof ProxyError && error.code === "node_unreachable") await catalog.invalidate(route);
 		} finally {
 			// Let the client finish sending, so that it reads the answer.
 			if (body.kind === "stream") await body.upload.settled;

@@ -14,6 +14,8 @@ export const errorCodes = {
 		message: "The E2b-Sandbox-Id and E2b-Sandbox-Port headers are required on this host",
 	},
 	invalid_access_token: { status: 400, message: "An access token header is too long" },
+	// The client stopped sending its body (short of its Content-Length, or mid-chunk).
+	request_body_incomplete: { status: 400, message: "The request body ended before it was complete" },
 	sandbox_not_found: { status: 502, message: "The sandbox was not found" },
 	resume_forbidden: {
 		status: 403,
