@@ -163,8 +163,10 @@ async function startUpstream(): Promise<Server> {
 async function main(): Promise<void> {
 	const scriptPath = buildWorker();
 	// The development control plane answers the proxy's one ResumeSandbox call.
+	// Paused first: like E2B's, it resumes only a sandbox that has a snapshot.
 	const stack = await startStack({ apiSecret, controlPlanePort: 0, nodePort: 0, resumeDelayMs: 0 });
 	await stack.controlPlane.sandboxes.create({ id: sandboxId });
+	await stack.controlPlane.sandboxes.pause(sandboxId);
 	const upstream = await startUpstream();
 	const upstreamPort = (upstream.address() as AddressInfo).port;
 	const proxyBindings = {

@@ -50,43 +50,53 @@ function localhostAwareLookup(
 	dnsLookup(hostname, options, callback);
 }
 
-export function createCatalogWriter(options: CatalogWriterOptions): CatalogSink {
-	const base = new URL(options.edgeUrl);
-	const log = options.log ?? (() => {});
-	const timeoutMs = options.timeoutMs ?? 5000;
+interface EdgeAnswer {
+	status: number;
+	body: string;
+}
 
-	function send(method: string, path: string, body?: unknown): Promise<number> {
-		const payload = body === undefined ? undefined : JSON.stringify(body);
-		const send = base.protocol === "https:" ? httpsRequest : request;
-		return new Promise((resolve, reject) => {
-			const req = send(
-				new URL(path, base),
-				{
-					method,
-					lookup: localhostAwareLookup,
-					timeout: timeoutMs,
-					headers: {
-						authorization: `Bearer ${options.secret}`,
-						...(payload === undefined
-							? {}
-							: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
-					},
+/** One call to the catalog API; never follows redirects, never logs the secret. */
+function callEdge(options: CatalogWriterOptions, method: string, path: string, body?: unknown): Promise<EdgeAnswer> {
+	const base = new URL(options.edgeUrl);
+	const timeoutMs = options.timeoutMs ?? 5000;
+	const payload = body === undefined ? undefined : JSON.stringify(body);
+	const send = base.protocol === "https:" ? httpsRequest : request;
+	return new Promise((resolve, reject) => {
+		const req = send(
+			new URL(path, base),
+			{
+				method,
+				lookup: localhostAwareLookup,
+				timeout: timeoutMs,
+				headers: {
+					authorization: `Bearer ${options.secret}`,
+					...(payload === undefined
+						? {}
+						: { "content-type": "application/json", "content-length": Buffer.byteLength(payload) }),
 				},
-				(res) => {
-					res.resume();
-					res.on("end", () => resolve(res.statusCode ?? 0));
-					res.on("error", reject);
-				},
-			);
-			req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-			req.on("error", reject);
-			req.end(payload);
-		});
-	}
+			},
+			(res) => {
+				let text = "";
+				res.setEncoding("utf8");
+				res.on("data", (chunk: string) => {
+					text += chunk;
+				});
+				res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+				res.on("error", reject);
+			},
+		);
+		req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+		req.on("error", reject);
+		req.end(payload);
+	});
+}
+
+export function createCatalogWriter(options: CatalogWriterOptions): CatalogSink {
+	const log = options.log ?? (() => {});
 
 	async function write(what: string, method: string, path: string, body?: unknown): Promise<void> {
 		try {
-			const status = await send(method, path, body);
+			const { status } = await callEdge(options, method, path, body);
 			if (status === 204) log(`catalog ${what}`);
 			else log(`catalog ${what} failed: the edge answered ${status}`);
 		} catch (error) {
@@ -113,6 +123,11 @@ export function createCatalogWriter(options: CatalogWriterOptions): CatalogSink 
 				`${sandboxPath(sandboxId)}?execution_id=${encodeURIComponent(executionId)}`,
 			),
 	};
+}
+
+/** What the edge's catalog holds for a sandbox, as the catalog API answers (for the CLI). */
+export function readCatalogEntry(options: CatalogWriterOptions, sandboxId: string): Promise<EdgeAnswer> {
+	return callEdge(options, "GET", sandboxPath(sandboxId));
 }
 
 function sandboxPath(sandboxId: string): string {

@@ -1,6 +1,8 @@
 // `npm run sandbox -- <command>`: drive the running dev control plane.
 
 import { AdminApiError, AdminUnreachableError, createAdminClient } from "./admin-client.ts";
+import { readCatalogEntry } from "./catalog-writer.ts";
+import { loadDevVars } from "./dev-vars.ts";
 import type { CreateSandboxInput, RecordedCall, SandboxView } from "./model.ts";
 
 const USAGE = `Usage: npm run sandbox -- <command>
@@ -14,12 +16,13 @@ Commands:
   resume <id>                            resume a paused sandbox
   kill <id>                              kill a sandbox
   delete <id>                            forget a sandbox entirely
+  route <id>                             what the Worker's catalog holds for a sandbox
   calls                                  ResumeSandbox calls the control plane received
   fault [<json> | clear]                 show, set or clear the injected fault
 
 Environment:
   CONTROL_PLANE_ADMIN_URL  default http://127.0.0.1:8790
-  WORKER_PORT              default 8787, used to print sandbox URLs`;
+  WORKER_PORT              default 8787, used for sandbox URLs and the catalog API`;
 
 class UsageError extends Error {}
 
@@ -86,6 +89,21 @@ function printCalls(calls: RecordedCall[]): void {
 	console.log(table(["AT", "SANDBOX", "PROTOCOL", "PORT", "CLIENT-PROXY-AUTH"], rows));
 }
 
+/** Asks the Worker's catalog API, with CATALOG_SECRET from .dev.vars as `npm start` uses it. */
+async function printRoute(id: string): Promise<void> {
+	const secret = loadDevVars(new URL("../", import.meta.url)).vars.CATALOG_SECRET;
+	if (secret === undefined || secret === "") throw new UsageError("CATALOG_SECRET is missing from .dev.vars");
+	const edgeUrl = `http://edge.localhost:${workerPort}`;
+	let answer: { status: number; body: string };
+	try {
+		answer = await readCatalogEntry({ edgeUrl, secret }, id);
+	} catch {
+		throw new UsageError(`cannot reach the Worker's catalog API at ${edgeUrl}; is \`npm start\` running?`);
+	}
+	if (answer.status === 404) return console.log(`${id}: the catalog holds no route (the next request resumes it)`);
+	console.log(answer.status === 200 ? JSON.stringify(JSON.parse(answer.body), null, 2) : answer.body);
+}
+
 function parseCreate(args: string[]): CreateSandboxInput {
 	const input: CreateSandboxInput = {};
 	for (const arg of args) {
@@ -127,6 +145,8 @@ async function run(argv: string[]): Promise<void> {
 			await admin.remove(id);
 			return console.log(`${id}: deleted`);
 		}
+		case "route":
+			return printRoute(oneId(command, args));
 		case "calls":
 			return printCalls(await admin.calls());
 		case "fault": {

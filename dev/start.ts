@@ -2,6 +2,8 @@
 // demo sandbox to try.
 
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_CONTROL_PLANE_PORT } from "./control-plane.ts";
@@ -25,16 +27,29 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
 	return value;
 }
 
-function readApiSecret(): string {
+interface Secrets {
+	apiSecret: string;
+	catalogSecret: string;
+}
+
+/** The secrets the Worker reads from .dev.vars, which the control plane must share. */
+function readSecrets(): Secrets {
 	const { vars, path, created } = loadDevVars(repoRoot);
-	if (created) console.log(`[dev] created ${path} from .dev.vars.example; change API_SECRET there if you like`);
-	const secret = vars.API_SECRET;
-	if (secret === undefined || secret === "") {
+	if (created) console.log(`[dev] created ${path} from .dev.vars.example; change the secrets there if you like`);
+	const apiSecret = vars.API_SECRET;
+	if (apiSecret === undefined || apiSecret === "") {
 		throw new StartError(
 			`API_SECRET is missing from ${path}; add a line API_SECRET=<any secret> (the Worker reads the same file)`,
 		);
 	}
-	return secret;
+	let catalogSecret = vars.CATALOG_SECRET;
+	if (catalogSecret === undefined || catalogSecret === "") {
+		// A .dev.vars from before the catalog API: give it one, as the example would have.
+		catalogSecret = randomBytes(24).toString("hex");
+		appendFileSync(path, `\n# Added by npm start: the catalog API's bearer token.\nCATALOG_SECRET=${catalogSecret}\n`);
+		console.log(`[dev] added a CATALOG_SECRET to ${path}`);
+	}
+	return { apiSecret, catalogSecret };
 }
 
 function prefixLines(stream: NodeJS.ReadableStream | null, write: (line: string) => void): void {
@@ -42,7 +57,7 @@ function prefixLines(stream: NodeJS.ReadableStream | null, write: (line: string)
 	createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", write);
 }
 
-function startWrangler(workerPort: number, cpPort: number, nodePort: number): ChildProcess {
+function startWrangler(workerPort: number, cpPort: number, nodePort: number, onReady: () => void): ChildProcess {
 	const args = ["dev", "--ip", "127.0.0.1", "--port", String(workerPort)];
 	if (cpPort !== DEFAULT_CONTROL_PLANE_PORT) args.push("--var", `CONTROL_PLANE_URL:http://127.0.0.1:${cpPort}`);
 	if (nodePort !== DEFAULT_NODE_PORT) args.push("--var", `NODE_ORIGIN_TEMPLATE:http://{ip}:${nodePort}`);
@@ -54,12 +69,19 @@ function startWrangler(workerPort: number, cpPort: number, nodePort: number): Ch
 		// No stdin: wrangler's hotkeys would put the terminal in raw mode and swallow Ctrl-C.
 		stdio: ["ignore", "pipe", "pipe"],
 	});
-	prefixLines(child.stdout, (line) => console.log(`[worker] ${line}`));
+	let ready = false;
+	prefixLines(child.stdout, (line) => {
+		console.log(`[worker] ${line}`);
+		if (!ready && line.includes("Ready on")) {
+			ready = true;
+			onReady();
+		}
+	});
 	prefixLines(child.stderr, (line) => console.error(`[worker] ${line}`));
 	return child;
 }
 
-function printBanner(stack: Stack, workerPort: number): void {
+function printBanner(stack: Stack, workerPort: number, catalogWrites: boolean): void {
 	const worker = `http://3000-${DEMO_SANDBOX_ID}.localhost:${workerPort}/`;
 	// The CLI needs to be told about non-default ports too.
 	const cliEnv = [
@@ -73,6 +95,9 @@ function printBanner(stack: Stack, workerPort: number): void {
 			`  Worker          ${worker}  (demo sandbox "${DEMO_SANDBOX_ID}", port 3000)`,
 			`                  http://8080-${DEMO_SANDBOX_ID}.localhost:${workerPort}/  (port 8080)`,
 			`  Control plane   ${stack.controlPlaneUrl}/admin/sandboxes`,
+			`  Catalog API     http://edge.localhost:${workerPort}/v1/sandboxes/<id>  (${
+				catalogWrites ? "the control plane writes it" : "CATALOG_WRITES=off: routes come from resumes alone"
+			})`,
 			`  Node            http://127.0.0.1:${stack.nodePort}  (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`,
 			`  CLI             ${cliEnv}npm run sandbox -- list | create [id] [--private] [--secure] [--no-auto-resume]`,
 			`                  ${cliEnv}npm run sandbox -- pause|resume|kill|get <id> | calls`,
@@ -82,8 +107,15 @@ function printBanner(stack: Stack, workerPort: number): void {
 	);
 }
 
+function catalogWritesOn(): boolean {
+	const value = (process.env.CATALOG_WRITES ?? "on").toLowerCase();
+	if (value !== "on" && value !== "off") throw new StartError(`CATALOG_WRITES must be "on" or "off" (got "${value}")`);
+	return value === "on";
+}
+
 async function main(): Promise<void> {
-	const apiSecret = readApiSecret();
+	const { apiSecret, catalogSecret } = readSecrets();
+	const catalogWrites = catalogWritesOn();
 	const controlPlanePort = envInt("CONTROL_PLANE_PORT", DEFAULT_CONTROL_PLANE_PORT, 1, 65535);
 	const nodePort = envInt("NODE_PORT", DEFAULT_NODE_PORT, 1, 65535);
 	const workerPort = envInt("WORKER_PORT", DEFAULT_WORKER_PORT, 1, 65535);
@@ -107,10 +139,16 @@ async function main(): Promise<void> {
 		}
 		throw error;
 	}
-	await stack.controlPlane.sandboxes.create({ id: DEMO_SANDBOX_ID });
+	if (catalogWrites) stack.connectCatalog({ edgeUrl: `http://edge.localhost:${workerPort}`, secret: catalogSecret });
 
-	const child = startWrangler(workerPort, stack.controlPlane.port, stack.nodePort);
-	printBanner(stack, workerPort);
+	// The demo sandbox is created once the Worker listens, so that its route
+	// reaches the catalog, as a sandbox's does when E2B creates it.
+	const child = startWrangler(workerPort, stack.controlPlane.port, stack.nodePort, () => {
+		stack.controlPlane.sandboxes.create({ id: DEMO_SANDBOX_ID }).catch((error: unknown) => {
+			console.error(`[dev] could not create the demo sandbox: ${error instanceof Error ? error.message : error}`);
+		});
+	});
+	printBanner(stack, workerPort, catalogWrites);
 
 	let stopping = false;
 	const exited = new Promise<number>((resolve) => {

@@ -30,7 +30,11 @@ const bridgeLog: string[] = [];
 
 beforeAll(async () => {
 	[env, redisServer, stateDir] = await Promise.all([
-		startE2eStack({ workerVars: { CATALOG_SECRET: catalogSecret, ROUTE_CACHE_TTL_MS: "0" } }),
+		startE2eStack({
+			// The bridge is the only writer here, as for an operator running E2B's control plane.
+			catalogWrites: false,
+			workerVars: { CATALOG_SECRET: catalogSecret, ROUTE_CACHE_TTL_MS: "0" },
+		}),
 		startRedisServer(["--notify-keyspace-events", "K$gx"]),
 		mkdtemp(join(tmpdir(), "catalog-bridge-state-")),
 	]);

@@ -386,7 +386,8 @@ describe("catalog API: batch", () => {
 		expect(await stored(c)).toBeNull();
 	});
 
-	it("takes 1,000 items and refuses 1,001, storing nothing", async () => {
+	// A thousand new objects, each a new SQLite database in the local runtime: seconds, not milliseconds.
+	it("takes 1,000 items and refuses 1,001, storing nothing", { timeout: 60_000 }, async () => {
 		const ids = Array.from({ length: 1001 }, () => freshSandboxId("many"));
 		const tooMany = await batch({
 			put: ids.slice(0, 600).map((id) => ({ sandbox_id: id, ...route() })),
