@@ -187,3 +187,83 @@ describe("SandboxRoute catalog object", () => {
 		expect(await catalog(sandboxId).peek()).toBeNull();
 	});
 });
+
+describe("SandboxRoute catalog writes", () => {
+	const pushed = (nodeIp: string, executionId: string, ttlSeconds = 3600) => ({
+		op: "put" as const,
+		route: { nodeIp, executionId, ttlSeconds, details: { teamId: "t1" } },
+	});
+	const deleted = (executionId: string) => ({ op: "delete" as const, executionId });
+
+	it("serves a pushed route without calling the control plane", async () => {
+		const sandboxId = freshSandboxId("push");
+		const before = Date.now();
+		await catalog(sandboxId).write(sandboxId, [pushed("10.0.1.1", "e1", 60)]);
+		const result = await lookup(sandboxId);
+		expect(result).toMatchObject({ ok: true, route: { nodeIp: "10.0.1.1" } });
+		if (!result.ok) return;
+		// Only what forwarding needs crosses to the Worker.
+		expect(Object.keys(result.route).sort()).toEqual(["expiresAt", "learnedAt", "nodeIp"]);
+		expect(result.route.expiresAt - result.route.learnedAt).toBe(60_000);
+		expect(result.route.learnedAt).toBeGreaterThanOrEqual(before);
+		expect(await catalog(sandboxId).describe()).toMatchObject({
+			source: "push",
+			executionId: "e1",
+			details: { teamId: "t1" },
+		});
+	});
+
+	it("applies a batch's writes in order", async () => {
+		const sandboxId = freshSandboxId("order");
+		await catalog(sandboxId).write(sandboxId, [pushed("10.0.1.1", "e1"), deleted("e1"), pushed("10.0.1.2", "e2")]);
+		expect(await catalog(sandboxId).describe()).toMatchObject({ nodeIp: "10.0.1.2", executionId: "e2" });
+		await catalog(sandboxId).write(sandboxId, [deleted("e1"), deleted("e3")]);
+		expect(await catalog(sandboxId).describe()).toMatchObject({ executionId: "e2" });
+		await catalog(sandboxId).write(sandboxId, [deleted("e2")]);
+		expect(await catalog(sandboxId).describe()).toBeNull();
+		// Durable, not only in memory.
+		await evictDurableObject(catalog(sandboxId));
+		expect(await catalog(sandboxId).peek()).toBeNull();
+	});
+
+	it("removes a learned route with any delete", async () => {
+		const sandboxId = freshSandboxId("learned");
+		await seedRoute(sandboxId, liveRoute("10.0.1.3"));
+		await catalog(sandboxId).write(sandboxId, [deleted("whatever")]);
+		expect(await catalog(sandboxId).peek()).toBeNull();
+	});
+
+	it("stores nothing for a delete of a sandbox it never held", async () => {
+		const sandboxId = freshSandboxId("nothing");
+		await catalog(sandboxId).write(sandboxId, [deleted("e1")]);
+		expect(await tableNames(sandboxId)).toEqual([]);
+	});
+
+	it("reads a route stored before routes had a source, as a learned one", async () => {
+		const sandboxId = freshSandboxId("oldschema");
+		const stub = catalog(sandboxId);
+		const now = Date.now();
+		// The schema as the first release left it: migration 1 only.
+		await runInDurableObject(stub, (_instance, state) => {
+			const sql = state.storage.sql;
+			sql.exec("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+			sql.exec(
+				"CREATE TABLE route (singleton INTEGER PRIMARY KEY CHECK (singleton = 1), sandbox_id TEXT NOT NULL, node_ip TEXT NOT NULL, learned_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)",
+			);
+			sql.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (1, ?)", now);
+			sql.exec("INSERT INTO route VALUES (1, ?, '10.0.1.4', ?, ?)", sandboxId, now, now + hour);
+		});
+		await evictDurableObject(stub);
+		expect(await catalog(sandboxId).describe()).toEqual({
+			nodeIp: "10.0.1.4",
+			learnedAt: now,
+			expiresAt: now + hour,
+			source: "resume",
+			details: {},
+		});
+		expect(await migrationVersions(sandboxId)).toEqual([1, 2, 3, 4]);
+		// And any delete removes it, as a learned route.
+		await catalog(sandboxId).write(sandboxId, [deleted("x")]);
+		expect(await catalog(sandboxId).peek()).toBeNull();
+	});
+});
