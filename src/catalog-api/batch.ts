@@ -1,7 +1,15 @@
 import type { CatalogWrite } from "../catalog/route.ts";
 import { excerpt } from "../errors/excerpt.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
-import { checkedExecutionId, checkedSandboxId, InvalidInput, maxBatchItems, object, pushedRoute } from "./input.ts";
+import {
+	checkedExecutionId,
+	checkedSandboxId,
+	InvalidInput,
+	maxBatchItems,
+	object,
+	pushedRoute,
+	putFields,
+} from "./input.ts";
 
 /** One item's outcome: the status the single call would have given. */
 export interface BatchResult {
@@ -21,17 +29,7 @@ type BatchItem =
 	| { op: "put" | "delete"; sandboxId: string; invalid: string };
 
 const batchFields = new Set(["put", "delete"]);
-const putItemFields = new Set([
-	"sandbox_id",
-	"orchestrator_ip",
-	"execution_id",
-	"ttl_seconds",
-	"orchestrator_id",
-	"sandbox_started_at",
-	"sandbox_max_length_in_hours",
-	"team_id",
-	"traffic_keepalive",
-]);
+const putItemFields = new Set(["sandbox_id", ...putFields]);
 const deleteItemFields = new Set(["sandbox_id", "execution_id"]);
 
 /**

@@ -1,3 +1,4 @@
+import { readUpTo } from "../bytes.ts";
 import type { PushedRoute, RouteDetails } from "../catalog/route.ts";
 import { isNodeIp } from "../control-plane/node-ip.ts";
 import { excerpt } from "../errors/excerpt.ts";
@@ -41,7 +42,7 @@ export function checkedExecutionId(value: unknown, field: string): string {
 	return text(value, field);
 }
 
-const putFields = new Set([
+export const putFields: ReadonlySet<string> = new Set([
 	"orchestrator_ip",
 	"execution_id",
 	"ttl_seconds",
@@ -134,25 +135,13 @@ export async function readJson(request: Request, limit: number): Promise<unknown
 	if (length > limit) throw tooLarge();
 	if (request.body === null) throw new InvalidInput("body", "is required");
 	const reader = request.body.getReader();
-	const chunks: Uint8Array[] = [];
-	let total = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) break;
-		total += value.byteLength;
-		if (total > limit) {
-			await reader.cancel().catch(() => {});
-			throw tooLarge();
-		}
-		chunks.push(value);
+	const head = await readUpTo(reader, limit);
+	if (!head.complete) {
+		await reader.cancel().catch(() => {});
+		throw tooLarge();
 	}
-	if (total === 0) throw new InvalidInput("body", "is required");
-	const bytes = new Uint8Array(total);
-	let offset = 0;
-	for (const chunk of chunks) {
-		bytes.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
+	if (head.bytes.byteLength === 0) throw new InvalidInput("body", "is required");
+	const bytes = head.bytes;
 	try {
 		return JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
 	} catch {

@@ -1,5 +1,6 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
+import { readUpTo } from "../bytes.ts";
 import type { Config, ControlPlaneProtocol } from "../config.ts";
 import { SandboxService } from "../gen/proxy/proxy_pb.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
@@ -113,25 +114,12 @@ function framesFit(body: Uint8Array): boolean {
 async function readBounded(response: Response, limit: number): Promise<Uint8Array> {
 	const reader = response.body?.getReader();
 	if (reader === undefined) return new Uint8Array();
-	const chunks: Uint8Array[] = [];
-	let total = 0;
-	for (;;) {
-		const { done, value } = await reader.read();
-		if (done) break;
-		total += value.byteLength;
-		if (total > limit) {
-			await reader.cancel();
-			throw new ConnectError("control plane answer is too large", Code.Unavailable);
-		}
-		chunks.push(value);
+	const head = await readUpTo(reader, limit);
+	if (!head.complete) {
+		await reader.cancel();
+		throw new ConnectError("control plane answer is too large", Code.Unavailable);
 	}
-	const body = new Uint8Array(total);
-	let offset = 0;
-	for (const chunk of chunks) {
-		body.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
-	return body;
+	return head.bytes;
 }
 
 export function resumeHeaders(apiSecret: string, credentials: ResumeCredentials): Headers {

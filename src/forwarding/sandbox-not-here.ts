@@ -1,3 +1,5 @@
+import { type Head, readUpTo } from "../bytes.ts";
+
 /**
  * Recognises a node's answer that the sandbox is not on it: E2B's
  * orchestrator proxy gives it, before it dials anything, for a sandbox it
@@ -65,34 +67,6 @@ function isNotHerePage(text: string, format: PageFormat, sandboxId: string): boo
 	if (typeof body !== "object" || body === null) return false;
 	const fields = body as Record<string, unknown>;
 	return fields.sandboxId === sandboxId && fields.message === notFoundMessage && fields.code === 502;
-}
-
-interface Head {
-	bytes: Uint8Array;
-	/** Whether the body ended within the bytes read. */
-	complete: boolean;
-}
-
-async function readUpTo(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<Head> {
-	const chunks: Uint8Array[] = [];
-	let total = 0;
-	while (total <= limit) {
-		const { done, value } = await reader.read();
-		if (done) return { bytes: concat(chunks, total), complete: true };
-		chunks.push(value);
-		total += value.byteLength;
-	}
-	return { bytes: concat(chunks, total), complete: false };
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-	const bytes = new Uint8Array(total);
-	let offset = 0;
-	for (const chunk of chunks) {
-		bytes.set(chunk, offset);
-		offset += chunk.byteLength;
-	}
-	return bytes;
 }
 
 /** The node's response again, with the bytes already read put back in front of the rest. */
