@@ -16,6 +16,8 @@ const root = new URL("..", import.meta.url).pathname;
 const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 9);
+const uploadMiB = Number(process.env.BENCH_UPLOAD_MIB ?? 256);
+const uploadRounds = Number(process.env.BENCH_UPLOAD_ROUNDS ?? 3);
 const apiSecret = "bench-secret";
 const sandboxId = "bench";
 const path = "/bench?q=1";
@@ -121,6 +123,46 @@ async function runLoad(target: Target, count: number): Promise<Sample> {
 	return { seconds, latenciesMs, cpuSeconds: cpuSecondsOf(target.workerdPid) - cpuBefore };
 }
 
+interface UploadSample {
+	seconds: number;
+	cpuSeconds: number;
+}
+
+/** One streamed upload with a Content-Length, which the node reads and drops. */
+async function runUpload(target: Target, bytes: number): Promise<UploadSample> {
+	const cpuBefore = cpuSecondsOf(target.workerdPid);
+	const chunk = Buffer.alloc(256 * 1024, 7);
+	const started = performance.now();
+	await new Promise<void>((resolve, reject) => {
+		const req = request(
+			{
+				host: target.url.hostname,
+				port: target.url.port,
+				method: "POST",
+				path: "/upload",
+				agent: false,
+				headers: { host: target.host, "content-length": String(bytes) },
+			},
+			(res) => {
+				if (res.statusCode !== 200) reject(new Error(`${target.name}: upload status ${res.statusCode}`));
+				res.resume();
+				res.on("end", resolve);
+			},
+		);
+		req.on("error", reject);
+		let sent = 0;
+		const write = () => {
+			while (sent < bytes) {
+				sent += chunk.byteLength;
+				if (!req.write(chunk)) return void req.once("drain", write);
+			}
+			req.end();
+		};
+		write();
+	});
+	return { seconds: (performance.now() - started) / 1000, cpuSeconds: cpuSecondsOf(target.workerdPid) - cpuBefore };
+}
+
 function percentile(sorted: number[], p: number): number {
 	return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
@@ -152,9 +194,12 @@ function summarize(samples: Sample[]) {
 async function startUpstream(): Promise<Server> {
 	const body = Buffer.from('{"ok":true}');
 	const server = createServer((req, res) => {
+		// Answers once the whole body has arrived, so that an upload is timed to its end.
 		req.resume();
-		res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
-		res.end(body);
+		req.on("end", () => {
+			res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+			res.end(body);
+		});
 	});
 	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 	return server;
@@ -255,10 +300,37 @@ async function main(): Promise<void> {
 		const header = `${rounds} rounds x ${requests} requests, concurrency ${concurrency}, GET ${path}; ratios are medians of per-round ratios`;
 		console.log(header);
 		console.table(rows);
+
+		// Streamed uploads: the proxy pumps them itself (see StreamedUpload), the baseline hands the body over.
+		const uploadTargets = targets.slice(0, 2);
+		const uploads = new Map<string, UploadSample[]>(uploadTargets.map((t) => [t.name, []]));
+		const bytes = uploadMiB * 1024 * 1024;
+		for (let round = 0; round < uploadRounds; round++) {
+			for (const target of uploadTargets) uploads.get(target.name)?.push(await runUpload(target, bytes));
+		}
+		const baselineUploads = uploads.get(uploadTargets[0]?.name ?? "") ?? [];
+		const uploadRows = uploadTargets.map((target) => {
+			const own = uploads.get(target.name) ?? [];
+			const ratio = (measure: (sample: UploadSample) => number) =>
+				median(own.map((sample, i) => measure(sample) / measure(baselineUploads[i] ?? sample)));
+			const throughput = (sample: UploadSample) => uploadMiB / sample.seconds;
+			const cpuPerMiB = (sample: UploadSample) => (sample.cpuSeconds * 1000) / uploadMiB;
+			return {
+				target: target.name,
+				"MiB/s": median(own.map(throughput)).toFixed(0),
+				"MiB/s vs baseline": ratio(throughput).toFixed(2),
+				"workerd CPU ms/MiB": median(own.map(cpuPerMiB)).toFixed(2),
+				"CPU vs baseline": ratio(cpuPerMiB).toFixed(2),
+			};
+		});
+		const uploadHeader = `${uploadRounds} rounds x one ${uploadMiB} MiB upload with a Content-Length; medians`;
+		console.log(uploadHeader);
+		console.table(uploadRows);
+
 		mkdirSync(join(root, "bench/results"), { recursive: true });
 		writeFileSync(
 			join(root, "bench/results/latest.json"),
-			`${JSON.stringify({ at: new Date().toISOString(), header, rows }, null, 2)}\n`,
+			`${JSON.stringify({ at: new Date().toISOString(), header, rows, uploadHeader, uploadRows }, null, 2)}\n`,
 		);
 	} finally {
 		await Promise.all(workers.map((mf) => mf.dispose()));

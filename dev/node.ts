@@ -58,6 +58,10 @@ interface Target {
 }
 
 const MAX_RECORDED_REQUESTS = 1000;
+// Go's net/http reads this much of a body its handler left unread (maxPostHandlerReadBytes),
+// and lingers this long after half-closing the connection on the rest (rstAvoidanceDelay).
+const GO_POST_HANDLER_READ_BYTES = 256 * 1024;
+const GO_RST_AVOIDANCE_DELAY_MS = 500;
 const ENVD_PORT = 49983;
 const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
 
@@ -159,12 +163,32 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 		res.end(answer.body);
 	}
 
+	/**
+	 * Answers before reading the body, as E2B's node (Go's net/http) does:
+	 * after the answer it reads at most 256 KiB of what the client still
+	 * sends; past that it half-closes the connection, waits 500 ms so that the
+	 * client can read the answer, and closes it on the rest. Node's own server
+	 * would read all of it, which would hide what an edge meets in production.
+	 */
+	function refuseUnread(req: IncomingMessage, res: ServerResponse, answer: NodeAnswer): void {
+		refuse(res, answer);
+		let discarded = 0;
+		const onData = (chunk: Buffer) => {
+			discarded += chunk.byteLength;
+			if (discarded <= GO_POST_HANDLER_READ_BYTES) return;
+			req.off("data", onData);
+			req.pause();
+			req.socket.end();
+			setTimeout(() => req.socket.destroy(), GO_RST_AVOIDANCE_DELAY_MS).unref();
+		};
+		req.on("data", onData);
+	}
+
 	function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
 		record(req, false);
 		const target = resolveTarget(directory, req, notFoundHeader);
 		if (!isTarget(target)) {
-			// Answered before the body is read; Node drains what the client still sends.
-			refuse(res, target);
+			refuseUnread(req, res, target);
 			return;
 		}
 

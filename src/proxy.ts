@@ -83,12 +83,16 @@ async function sendToNode(
 			body: bodyInit(body),
 		});
 	} catch (error) {
-		if (body.kind === "stream" && body.upload.clientFailed) {
+		const failure = body.kind === "stream" ? body.upload.failure : "node";
+		if (failure === "client") {
 			// The client's side failed first: the node may be fine, so its route stays.
 			throw new ProxyError("request_body_incomplete", { sandboxId: context.target.sandboxId, cause: error });
 		}
 		try {
-			if (error instanceof ProxyError && error.code === "node_unreachable") await catalog.invalidate(route);
+			// Past the start of a long upload, who failed is unknown; the next request finds out.
+			if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
+				await catalog.invalidate(route);
+			}
 		} finally {
 			// Let the client finish sending, so that it reads the answer.
 			if (body.kind === "stream") await body.upload.settled;

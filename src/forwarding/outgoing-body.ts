@@ -30,66 +30,88 @@ function contentLength(headers: Headers): number | null {
 }
 
 // Read in large pieces: the runtime otherwise hands a JavaScript pump 4 KiB
-// at a time, which costs about ten times the CPU of a native pipe; at 256 KiB
-// the pump costs about what the pipe does. A read returns as soon as any
+// at a time, which costs about ten times the CPU of a native pipe. At
+// 256 KiB a read the pump still costs about 1.5 times a native pipe, so it
+// pumps only the start of a body (below). A read returns as soon as any
 // bytes are there, so a full-duplex stream is not held back.
 const readSize = 256 * 1024;
+// A node that answers without reading the body ("not here", or a dead node)
+// stops taking bytes once the buffers between us fill, a few MiB at most; so
+// by the time this much has been taken, the node is reading it, and the rest
+// goes through a native pipe at the runtime's own cost.
+const pumpedBytes = 16 * 1024 * 1024;
 // Once the node has refused the body, the rest of it is read and dropped so
 // that the client can read the answer instead of meeting a reset connection;
 // past this much, the client is cut off instead.
 const maxDiscardedBytes = 128 * 1024 * 1024;
 
+/** Which side of an upload failed first, as far as the Worker can tell. */
+export type UploadFailure = "client" | "node" | "unknown";
+
 /**
- * A streamed request body, pumped to the node through a stream of our own
- * rather than handed over directly. A native pipe would do it with less work,
- * but the runtime ends a native pipe by cancelling the client's body, and we
- * need that body afterwards, for two things:
+ * A streamed request body, sent to the node through a stream of our own.
+ * Its start is pumped by JavaScript, because the runtime ends a native pipe
+ * by cancelling the client's body, and while the node may still refuse the
+ * request we need that body afterwards, for two things:
  * - when the node refuses the request (the sandbox is not there), to read
  *   the rest and drop it, so that the client sees our answer;
  * - when the node cannot be reached, to tell a dead node from a client that
  *   abandoned its own upload, which only the client's side of the pump knows.
+ * Past `pumpedBytes` the node is taking the body, and a native pipe carries
+ * the rest.
  */
 export class StreamedUpload {
 	/** The stream the node reads. */
 	readonly readable: ReadableStream<Uint8Array>;
 	/** Settles once the client's body has been read to its end, or failed, or been cut off. */
 	readonly settled: Promise<void>;
-	#clientFailed = false;
+	#failure: UploadFailure | undefined;
 	#forwarding = true;
-	readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+	#native = false;
+	readonly #writable: WritableStream<Uint8Array>;
+	#writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
 
 	constructor(source: ReadableStream<Uint8Array>, length: number | null) {
 		const pipe = length === null ? new IdentityTransformStream() : new FixedLengthStream(length);
 		this.readable = pipe.readable;
+		this.#writable = pipe.writable;
 		this.#writer = pipe.writable.getWriter();
-		this.settled = this.#pump(source.getReader({ mode: "byob" }));
+		this.settled = this.#pump(source);
 	}
 
-	/** Whether the client's side failed: it went away, or sent less than it announced. */
-	get clientFailed(): boolean {
-		return this.#clientFailed;
+	/**
+	 * Which side failed first: the client (it went away, or sent less than it
+	 * announced), the node (it stopped taking the body), or, once the native
+	 * pipe carries the body, unknown.
+	 */
+	get failure(): UploadFailure | undefined {
+		return this.#native ? "unknown" : this.#failure;
 	}
 
 	/** Stops sending to the node; what the client still sends is read and dropped. */
 	stopForwarding(): void {
 		if (!this.#forwarding) return;
 		this.#forwarding = false;
-		this.#writer.abort(new Error("the node refused the request")).catch(() => {});
+		// Once the native pipe carries the body, the node's own closing ends it.
+		this.#writer?.abort(new Error("the node refused the request")).catch(() => {});
 	}
 
-	async #pump(reader: ReadableStreamBYOBReader): Promise<void> {
+	async #pump(source: ReadableStream<Uint8Array>): Promise<void> {
+		const reader = source.getReader({ mode: "byob" });
+		let pumped = 0;
 		let discarded = 0;
 		for (;;) {
+			if (this.#forwarding && pumped >= pumpedBytes) return this.#pipeTheRest(source, reader);
 			let chunk: ReadableStreamReadResult<Uint8Array>;
 			try {
 				chunk = await reader.read(new Uint8Array(readSize));
 			} catch (error) {
-				this.#clientFailed = true;
-				this.#writer.abort(error).catch(() => {});
+				this.#failure ??= "client";
+				this.#writer?.abort(error).catch(() => {});
 				return;
 			}
 			if (chunk.done) {
-				if (this.#forwarding) await this.#writer.close().catch(() => {});
+				if (this.#forwarding) await this.#writer?.close().catch(() => {});
 				return;
 			}
 			if (!this.#forwarding) {
@@ -101,12 +123,23 @@ export class StreamedUpload {
 				continue;
 			}
 			try {
-				await this.#writer.write(chunk.value);
+				await this.#writer?.write(chunk.value);
+				pumped += chunk.value.byteLength;
 			} catch {
 				// The node stopped reading (it answered, or the connection failed):
 				// drain the rest so the client can read whatever answer it gets.
+				this.#failure ??= "node";
 				this.#forwarding = false;
 			}
 		}
+	}
+
+	async #pipeTheRest(source: ReadableStream<Uint8Array>, reader: ReadableStreamBYOBReader): Promise<void> {
+		reader.releaseLock();
+		this.#writer?.releaseLock();
+		this.#writer = undefined;
+		this.#native = true;
+		// Whichever side fails, the runtime ends the pipe and cancels the other.
+		await source.pipeTo(this.#writable).catch(() => {});
 	}
 }

@@ -92,6 +92,45 @@ async function cachedElsewhere(): Promise<string> {
 	return id;
 }
 
+interface UploadOutcome {
+	status?: number;
+	body?: string;
+	error?: string;
+	sent: number;
+}
+
+/** Streams `bytes` as fast as the connection takes them, as a raw client does, and reads whatever answer comes. */
+function rawUpload(worker: RunningWorker, id: string, bytes: number, withLength: boolean): Promise<UploadOutcome> {
+	return new Promise((resolve) => {
+		let sent = 0;
+		const req = request({
+			host: worker.url.hostname,
+			port: worker.url.port,
+			method: "POST",
+			path: "/upload",
+			headers: { host: sandboxHost(id), ...json, ...(withLength ? { "content-length": String(bytes) } : {}) },
+			agent: false,
+		});
+		req.on("response", (res) => {
+			let body = "";
+			res.on("data", (chunk) => {
+				body += chunk;
+			});
+			res.on("end", () => resolve({ status: res.statusCode ?? 0, body, sent }));
+		});
+		req.on("error", (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message, sent }));
+		const chunk = Buffer.alloc(64 * 1024, 7);
+		const write = () => {
+			while (sent < bytes) {
+				sent += chunk.byteLength;
+				if (!req.write(chunk)) return void req.once("drain", write);
+			}
+			req.end();
+		};
+		write();
+	});
+}
+
 function pause(ms: number): Promise<void> {
 	return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -285,53 +324,25 @@ describe("requests that meet a paused sandbox", () => {
 	});
 
 	it.each([
-		["with a Content-Length", { "content-length": String(10 * 1024 * 1024) }],
-		["chunked", {}],
-	])(
-		"answers a 10 MiB upload %s on a stale route with a real 503, three times in three",
-		async (_label, lengthHeader) => {
-			for (let round = 0; round < 3; round++) {
-				const id = await cachedElsewhere();
-				await env.admin.pause(id);
-				const outcome = await new Promise<{ status?: number; body?: string; error?: string; sent: number }>(
-					(resolve) => {
-						let sent = 0;
-						const req = request({
-							host: other.url.hostname,
-							port: other.url.port,
-							method: "POST",
-							path: "/upload",
-							headers: { host: sandboxHost(id), ...json, ...lengthHeader },
-							agent: false,
-						});
-						req.on("response", (res) => {
-							let body = "";
-							res.on("data", (chunk) => {
-								body += chunk;
-							});
-							res.on("end", () => resolve({ status: res.statusCode ?? 0, body, sent }));
-						});
-						req.on("error", (error: NodeJS.ErrnoException) => resolve({ error: error.code ?? error.message, sent }));
-						const chunk = Buffer.alloc(64 * 1024, 7);
-						const write = () => {
-							while (sent < 10 * 1024 * 1024) {
-								sent += chunk.byteLength;
-								if (!req.write(chunk)) return void req.once("drain", write);
-							}
-							req.end();
-						};
-						write();
-					},
-				);
-				expect(outcome.error).toBeUndefined();
-				expect(outcome.status).toBe(503);
-				expect(JSON.parse(outcome.body ?? "")).toMatchObject({ sandboxId: id, reason: "request_not_replayable" });
-				// Woken while the body drained, so that the client's retry finds it awake.
-				expect((await env.admin.get(id)).state).toBe("running");
-				expect(callsFor(id)).toHaveLength(1);
-			}
-		},
-	);
+		["10 MiB with a Content-Length", 10, true, 3],
+		["10 MiB chunked", 10, false, 3],
+		// Past the part of a body the Worker pumps itself: the node's refusal still comes first.
+		["64 MiB with a Content-Length", 64, true, 1],
+	])("answers a %s upload on a stale route with a real 503, every time", async (_label, mib, withLength, rounds) => {
+		for (let round = 0; round < rounds; round++) {
+			const id = await cachedElsewhere();
+			await env.admin.pause(id);
+			const outcome = await rawUpload(other, id, mib * 1024 * 1024, withLength);
+			expect(outcome.error).toBeUndefined();
+			expect(outcome.status).toBe(503);
+			expect(JSON.parse(outcome.body ?? "")).toMatchObject({ sandboxId: id, reason: "request_not_replayable" });
+			// The client sent it all, and then read the answer.
+			expect(outcome.sent).toBe(mib * 1024 * 1024);
+			// Woken while the body drained, so that the client's retry finds it awake.
+			expect((await env.admin.get(id)).state).toBe("running");
+			expect(callsFor(id)).toHaveLength(1);
+		}
+	});
 
 	it("drops the route of a node that cannot be reached, even when only streamed uploads go to it", async () => {
 		const id = freshId();
