@@ -38,6 +38,11 @@ export interface NodeOptions {
 	 * Default false: E2B's nodes send no such header, and the edge must not need it.
 	 */
 	notFoundHeader?: boolean;
+	/**
+	 * Strip that header from sandboxes' own responses, so that an app cannot
+	 * claim its sandbox is gone. Default true; E2B's nodes pass it through.
+	 */
+	stripNotHereHeader?: boolean;
 	log?: Log;
 }
 
@@ -120,8 +125,7 @@ function writeAnswerToSocket(socket: Socket, answer: NodeAnswer): void {
 }
 
 /** A sandbox's own response must not be able to claim that its sandbox is not here. */
-function sandboxResponseHeaders(raw: readonly string[], options: { upgrade?: boolean } = {}): string[] {
-	const headers = endToEndHeaders(raw, options);
+function withoutNotHereHeader(headers: readonly string[]): string[] {
 	const out: string[] = [];
 	for (let i = 0; i + 1 < headers.length; i += 2) {
 		if (headers[i]?.toLowerCase() === NOT_HERE_HEADER) continue;
@@ -142,6 +146,11 @@ function requestToSandbox(
 export async function startNode(options: NodeOptions): Promise<DevNode> {
 	const { directory } = options;
 	const notFoundHeader = options.notFoundHeader ?? false;
+	const stripNotHereHeader = options.stripNotHereHeader ?? true;
+	const sandboxResponseHeaders = (raw: readonly string[], headerOptions: { upgrade?: boolean } = {}) => {
+		const headers = endToEndHeaders(raw, headerOptions);
+		return stripNotHereHeader ? withoutNotHereHeader(headers) : headers;
+	};
 	const log = options.log ?? silent;
 	// Keep-alive to the sandbox servers, like a real node's pooled connections.
 	const agent = new Agent({ keepAlive: true, maxSockets: 256 });

@@ -27,6 +27,8 @@ export interface StackOptions {
 	transitionWaitMs?: number;
 	/** Whether the node also marks "not here" with a header E2B's nodes never send; default false. */
 	nodeNotFoundHeader?: boolean;
+	/** Whether the node strips that header from sandboxes' responses; default true (E2B's nodes do not). */
+	nodeStripsNotHereHeader?: boolean;
 	/** The edge's catalog API to write to; without it, the catalog is fed by resumes alone. */
 	catalog?: CatalogConnection;
 	/** Receives lines prefixed "[control-plane] " or "[node] "; default silent. */
@@ -79,6 +81,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		directory: registry,
 		port: options.nodePort ?? DEFAULT_NODE_PORT,
 		notFoundHeader: options.nodeNotFoundHeader ?? false,
+		stripNotHereHeader: options.nodeStripsNotHereHeader ?? true,
 		log: prefixed("node"),
 	});
 	let controlPlane: ControlPlane;

@@ -3,21 +3,32 @@ export interface Head {
 	bytes: Uint8Array;
 	/** Whether the stream ended within the limit; if not, `bytes` holds a little more than the limit. */
 	complete: boolean;
+	/** A read still in flight when the deadline came; its bytes follow `bytes`. */
+	pending?: Promise<ReadableStreamReadResult<Uint8Array>>;
 }
 
+const timedOut: unique symbol = Symbol("timed out");
+
 /**
- * Reads until the stream ends or more than `limit` bytes have come, so that
- * a peer cannot make us hold more than that however much it sends. The
- * reader is left as it is: the caller cancels it, or reads the rest.
+ * Reads until the stream ends, or more than `limit` bytes have come, or
+ * `deadline` settles: a peer can make us hold neither more than that nor for
+ * longer. The reader is left as it is: the caller cancels it, or reads the rest.
  */
-export async function readUpTo(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<Head> {
+export async function readUpTo(
+	reader: ReadableStreamDefaultReader<Uint8Array>,
+	limit: number,
+	deadline?: Promise<unknown>,
+): Promise<Head> {
+	const expired = deadline?.then((): typeof timedOut => timedOut);
 	const chunks: Uint8Array[] = [];
 	let total = 0;
 	while (total <= limit) {
-		const { done, value } = await reader.read();
-		if (done) return { bytes: concat(chunks, total), complete: true };
-		chunks.push(value);
-		total += value.byteLength;
+		const next = reader.read();
+		const result = expired === undefined ? await next : await Promise.race([next, expired]);
+		if (result === timedOut) return { bytes: concat(chunks, total), complete: false, pending: next };
+		if (result.done) return { bytes: concat(chunks, total), complete: true };
+		chunks.push(result.value);
+		total += result.value.byteLength;
 	}
 	return { bytes: concat(chunks, total), complete: false };
 }

@@ -14,6 +14,11 @@ export interface Config {
 	apiSecret: string;
 	/** The catalog API's bearer token; without it the API is off. */
 	catalogSecret: string | undefined;
+	/**
+	 * What is wrong with CATALOG_SECRET, if anything. Kept apart so that a
+	 * bad one turns only the catalog API away, not every sandbox's traffic.
+	 */
+	catalogSecretError: ConfigError | undefined;
 	nodeOriginTemplate: string;
 	resumeTimeoutMs: number;
 	routeTtlMs: number;
@@ -82,12 +87,21 @@ export function configFrom(env: object): Config {
 
 export function parseConfig(raw: RawSettings): Config {
 	const apiSecret = parseApiSecret(raw);
+	let catalogSecret: string | undefined;
+	let catalogSecretError: ConfigError | undefined;
+	try {
+		catalogSecret = parseCatalogSecret(raw, apiSecret);
+	} catch (error) {
+		if (!(error instanceof ConfigError)) throw error;
+		catalogSecretError = error;
+	}
 	return {
 		sandboxDomains: parseDomains(raw),
 		controlPlaneUrl: parseControlPlaneUrl(raw),
 		controlPlaneProtocol: parseProtocol(raw),
 		apiSecret,
-		catalogSecret: parseCatalogSecret(raw, apiSecret),
+		catalogSecret,
+		catalogSecretError,
 		nodeOriginTemplate: parseNodeOriginTemplate(raw),
 		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),

@@ -27,10 +27,24 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		port: target.port,
 		headers: request.headers,
 	});
-	const body = await outgoingBody(request);
+	const body = await outgoingBody(request, target.sandboxId);
+	if (body.kind !== "stream") return findAndForward(context, catalog, body);
 	// A streamed body is pumped by us; it must be read to its end even after
 	// the response is sent, or the client's upload is cut short.
-	if (body.kind === "stream") context.waitUntil(body.upload.settled);
+	context.waitUntil(body.upload.settled);
+	try {
+		return await findAndForward(context, catalog, body);
+	} catch (error) {
+		// Whatever failed (the lookup, the node), the client may still be
+		// sending: read the rest and drop it, so that it reads our answer.
+		body.upload.stopForwarding();
+		await body.upload.settled;
+		throw error;
+	}
+}
+
+async function findAndForward(context: ProxyContext, catalog: CatalogClient, body: OutgoingBody): Promise<Response> {
+	const { target } = context;
 	const send = (route: Route) => sendToNode(context, catalog, body, route);
 
 	let route = await catalog.route();
@@ -39,7 +53,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 
 	// The node does not hold the sandbox (paused, killed or moved since the
 	// route was learned), and said so before it dialed anything: the request
-	// never reached a sandbox. Drop the route everywhere and look again, which
+	// never reached a sandbox. Stop using the route and look again, which
 	// resumes the sandbox, then send the request again if its body allows.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp });
 	await catalog.invalidate(route);
@@ -47,8 +61,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		// Its first part has gone; it cannot go twice. Wake the sandbox while
 		// the rest drains, so that the client's retry finds it awake.
 		body.upload.stopForwarding();
-		const [, woken] = await Promise.allSettled([body.upload.settled, catalog.lookUp()]);
-		if (woken.status === "rejected") throw woken.reason;
+		await catalog.lookUp();
 		throw new ProxyError("request_not_replayable", { sandboxId: target.sandboxId });
 	}
 	route = await catalog.lookUp();
@@ -88,16 +101,11 @@ async function sendToNode(
 			// The client's side failed first: the node may be fine, so its route stays.
 			throw new ProxyError("request_body_incomplete", { sandboxId: context.target.sandboxId, cause: error });
 		}
-		try {
-			// Past the start of a long upload, who failed is unknown; the next request finds out.
-			if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
-				await catalog.invalidate(route);
-			}
-		} finally {
-			// Let the client finish sending, so that it reads the answer.
-			if (body.kind === "stream") await body.upload.settled;
+		// Past the start of a long upload, who failed is unknown; the next request finds out.
+		if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
+			await catalog.invalidate(route);
 		}
 		throw error;
 	}
-	return readNodeAnswer(response, context.target.sandboxId);
+	return readNodeAnswer(response, context.target.sandboxId, context.request.method);
 }

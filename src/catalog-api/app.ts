@@ -29,12 +29,14 @@ export const catalogApi = new Hono<CatalogApiEnv>();
 
 catalogApi.get("/healthz", (c) => {
 	const config = configFrom(c.env);
+	if (config.catalogSecretError !== undefined) throw config.catalogSecretError;
 	return c.json({ status: "ok", catalog_api: config.catalogSecret === undefined ? "off" : "on" });
 });
 
 // Only the API's own paths need credentials: any other path is a 404, with or without them.
 catalogApi.use("/v1/sandboxes/:sandboxId", async (c, next) => {
 	const config = configFrom(c.env);
+	if (config.catalogSecretError !== undefined) throw config.catalogSecretError;
 	// Off without its secret: as if there were nothing here.
 	if (config.catalogSecret === undefined) throw new ProxyError("not_found");
 	const check = await checkBearer(c.req.header("authorization") ?? null, config.catalogSecret);
@@ -128,6 +130,7 @@ function describeEntry(sandboxId: string, entry: CatalogEntry): Record<string, u
 		source: entry.source,
 		...(details.orchestratorId === undefined ? {} : { orchestrator_id: details.orchestratorId }),
 		...(details.sandboxStartedAt === undefined ? {} : { sandbox_started_at: details.sandboxStartedAt }),
+		...(details.sandboxEndTime === undefined ? {} : { sandbox_end_time: details.sandboxEndTime }),
 		...(details.sandboxMaxLengthInHours === undefined
 			? {}
 			: { sandbox_max_length_in_hours: details.sandboxMaxLengthInHours }),

@@ -14,8 +14,8 @@ import { ProxyError } from "../errors/proxy-error.ts";
 export const maxSingleBodyBytes = 16 * 1024;
 export const maxBatchBodyBytes = 1024 * 1024;
 export const maxBatchItems = 1000;
-// A sandbox lives at most days; a route pushed for longer is a mistake.
-const maxTtlSeconds = 30 * 24 * 3600;
+// A route pushed for longer than a year is a mistake, not a sandbox.
+const maxTtlSeconds = 366 * 24 * 3600;
 const maxTextLength = 128;
 const sandboxIdPattern = /^[a-z0-9]{1,63}$/;
 // Printable ASCII without spaces: UUIDs, node IDs, team IDs.
@@ -48,6 +48,7 @@ export const putFields: ReadonlySet<string> = new Set([
 	"ttl_seconds",
 	"orchestrator_id",
 	"sandbox_started_at",
+	"sandbox_end_time",
 	"sandbox_max_length_in_hours",
 	"team_id",
 	"traffic_keepalive",
@@ -83,12 +84,10 @@ function details(body: Record<string, unknown>, field: (name: string) => string)
 	if (present(body.orchestrator_id)) result.orchestratorId = text(body.orchestrator_id, field("orchestrator_id"));
 	if (present(body.team_id)) result.teamId = text(body.team_id, field("team_id"));
 	if (present(body.sandbox_started_at)) {
-		const startedAt = body.sandbox_started_at;
-		if (typeof startedAt !== "string" || !rfc3339Pattern.test(startedAt) || Number.isNaN(Date.parse(startedAt))) {
-			throw new InvalidInput(field("sandbox_started_at"), "must be an RFC 3339 date-time");
-		}
-		result.sandboxStartedAt = startedAt;
+		result.sandboxStartedAt = dateTime(body.sandbox_started_at, field("sandbox_started_at"));
 	}
+	if (present(body.sandbox_end_time))
+		result.sandboxEndTime = dateTime(body.sandbox_end_time, field("sandbox_end_time"));
 	if (present(body.sandbox_max_length_in_hours)) {
 		const hours = body.sandbox_max_length_in_hours;
 		if (typeof hours !== "number" || !Number.isInteger(hours) || hours < 0 || hours > 100_000) {
@@ -103,6 +102,13 @@ function details(body: Record<string, unknown>, field: (name: string) => string)
 		result.trafficKeepalive = body.traffic_keepalive;
 	}
 	return result;
+}
+
+function dateTime(value: unknown, field: string): string {
+	if (typeof value !== "string" || !rfc3339Pattern.test(value) || Number.isNaN(Date.parse(value))) {
+		throw new InvalidInput(field, "must be an RFC 3339 date-time");
+	}
+	return value;
 }
 
 /** Optional fields may be absent or null, as a Go client may send them. */

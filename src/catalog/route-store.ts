@@ -85,6 +85,12 @@ export class RouteStore {
 		this.#entry = null;
 	}
 
+	/** The object's storage was deleted whole, schema and all: start again from nothing. */
+	storageDeleted(): void {
+		this.#migrated = false;
+		this.#entry = null;
+	}
+
 	#migrate(): void {
 		if (this.#migrated) return;
 		migrate(this.#sql);

@@ -26,6 +26,7 @@ export type RouteSource = "push" | "resume";
 export interface RouteDetails {
 	orchestratorId?: string;
 	sandboxStartedAt?: string;
+	sandboxEndTime?: string;
 	sandboxMaxLengthInHours?: number;
 	teamId?: string;
 	trafficKeepalive?: boolean;

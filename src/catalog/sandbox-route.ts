@@ -16,6 +16,15 @@ import { RouteStore } from "./route-store.ts";
 export class SandboxRoute extends DurableObject<Env> {
 	readonly #store: RouteStore;
 	#flight: Flight | undefined;
+	/**
+	 * A pushed route whose node said the sandbox is not there. It is the
+	 * control plane's word, so it is not thrown away on a node's say-so (that
+	 * answer can be forged by an app, or be a passing fault); it is not served
+	 * until a resume has been asked where the sandbox is. If the resume cannot
+	 * say (a sandbox never paused has no snapshot to resume), the route is
+	 * served again.
+	 */
+	#doubted: CatalogEntry | undefined;
 	#resumeSandbox: ResumeSandbox | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
@@ -28,7 +37,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		const key = credentialsKey(credentials);
 		for (let attempt = 0; ; attempt++) {
 			const entry = this.#store.current(Date.now());
-			if (entry !== null) return { ok: true, route: routeOf(entry) };
+			if (entry !== null && entry !== this.#doubted) return { ok: true, route: routeOf(entry) };
 
 			// Every caller joins the call in flight, whatever its credentials:
 			// one RPC per wake. But a refusal answers only the credentials it
@@ -55,13 +64,16 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 
 	/**
-	 * Forgets the route if it is still `stale`: its node said the sandbox is
-	 * not there. A route learned since, even on the same node, is kept.
+	 * Stops serving the route if it is still `stale`: its node said the
+	 * sandbox is not there, or could not be reached. A learned route is
+	 * forgotten; a pushed one is doubted (see `#doubted`). A route learned or
+	 * pushed since, even to the same node, is kept.
 	 */
 	async invalidate(stale: Route): Promise<boolean> {
 		const entry = this.#store.current(Date.now());
 		if (entry === null || !sameRoute(entry, stale)) return false;
-		this.#store.clear();
+		if (entry.source === "push") this.#doubted = entry;
+		else await this.#forget();
 		return true;
 	}
 
@@ -76,7 +88,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		for (const write of writes) {
 			if (write.op === "put") {
 				const now = Date.now();
-				this.#store.save(sandboxId, {
+				await this.#save(sandboxId, {
 					nodeIp: write.route.nodeIp,
 					learnedAt: now,
 					expiresAt: now + write.route.ttlSeconds * 1000,
@@ -88,7 +100,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			}
 			const stored = this.#store.current(0);
 			if (stored !== null && (stored.source === "resume" || stored.executionId === write.executionId)) {
-				this.#store.clear();
+				await this.#forget();
 			}
 		}
 	}
@@ -101,6 +113,31 @@ export class SandboxRoute extends DurableObject<Env> {
 	/** The stored route, expired or not; for operators and tests. */
 	async peek(): Promise<CatalogEntry | null> {
 		return this.#store.current(0);
+	}
+
+	/** Set for when the stored route expires: an expired route leaves nothing behind. */
+	override async alarm(): Promise<void> {
+		const entry = this.#store.current(Date.now());
+		if (entry !== null) await this.ctx.storage.setAlarm(entry.expiresAt);
+		// A resume in flight will store a route, or fail; look again after it.
+		else if (this.#flight !== undefined) await this.ctx.storage.setAlarm(Date.now() + 60_000);
+		else await this.#forget();
+	}
+
+	async #save(sandboxId: string, entry: CatalogEntry): Promise<void> {
+		this.#store.save(sandboxId, entry);
+		await this.ctx.storage.setAlarm(entry.expiresAt);
+	}
+
+	/**
+	 * Forgets the route, and with it the object's whole storage, alarm
+	 * included: a sandbox that is gone leaves no stored object behind.
+	 */
+	async #forget(): Promise<void> {
+		this.#store.clear();
+		this.#doubted = undefined;
+		await this.ctx.storage.deleteAll();
+		this.#store.storageDeleted();
 	}
 
 	async #resumeAndStore(sandboxId: string, credentials: ResumeCredentials): Promise<LookupResult> {
@@ -126,12 +163,17 @@ export class SandboxRoute extends DurableObject<Env> {
 			nodeIp: outcome.ok ? outcome.nodeIp : undefined,
 			durationMs: finishedAt - startedAt,
 		});
-		if (!outcome.ok) return outcome;
+		if (!outcome.ok) {
+			// The control plane's pushed word stands until it is replaced.
+			this.#doubted = undefined;
+			return outcome;
+		}
 
 		// The control plane pushes the route of a sandbox it resumes, often
 		// before its answer arrives here. That push names the execution, which
 		// a later delete needs, so it is kept rather than overwritten.
 		const pushed = this.#store.current(finishedAt);
+		this.#doubted = undefined;
 		if (pushed !== null && pushed.source === "push" && pushed.learnedAt >= startedAt) {
 			return { ok: true, route: routeOf(pushed) };
 		}
@@ -142,7 +184,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			source: "resume",
 			details: {},
 		};
-		this.#store.save(sandboxId, entry);
+		await this.#save(sandboxId, entry);
 		return { ok: true, route: routeOf(entry) };
 	}
 }

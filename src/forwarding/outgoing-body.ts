@@ -1,3 +1,5 @@
+import { ProxyError } from "../errors/proxy-error.ts";
+
 /**
  * A request body as it will be sent to the node: none, small enough to have
  * been read (and so sendable twice), or a stream that can be sent only once.
@@ -11,12 +13,18 @@ export type OutgoingBody =
 // that meets a stale route can be sent again; larger ones stream, once.
 export const maxReplayableBodyBytes = 64 * 1024;
 
-export async function outgoingBody(request: Request): Promise<OutgoingBody> {
+export async function outgoingBody(request: Request, sandboxId: string): Promise<OutgoingBody> {
 	if (request.body === null) return { kind: "none", init: null };
 	const length = contentLength(request.headers);
-	if (length !== null && length <= maxReplayableBodyBytes)
+	if (length === null || length > maxReplayableBodyBytes) {
+		return { kind: "stream", upload: new StreamedUpload(request.body, length) };
+	}
+	try {
 		return { kind: "buffered", init: await request.arrayBuffer() };
-	return { kind: "stream", upload: new StreamedUpload(request.body, length) };
+	} catch (error) {
+		// The client went away, or sent less than it announced.
+		throw new ProxyError("request_body_incomplete", { sandboxId, cause: error });
+	}
 }
 
 /** What `fetch` takes as the body: the bytes again, or the one stream. */

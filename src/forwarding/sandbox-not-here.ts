@@ -11,8 +11,11 @@ import { type Head, readUpTo } from "../bytes.ts";
 /** A header that a node may set on that answer instead; E2B's own nodes do not. */
 export const sandboxNotHereHeader = "x-e2b-sandbox-not-found";
 
-// E2B's JSON answer is about 80 bytes and its HTML page under 3 KiB.
+// E2B's JSON answer is about 80 bytes and its HTML page under 3 KiB, sent
+// at once; a 502 that takes longer than this to show its start is not it,
+// and goes on to the client.
 const maxInspectedBytes = 8 * 1024;
+const maxInspectionMs = 1000;
 const notFoundMessage = "The sandbox was not found";
 const notFoundTitle = "<title>Sandbox Not Found</title>";
 
@@ -24,17 +27,26 @@ export type NodeAnswer = { notHere: true } | { notHere: false; response: Respons
  * small, unencoded 502s are read, and only their first few KiB; anything
  * else, including every other 502, goes back to the client as the node sent it.
  */
-export async function readNodeAnswer(response: Response, sandboxId: string): Promise<NodeAnswer> {
+export async function readNodeAnswer(response: Response, sandboxId: string, method: string): Promise<NodeAnswer> {
 	if (response.status !== 502) return { notHere: false, response };
 	if (response.headers.has(sandboxNotHereHeader)) {
 		await response.body?.cancel();
 		return { notHere: true };
 	}
+	if (method === "HEAD") {
+		return isNotHereHead(response.headers, sandboxId) ? { notHere: true } : { notHere: false, response };
+	}
 	const format = pageFormat(response.headers);
 	if (format === null || response.body === null) return { notHere: false, response };
 
 	const reader = response.body.getReader();
-	const head = await readUpTo(reader, maxInspectedBytes);
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const deadline = new Promise((resolve) => {
+		timer = setTimeout(resolve, maxInspectionMs);
+	});
+	const head = await readUpTo(reader, maxInspectedBytes, deadline).finally(() => {
+		if (timer !== null) clearTimeout(timer);
+	});
 	if (head.complete && isNotHerePage(new TextDecoder().decode(head.bytes), format, sandboxId)) {
 		return { notHere: true };
 	}
@@ -52,6 +64,17 @@ function pageFormat(headers: Headers): PageFormat | null {
 	if (type.startsWith("application/json")) return "json";
 	if (type.startsWith("text/html")) return "html";
 	return null;
+}
+
+/**
+ * An answer to HEAD has no body, but E2B's JSON answer has a length that
+ * only its own bytes for this sandbox give. (Its HTML page, for a browser's
+ * HEAD, is not told apart; that request reaches the client as the node's 502.)
+ */
+function isNotHereHead(headers: Headers, sandboxId: string): boolean {
+	if (pageFormat(headers) !== "json") return false;
+	const body = JSON.stringify({ sandboxId, message: notFoundMessage, code: 502 });
+	return headers.get("content-length") === String(new TextEncoder().encode(body).byteLength);
 }
 
 function isNotHerePage(text: string, format: PageFormat, sandboxId: string): boolean {
@@ -75,13 +98,17 @@ function withBody(response: Response, head: Head, reader: ReadableStreamDefaultR
 	if (head.complete) return new Response(head.bytes, init);
 	const { readable, writable } = new IdentityTransformStream();
 	const writer = writable.getWriter();
-	writer
-		.write(head.bytes)
-		.then(() => {
-			writer.releaseLock();
-			reader.releaseLock();
-			return response.body?.pipeTo(writable);
-		})
-		.catch(() => {});
+	const passOn = async () => {
+		if (head.bytes.byteLength > 0) await writer.write(head.bytes);
+		if (head.pending !== undefined) {
+			const next = await head.pending;
+			if (next.done) return writer.close();
+			await writer.write(next.value);
+		}
+		writer.releaseLock();
+		reader.releaseLock();
+		await response.body?.pipeTo(writable);
+	};
+	passOn().catch(() => {});
 	return new Response(readable, init);
 }

@@ -14,9 +14,6 @@ import {
 } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 
-// The Worker here caches routes in its isolate for this long, so that tests
-// can act both while a route is cached and after it has left the cache.
-const routeCacheTtlMs = 800;
 const json = { accept: "application/json" };
 const browser = {
 	accept: "text/html,application/xhtml+xml",
@@ -25,14 +22,16 @@ const browser = {
 };
 
 let env: E2eStack;
-// A Worker the control plane does not write to. A catalog write drops the
-// route from the cache of the isolate it lands on; this Worker stands for
-// every other isolate, whose cached copy outlives the write by up to
-// ROUTE_CACHE_TTL_MS, so that only the node's answer tells it the route is stale.
+// A Worker the control plane does not write to, with its own catalog. A
+// catalog write drops the route from the cache of the isolate it lands on,
+// and other isolates keep theirs for up to ROUTE_CACHE_TTL_MS. In this
+// Worker both its cache and its catalog object still hold the route after a
+// pause or a kill, so, as in those isolates, only the node's answer can tell
+// it that the route is stale.
 let other: RunningWorker;
 
 beforeAll(async () => {
-	env = await startE2eStack({ workerVars: { ROUTE_CACHE_TTL_MS: String(routeCacheTtlMs) } });
+	env = await startE2eStack();
 	other = await startWorker({ ...env.vars, ROUTE_CACHE_TTL_MS: "60000" });
 });
 afterAll(async () => {
@@ -174,11 +173,10 @@ describe("routes the control plane pushes", () => {
 		expect(await catalogEntry(id)).toMatchObject({ source: "push", execution_id: resumed.executionId });
 	});
 
-	it("resumes a paused sandbox with one RPC once its route has left the isolate cache", async () => {
+	it("resumes a paused sandbox with one RPC where the delete has dropped the route", async () => {
 		const id = await servedSandbox();
 		await env.admin.pause(id);
 		expect(await catalogEntry(id)).toBeNull();
-		await pause(routeCacheTtlMs + 200);
 		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers", { headers: json });
 		expect(response.status).toBe(200);
 		expect(callsFor(id)).toHaveLength(1);
@@ -187,19 +185,23 @@ describe("routes the control plane pushes", () => {
 	});
 
 	it("answers 502 for a killed sandbox, cached or not", async () => {
-		const id = await servedSandbox();
+		const id = await cachedElsewhere();
 		await env.admin.kill(id);
-		const cached = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json });
+		// Where the route is still held, the node's answer sends the Worker to the
+		// control plane, which cannot resume a killed sandbox.
+		const cached = await fetchVia(other.url, sandboxHost(id), "/", { headers: json });
 		expect(cached.status).toBe(502);
 		expect(cached.json()).toMatchObject({
 			sandboxId: id,
 			message: "The sandbox was not found",
 			reason: "sandbox_not_found",
 		});
-		await pause(routeCacheTtlMs + 200);
+		expect(logLines("stale_route", id, other)).toHaveLength(1);
+		// Where the kill's delete landed, there is no route to try.
 		const uncached = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json });
 		expect(uncached.status).toBe(502);
 		expect(uncached.json()).toMatchObject({ reason: "sandbox_not_found" });
+		expect(logLines("stale_route", id)).toHaveLength(0);
 	});
 
 	it("keeps a newer execution's route when a late delete names an older one", async () => {
@@ -344,13 +346,32 @@ describe("requests that meet a paused sandbox", () => {
 		}
 	});
 
-	it("drops the route of a node that cannot be reached, even when only streamed uploads go to it", async () => {
+	it("recognises the node's answer to HEAD, and resumes the sandbox", async () => {
+		const id = await cachedElsewhere();
+		await env.admin.pause(id);
+		const response = await fetchVia(other.url, sandboxHost(id), "/", { method: "HEAD", headers: json });
+		expect(response.status).toBe(200);
+		expect(callsFor(id)).toHaveLength(1);
+	});
+
+	it("answers a streamed upload whose sandbox cannot be found with a whole 502, never a reset", async () => {
+		const id = freshId("nosuch");
+		const outcome = await rawUpload(env.worker, id, 10 * 1024 * 1024, true);
+		expect(outcome.error).toBeUndefined();
+		expect(outcome.status).toBe(502);
+		expect(JSON.parse(outcome.body ?? "")).toMatchObject({ sandboxId: id, reason: "sandbox_not_found" });
+		expect(outcome.sent).toBe(10 * 1024 * 1024);
+	});
+
+	it("stops using the route to a node that cannot be reached, even when only streamed uploads go to it", async () => {
+		// A sandbox that can be resumed (it has paused before), running on the
+		// live node, while the catalog was pointed at a dead one (nothing
+		// listens on 127.0.0.2), as if it had moved.
 		const id = freshId();
 		await env.admin.create({ id });
-		// Nothing listens on 127.0.0.2: the pushed node is dead.
-		expect(await putRoute(id, { orchestrator_ip: "127.0.0.2", execution_id: "dead-node", ttl_seconds: 3600 })).toBe(
-			204,
-		);
+		await env.admin.pause(id);
+		await env.admin.resume(id);
+		expect(await putRoute(id, { orchestrator_ip: "127.0.0.2", execution_id: "moved", ttl_seconds: 3600 })).toBe(204);
 		const upload = await fetchVia(env.worker.url, sandboxHost(id), "/upload", {
 			method: "POST",
 			body: Readable.from([Buffer.alloc(256 * 1024, 1), Buffer.alloc(256 * 1024, 2)]),
@@ -358,7 +379,16 @@ describe("requests that meet a paused sandbox", () => {
 		});
 		expect(upload.status).toBe(502);
 		expect(upload.json()).toMatchObject({ reason: "node_unreachable" });
-		expect(await catalogEntry(id)).toBeNull();
+		// The next request asks the control plane where the sandbox is, and gets there.
+		const next = await fetchVia(env.worker.url, sandboxHost(id), "/upload", {
+			method: "POST",
+			body: Readable.from([Buffer.alloc(256 * 1024, 3)]),
+			headers: json,
+		});
+		expect(next.status).toBe(200);
+		expect(next.json()).toMatchObject({ bytes: 256 * 1024 });
+		expect(callsFor(id)).toHaveLength(1);
+		expect(await catalogEntry(id)).toMatchObject({ orchestrator_ip: "127.0.0.1", source: "resume" });
 	});
 
 	it.each([
@@ -386,5 +416,32 @@ describe("requests that meet a paused sandbox", () => {
 		expect(await catalogEntry(id)).toEqual(before);
 		expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
 		expect(callsFor(id)).toHaveLength(0);
+	});
+});
+
+describe("a node that passes sandboxes' headers through, as E2B's does", () => {
+	let e2bLike: E2eStack;
+	beforeAll(async () => {
+		e2bLike = await startE2eStack({ nodeStripsNotHereHeader: false });
+	});
+	afterAll(async () => {
+		await e2bLike?.close();
+	});
+
+	it("keeps a running sandbox reachable when its app forges the not-here header", async () => {
+		const id = freshId();
+		await e2bLike.admin.create({ id });
+		const calls = () => e2bLike.stack.controlPlane.calls().filter((call) => call.sandboxId === id);
+		const forged = await fetchVia(e2bLike.worker.url, sandboxHost(id), "/status/502?header=X-E2b-Sandbox-Not-Found:1", {
+			headers: json,
+		});
+		// Taken as "not here": the control plane is asked, and cannot resume a
+		// sandbox that was never paused...
+		expect(forged.status).toBe(502);
+		expect(calls()).toHaveLength(1);
+		// ...so the route it pushed stands, and the sandbox is served again.
+		const next = await fetchVia(e2bLike.worker.url, sandboxHost(id), "/headers", { headers: json });
+		expect(next.status).toBe(200);
+		expect(calls()).toHaveLength(1);
 	});
 });

@@ -70,6 +70,8 @@ export interface E2eStackOptions {
 	catalogWrites?: boolean;
 	/** How long ResumeSandbox waits out a pause; default 500 ms here (E2B: 60 s). */
 	transitionWaitMs?: number;
+	/** Whether the node strips X-E2b-Sandbox-Not-Found from sandboxes' responses; default true (E2B's do not). */
+	nodeStripsNotHereHeader?: boolean;
 }
 
 export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eStack> {
@@ -80,6 +82,9 @@ export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eS
 		resumeDelayMs: options.resumeDelayMs ?? 200,
 		pauseDelayMs: 50,
 		transitionWaitMs: options.transitionWaitMs ?? 500,
+		...(options.nodeStripsNotHereHeader === undefined
+			? {}
+			: { nodeStripsNotHereHeader: options.nodeStripsNotHereHeader }),
 		...(options.orchestratorIp === undefined ? {} : { orchestratorIp: options.orchestratorIp }),
 	});
 	const vars = {

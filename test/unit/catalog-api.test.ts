@@ -158,19 +158,30 @@ describe("catalog API: credentials", () => {
 		expect(await stored(sandboxId)).toBeNull();
 	});
 
-	it("is a 503 naming CATALOG_SECRET when it equals API_SECRET, never echoing either", async () => {
+	it("is a 503 naming CATALOG_SECRET when it equals API_SECRET, never echoing either; sandboxes are still served", async () => {
 		const shared = "shared-secret-for-both-1234";
-		const ctx = createExecutionContext();
-		const response = await worker.fetch(
-			new Request(`${edge}/v1/sandboxes/abc`, { headers: { authorization: `Bearer ${shared}` } }),
-			{ ...env, API_SECRET: shared, CATALOG_SECRET: shared } as Env,
-			ctx,
-		);
-		expect(response.status).toBe(503);
-		const body = await errorOf(response);
-		expect(body.reason).toBe("proxy_misconfigured");
-		expect(body.message).toContain("CATALOG_SECRET");
-		expect(JSON.stringify(body)).not.toContain(shared);
+		const misconfigured = { ...env, API_SECRET: shared, CATALOG_SECRET: shared } as Env;
+		const fetchWith = async (url: string, headers: Record<string, string>) => {
+			const ctx = createExecutionContext();
+			const response = await worker.fetch(new Request(url, { headers }), misconfigured, ctx);
+			await waitOnExecutionContext(ctx);
+			return response;
+		};
+		for (const path of ["/v1/sandboxes/abc", "/healthz"]) {
+			const response = await fetchWith(`${edge}${path}`, { authorization: `Bearer ${shared}` });
+			expect(response.status).toBe(503);
+			const body = await errorOf(response);
+			expect(body.reason).toBe("proxy_misconfigured");
+			expect(body.message).toContain("CATALOG_SECRET");
+			expect(JSON.stringify(body)).not.toContain(shared);
+		}
+		// A sandbox's traffic does not need the catalog API's secret: it goes on
+		// to its lookup (whose control plane is unreachable here).
+		const sandbox = await fetchWith(`http://3000-${freshSandboxId("stillserved")}.localhost/`, {
+			accept: "application/json",
+		});
+		expect(sandbox.status).toBe(503);
+		expect((await errorOf(sandbox)).reason).toBe("control_plane_unavailable");
 	});
 });
 
@@ -183,6 +194,7 @@ describe("catalog API: PUT and GET", () => {
 			route({
 				orchestrator_id: "node-a",
 				sandbox_started_at: "2026-11-29T03:55:00.123456789Z",
+				sandbox_end_time: "2026-11-30T03:55:00Z",
 				sandbox_max_length_in_hours: 24,
 				team_id: "team-1",
 				traffic_keepalive: true,
@@ -200,6 +212,7 @@ describe("catalog API: PUT and GET", () => {
 			source: "push",
 			orchestrator_id: "node-a",
 			sandbox_started_at: "2026-11-29T03:55:00.123456789Z",
+			sandbox_end_time: "2026-11-30T03:55:00Z",
 			sandbox_max_length_in_hours: 24,
 			team_id: "team-1",
 			traffic_keepalive: true,
@@ -225,6 +238,15 @@ describe("catalog API: PUT and GET", () => {
 		// The pushed node is tried (and is not there); a resume would have been a 503 instead.
 		expect(response.status).toBe(502);
 		expect((await errorOf(response)).reason).toBe("node_unreachable");
+	});
+
+	it("takes a ttl_seconds of up to 366 days, and refuses more", async () => {
+		const sandboxId = freshSandboxId("longttl");
+		const longest = 366 * 24 * 3600;
+		expect((await put(sandboxId, route({ ttl_seconds: longest + 1 }))).status).toBe(400);
+		expect(await stored(sandboxId)).toBeNull();
+		expect((await put(sandboxId, route({ ttl_seconds: longest }))).status).toBe(204);
+		expect(Date.parse(String((await stored(sandboxId))?.expires_at))).toBeGreaterThan(Date.now() + 365 * 86_400_000);
 	});
 
 	it("does not serve a pushed route past its ttl_seconds", async () => {

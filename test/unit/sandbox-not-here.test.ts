@@ -39,7 +39,7 @@ describe("the node's 'sandbox not here'", () => {
 		["E2B's HTML page in pieces", response(502, streamOf(e2bHtml.slice(0, 100), e2bHtml.slice(100)), htmlType)],
 		["the header, whatever the body", response(502, "anything", { "x-e2b-sandbox-not-found": "1" })],
 	])("is recognised in %s", async (_label, answer) => {
-		expect(await readNodeAnswer(answer, id)).toEqual({ notHere: true });
+		expect(await readNodeAnswer(answer, id, "GET")).toEqual({ notHere: true });
 	});
 
 	it.each([
@@ -71,7 +71,7 @@ describe("the node's 'sandbox not here'", () => {
 		["the header on another status", response(503, "x", { "x-e2b-sandbox-not-found": "1" })],
 	])("is not taken from %s, which goes to the client untouched", async (_label, answer) => {
 		const expectedBody = await answer.clone().arrayBuffer();
-		const result = await readNodeAnswer(answer, id);
+		const result = await readNodeAnswer(answer, id, "POST");
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.status).toBe(answer.status);
@@ -90,7 +90,7 @@ describe("the node's 'sandbox not here'", () => {
 			statusText: "Bad Gateway",
 			headers,
 		});
-		const result = await readNodeAnswer(answer, id);
+		const result = await readNodeAnswer(answer, id, "GET");
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.statusText).toBe("Bad Gateway");
@@ -98,9 +98,42 @@ describe("the node's 'sandbox not here'", () => {
 		expect(await result.response.text()).toBe(head + tail);
 	});
 
+	it("passes on a 502 whose body is slow to come, within about a second, whole", async () => {
+		const encoder = new TextEncoder();
+		let finish = () => {};
+		const body = new ReadableStream<Uint8Array>({
+			start(controller) {
+				controller.enqueue(encoder.encode('{"status":'));
+				finish = () => {
+					controller.enqueue(encoder.encode("502}"));
+					controller.close();
+				};
+			},
+		});
+		const started = Date.now();
+		const result = await readNodeAnswer(response(502, body, jsonType), id, "GET");
+		const waited = Date.now() - started;
+		expect(result.notHere).toBe(false);
+		expect(waited).toBeGreaterThanOrEqual(900);
+		expect(waited).toBeLessThan(3000);
+		if (result.notHere) return;
+		finish();
+		expect(await result.response.text()).toBe('{"status":502}');
+	});
+
+	it("recognises E2B's JSON answer to HEAD by its length, which only this sandbox's answer has", async () => {
+		const length = String(new TextEncoder().encode(e2bJson).byteLength);
+		const head = (headers: Record<string, string>) => readNodeAnswer(response(502, null, headers), id, "HEAD");
+		expect(await head({ ...jsonType, "content-length": length })).toEqual({ notHere: true });
+		expect((await head({ ...jsonType, "content-length": String(Number(length) + 1) })).notHere).toBe(false);
+		expect((await head({ ...htmlType, "content-length": length })).notHere).toBe(false);
+		expect((await head(jsonType)).notHere).toBe(false);
+		expect(await head({ "x-e2b-sandbox-not-found": "1" })).toEqual({ notHere: true });
+	});
+
 	it("leaves the body of any other status unread", async () => {
 		const answer = response(200, streamOf("ok"), jsonType);
-		const result = await readNodeAnswer(answer, id);
+		const result = await readNodeAnswer(answer, id, "GET");
 		expect(result).toEqual({ notHere: false, response: answer });
 		expect(answer.bodyUsed).toBe(false);
 	});

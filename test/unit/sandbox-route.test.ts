@@ -1,4 +1,4 @@
-import { evictDurableObject, listDurableObjectIds, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { LookupResult, Route } from "../../src/catalog/route.ts";
@@ -226,11 +226,53 @@ describe("SandboxRoute catalog writes", () => {
 		expect(await catalog(sandboxId).peek()).toBeNull();
 	});
 
+	it("doubts a pushed route that its node disowned until a resume has been asked, then serves it again", async () => {
+		const sandboxId = freshSandboxId("doubt");
+		await catalog(sandboxId).write(sandboxId, [pushed("10.0.1.5", "e1")]);
+		const served = await lookup(sandboxId);
+		if (!served.ok) throw new Error("expected the pushed route");
+		expect(await catalog(sandboxId).invalidate(served.route)).toBe(true);
+		// Not served while doubted: the lookup asks the control plane (unreachable here).
+		expect(await lookup(sandboxId)).toMatchObject(unavailable);
+		// The control plane could not say where the sandbox is, so its pushed word stands.
+		expect(await lookup(sandboxId)).toEqual(served);
+		expect(await catalog(sandboxId).describe()).toMatchObject({ source: "push", executionId: "e1" });
+	});
+
 	it("removes a learned route with any delete", async () => {
 		const sandboxId = freshSandboxId("learned");
 		await seedRoute(sandboxId, liveRoute("10.0.1.3"));
 		await catalog(sandboxId).write(sandboxId, [deleted("whatever")]);
 		expect(await catalog(sandboxId).peek()).toBeNull();
+	});
+
+	it("leaves no storage behind once its route is deleted", async () => {
+		const sandboxId = freshSandboxId("gone");
+		await catalog(sandboxId).write(sandboxId, [pushed("10.0.1.6", "e1")]);
+		expect(await tableNames(sandboxId)).toContain("route");
+		await catalog(sandboxId).write(sandboxId, [deleted("e1")]);
+		expect(await tableNames(sandboxId)).toEqual([]);
+		// And it starts again from nothing.
+		await catalog(sandboxId).write(sandboxId, [pushed("10.0.1.7", "e2")]);
+		expect(await catalog(sandboxId).describe()).toMatchObject({ nodeIp: "10.0.1.7", executionId: "e2" });
+	});
+
+	it("leaves no storage behind once its route has expired", async () => {
+		const sandboxId = freshSandboxId("expiredgone");
+		const stub = catalog(sandboxId);
+		await stub.write(sandboxId, [pushed("10.0.1.8", "e1", 3600)]);
+		// Before its expiry the alarm keeps the route, and sets itself again.
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await stub.describe()).toMatchObject({ executionId: "e1" });
+		// Age it past its expiry, as time would.
+		await runInDurableObject(stub, (_instance, state) => {
+			const store = new RouteStore(state.storage.sql);
+			const entry = store.current(0);
+			if (entry !== null) store.save(sandboxId, { ...entry, expiresAt: Date.now() - 1 });
+		});
+		await evictDurableObject(stub);
+		expect(await runDurableObjectAlarm(stub)).toBe(true);
+		expect(await tableNames(sandboxId)).toEqual([]);
 	});
 
 	it("stores nothing for a delete of a sandbox it never held", async () => {
