@@ -141,7 +141,13 @@ export async function readJson(request: Request, limit: number): Promise<unknown
 	if (length > limit) throw tooLarge();
 	if (request.body === null) throw new InvalidInput("body", "is required");
 	const reader = request.body.getReader();
-	const head = await readUpTo(reader, limit);
+	let head: Awaited<ReturnType<typeof readUpTo>>;
+	try {
+		head = await readUpTo(reader, limit);
+	} catch (error) {
+		// The caller went away, or sent less than it announced.
+		throw new ProxyError("request_body_incomplete", { cause: error });
+	}
 	if (!head.complete) {
 		await reader.cancel().catch(() => {});
 		throw tooLarge();
