@@ -104,7 +104,7 @@ export function createEdgeClient(options: EdgeClientOptions): EdgeClient {
 }
 
 /** RFC 6761: `localhost` and `*.localhost` are loopback, whatever DNS says. */
-const resolveLocalhost: LookupFunction = (hostname, options, callback) => {
+export const resolveLocalhost: LookupFunction = (hostname, options, callback) => {
 	if (!isLocalHost(hostname)) {
 		dnsLookup(hostname, options, callback);
 		return;

@@ -3,9 +3,9 @@
 // DELETE by execution ID when it pauses or dies. A failed write is logged and
 // the lifecycle goes on, as in E2B; the edge's resume path covers the gap.
 
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
 import { request } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { resolveLocalhost } from "../bridge/edge-client.ts";
 import type { Log } from "./model.ts";
 
 export interface PushedSandbox {
@@ -32,24 +32,6 @@ export interface CatalogWriterOptions {
 	timeoutMs?: number;
 }
 
-/**
- * Node does not resolve `*.localhost`; RFC 6761 says such names are loopback,
- * so they are resolved here and the Host header keeps the name.
- */
-function localhostAwareLookup(
-	hostname: string,
-	options: object,
-	callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
-): void {
-	if (hostname === "localhost" || hostname.endsWith(".localhost")) {
-		const all = (options as { all?: boolean }).all === true;
-		if (all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
-		else callback(null, "127.0.0.1", 4);
-		return;
-	}
-	dnsLookup(hostname, options, callback);
-}
-
 interface EdgeAnswer {
 	status: number;
 	body: string;
@@ -66,7 +48,8 @@ function callEdge(options: CatalogWriterOptions, method: string, path: string, b
 			new URL(path, base),
 			{
 				method,
-				lookup: localhostAwareLookup,
+				// Node does not resolve `*.localhost`; the Host header keeps the name.
+				lookup: resolveLocalhost,
 				timeout: timeoutMs,
 				headers: {
 					authorization: `Bearer ${options.secret}`,

@@ -4,6 +4,7 @@
 import { createServer, IncomingMessage, type ServerResponse } from "node:http";
 import { type ContextValues, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { sleep as sleepUnlessAborted } from "../bridge/backoff.ts";
 import { createAdminHandler } from "./admin-api.ts";
 import { answerRawFault, createFaultSlot, describeFault, isGarbage, parseFault } from "./fault.ts";
 import { BodyTooLargeError, headerRecord, pathOf, readBody, sendJson } from "./http-util.ts";
@@ -12,7 +13,6 @@ import type { SandboxRegistry } from "./registry.ts";
 import { callInfoKey, resumeRoutes, type TokenPolicy } from "./resume-service.ts";
 import { protocolOf, sandboxIdFromBody } from "./rpc-body.ts";
 import { listen } from "./server-lifecycle.ts";
-import { sleepUnlessAborted } from "./sleep.ts";
 
 export const RESUME_SANDBOX_PATH = "/proxy.SandboxService/ResumeSandbox";
 export const DEFAULT_CONTROL_PLANE_PORT = 8790;

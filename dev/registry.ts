@@ -3,6 +3,7 @@
 // data a real orchestrator would push to its nodes.
 
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
+import { sleep as sleepUnlessAborted } from "../bridge/backoff.ts";
 import type { CatalogSink } from "./catalog-writer.ts";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
 import {
@@ -14,7 +15,6 @@ import {
 	type SandboxView,
 	silent,
 } from "./model.ts";
-import { sleepUnlessAborted } from "./sleep.ts";
 
 /** What the dev node needs to know to route a request. */
 export interface SandboxDirectory {

@@ -1,9 +1,8 @@
 import { Hono } from "hono";
 import { catalogApi } from "./catalog-api/app.ts";
-import { ConfigError, configFrom } from "./config.ts";
-import { ProxyError } from "./errors/proxy-error.ts";
+import { configFrom } from "./config.ts";
 import { renderError } from "./errors/render.ts";
-import { logEvent } from "./log.ts";
+import { reportError } from "./errors/report.ts";
 import { proxyRequest } from "./proxy.ts";
 import { routeHost } from "./routing.ts";
 
@@ -27,23 +26,6 @@ app.all("*", (c) => {
 	});
 });
 
-app.onError((error, c) => {
-	const proxyError = asProxyError(error);
-	if (proxyError.status >= 500) {
-		logEvent("proxy_error", {
-			reason: proxyError.code,
-			sandboxId: proxyError.sandboxId,
-			// Only our own messages and error class names: neither carries secrets.
-			detail: error instanceof ProxyError || error instanceof ConfigError ? error.message : error.name,
-		});
-	}
-	return renderError(proxyError, c.req.raw.headers);
-});
-
-function asProxyError(error: unknown): ProxyError {
-	if (error instanceof ProxyError) return error;
-	if (error instanceof ConfigError) return new ProxyError("proxy_misconfigured", { message: error.message });
-	return new ProxyError("internal_error", { cause: error });
-}
+app.onError((error, c) => renderError(reportError(error, "proxy_error"), c.req.raw.headers));
 
 export default app satisfies ExportedHandler<Env>;

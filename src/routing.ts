@@ -89,8 +89,13 @@ export function parsePort(text: string): number {
 	return port;
 }
 
+/** Whether `text` can be a sandbox ID: it must fit one DNS label of a sandbox's host. */
+export function isSandboxId(text: string): boolean {
+	return text.length <= maxSandboxIdLength && sandboxIdPattern.test(text);
+}
+
 export function checkSandboxId(sandboxId: string): string {
-	if (sandboxId.length > maxSandboxIdLength || !sandboxIdPattern.test(sandboxId)) {
+	if (!isSandboxId(sandboxId)) {
 		throw new ProxyError("invalid_sandbox_id", {
 			message: `The sandbox ID must be 1 to ${maxSandboxIdLength} lowercase letters and digits, got "${excerpt(sandboxId, 64)}"`,
 		});

@@ -1,10 +1,11 @@
 import { Hono } from "hono";
+import { callCatalogObject } from "../catalog/catalog-client.ts";
 import type { CatalogEntry, CatalogWrite } from "../catalog/route.ts";
 import { isolateRouteCache } from "../catalog/route-cache.ts";
-import type { SandboxRoute } from "../catalog/sandbox-route.ts";
-import { type Config, ConfigError, configFrom } from "../config.ts";
+import { type Config, configFrom } from "../config.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 import { renderJsonError } from "../errors/render.ts";
+import { reportError } from "../errors/report.ts";
 import { logEvent } from "../log.ts";
 import { checkBearer } from "./auth.ts";
 import { applyBatch, parseBatch } from "./batch.ts";
@@ -70,7 +71,7 @@ catalogApi.delete("/v1/sandboxes/:sandboxId", async (c) => {
 
 catalogApi.get("/v1/sandboxes/:sandboxId", async (c) => {
 	const sandboxId = checkedSandboxId(c.req.param("sandboxId"), "sandboxId");
-	const entry = await call(sandboxId, () => catalogObject(c.env, sandboxId).describe() as Promise<CatalogEntry | null>);
+	const entry = await callCatalogObject(c.env, sandboxId, (stub) => stub.describe() as Promise<CatalogEntry | null>);
 	if (entry === null) throw new ProxyError("route_not_found", { sandboxId });
 	return c.json(describeEntry(sandboxId, entry));
 });
@@ -82,41 +83,17 @@ catalogApi.all("/v1/sandboxes/:sandboxId", () => {
 catalogApi.notFound(() => renderJsonError(new ProxyError("not_found")));
 
 catalogApi.onError((error) => {
-	const proxyError =
-		error instanceof ProxyError
-			? error
-			: error instanceof ConfigError
-				? new ProxyError("proxy_misconfigured", { message: error.message })
-				: new ProxyError("internal_error", { cause: error });
-	if (proxyError.status >= 500) {
-		logEvent("catalog_api_error", {
-			reason: proxyError.code,
-			detail: error instanceof ProxyError || error instanceof ConfigError ? error.message : error.name,
-		});
-	}
+	const proxyError = reportError(error, "catalog_api_error");
 	const headers: Record<string, string> = {};
 	if (proxyError.code === "catalog_unauthenticated") headers["www-authenticate"] = 'Bearer realm="catalog"';
 	if (proxyError.code === "method_not_allowed") headers.allow = "GET, PUT, DELETE";
 	return renderJsonError(proxyError, headers);
 });
 
-function catalogObject(env: Env, sandboxId: string): DurableObjectStub<SandboxRoute> {
-	return env.SANDBOX_ROUTE.getByName(sandboxId);
-}
-
 /** Stores the writes in the sandbox's object, and drops this isolate's copy of its route at once. */
 async function write(env: Env, config: Config, sandboxId: string, writes: CatalogWrite[]): Promise<void> {
-	await call(sandboxId, () => catalogObject(env, sandboxId).write(sandboxId, writes));
+	await callCatalogObject(env, sandboxId, (stub) => stub.write(sandboxId, writes));
 	isolateRouteCache(config).delete(sandboxId);
-}
-
-async function call<T>(sandboxId: string, method: () => Promise<T>): Promise<T> {
-	try {
-		return await method();
-	} catch (error) {
-		logEvent("catalog_error", { sandboxId, detail: error instanceof Error ? error.message : String(error) });
-		throw new ProxyError("catalog_unavailable", { sandboxId, cause: error });
-	}
 }
 
 /** A stored route in the API's field names, which are E2B's SandboxInfo names. */

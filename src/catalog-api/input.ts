@@ -3,6 +3,7 @@ import type { PushedRoute, RouteDetails } from "../catalog/route.ts";
 import { isNodeIp } from "../control-plane/node-ip.ts";
 import { excerpt } from "../errors/excerpt.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
+import { isSandboxId } from "../routing.ts";
 
 /**
  * Reading and checking what the control plane sends to the catalog API. The
@@ -17,7 +18,6 @@ export const maxBatchItems = 1000;
 // A route pushed for longer than a year is a mistake, not a sandbox.
 const maxTtlSeconds = 366 * 24 * 3600;
 const maxTextLength = 128;
-const sandboxIdPattern = /^[a-z0-9]{1,63}$/;
 // Printable ASCII without spaces: UUIDs, node IDs, team IDs.
 const textPattern = /^[\x21-\x7e]+$/;
 const rfc3339Pattern = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -31,7 +31,7 @@ export class InvalidInput extends ProxyError {
 
 export function checkedSandboxId(value: unknown, field: string): string {
 	if (typeof value !== "string") throw new InvalidInput(field, "must be a string");
-	if (!sandboxIdPattern.test(value)) {
+	if (!isSandboxId(value)) {
 		throw new InvalidInput(field, `must be 1 to 63 lowercase letters and digits, got "${excerpt(value, 64)}"`);
 	}
 	return value;

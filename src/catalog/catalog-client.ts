@@ -9,8 +9,7 @@ import type { SandboxRoute } from "./sandbox-route.ts";
 /**
  * The catalog as one request sees it: the isolate's cache first, then the
  * sandbox's Durable Object, which resumes the sandbox on a miss. The stub is
- * made only on a cache miss, keeping the hot path to a Map lookup. A failure
- * of the object itself (overloaded, reset by a deploy) is a retryable 503.
+ * made only on a cache miss, keeping the hot path to a Map lookup.
  */
 export class CatalogClient {
 	readonly #env: Env;
@@ -18,7 +17,6 @@ export class CatalogClient {
 	readonly #sandboxId: string;
 	readonly #port: number;
 	readonly #headers: Headers;
-	#stub: DurableObjectStub<SandboxRoute> | undefined;
 
 	constructor(options: { env: Env; config: Config; sandboxId: string; port: number; headers: Headers }) {
 		this.#env = options.env;
@@ -55,16 +53,24 @@ export class CatalogClient {
 		await this.#call((stub) => stub.invalidate(stale));
 	}
 
-	async #call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
-		this.#stub ??= this.#env.SANDBOX_ROUTE.getByName(this.#sandboxId);
-		try {
-			return await method(this.#stub);
-		} catch (error) {
-			logEvent("catalog_error", {
-				sandboxId: this.#sandboxId,
-				detail: error instanceof Error ? error.message : String(error),
-			});
-			throw new ProxyError("catalog_unavailable", { sandboxId: this.#sandboxId, cause: error });
-		}
+	#call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
+		return callCatalogObject(this.#env, this.#sandboxId, method);
+	}
+}
+
+/**
+ * Calls the sandbox's catalog object. A failure of the object itself
+ * (overloaded, reset by a deploy) is logged and becomes a retryable 503.
+ */
+export async function callCatalogObject<T>(
+	env: Env,
+	sandboxId: string,
+	method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>,
+): Promise<T> {
+	try {
+		return await method(env.SANDBOX_ROUTE.getByName(sandboxId));
+	} catch (error) {
+		logEvent("catalog_error", { sandboxId, detail: error instanceof Error ? error.message : String(error) });
+		throw new ProxyError("catalog_unavailable", { sandboxId, cause: error });
 	}
 }

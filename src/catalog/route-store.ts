@@ -80,8 +80,8 @@ export class RouteStore {
 		this.#entry = entry;
 	}
 
+	/** Forgets the route in memory, before the object deletes its whole storage. */
 	clear(): void {
-		if (this.#migrated) this.#exec("DELETE FROM route");
 		this.#entry = null;
 	}
 

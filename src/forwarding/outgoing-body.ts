@@ -11,7 +11,7 @@ export type OutgoingBody =
 
 // Bodies up to this size are read before they are sent, so that a request
 // that meets a stale route can be sent again; larger ones stream, once.
-export const maxReplayableBodyBytes = 64 * 1024;
+const maxReplayableBodyBytes = 64 * 1024;
 
 export async function outgoingBody(request: Request, sandboxId: string): Promise<OutgoingBody> {
 	if (request.body === null) return { kind: "none", init: null };

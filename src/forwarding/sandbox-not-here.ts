@@ -9,7 +9,7 @@ import { type Head, readUpTo } from "../bytes.ts";
  */
 
 /** A header that a node may set on that answer instead; E2B's own nodes do not. */
-export const sandboxNotHereHeader = "x-e2b-sandbox-not-found";
+const sandboxNotHereHeader = "x-e2b-sandbox-not-found";
 
 // E2B's JSON answer is about 80 bytes and its HTML page under 3 KiB, sent
 // at once; a 502 that takes longer than this to show its start is not it,

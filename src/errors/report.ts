@@ -1,0 +1,30 @@
+import { ConfigError } from "../config.ts";
+import { logEvent } from "../log.ts";
+import { ProxyError } from "./proxy-error.ts";
+
+/**
+ * Any error a handler throws, as the ProxyError to answer with; failures of
+ * ours (5xx) are logged as `event`, with only our own messages and error
+ * class names, neither of which carries secrets.
+ */
+export function reportError(error: unknown, event: string): ProxyError {
+	const proxyError =
+		error instanceof ProxyError
+			? error
+			: error instanceof ConfigError
+				? new ProxyError("proxy_misconfigured", { message: error.message })
+				: new ProxyError("internal_error", { cause: error });
+	if (proxyError.status >= 500) {
+		logEvent(event, {
+			reason: proxyError.code,
+			sandboxId: proxyError.sandboxId,
+			detail:
+				error instanceof ProxyError || error instanceof ConfigError
+					? error.message
+					: error instanceof Error
+						? error.name
+						: typeof error,
+		});
+	}
+	return proxyError;
+}
