@@ -50,12 +50,12 @@ function checkTokens(sandbox: SandboxView, header: Headers, policy: TokenPolicy)
 	const checkEnvd = policy === "always" || envdTraffic;
 	if (checkTraffic && sandbox.trafficAccessToken !== undefined) {
 		if (!sameSecret(header.get("e2b-traffic-access-token"), sandbox.trafficAccessToken)) {
-			throw new ConnectError("invalid traffic access token", Code.PermissionDenied);
+			throw new ConnectError("permission denied", Code.PermissionDenied);
 		}
 	}
 	if (checkEnvd && sandbox.envdAccessToken !== undefined) {
 		if (!sameSecret(header.get("e2b-envd-access-token"), sandbox.envdAccessToken)) {
-			throw new ConnectError("invalid envd access token", Code.PermissionDenied);
+			throw new ConnectError("permission denied", Code.PermissionDenied);
 		}
 	}
 }
