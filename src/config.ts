@@ -24,6 +24,23 @@ export interface Config {
 	routeTtlMs: number;
 	routeCacheTtlMs: number;
 	routeCacheMaxEntries: number;
+	/** How long a sandbox's object remembers that the control plane does not know it. */
+	notFoundCacheMs: number;
+	/** How long a sandbox's object remembers a refusal, for the credentials refused. */
+	refusalCacheMs: number;
+	/** The longest a sandbox's object waits before asking a failing control plane again. */
+	resumeBackoffMaxMs: number;
+	/** Bound on the requests waiting on one sandbox's resume. */
+	resumeMaxWaiters: number;
+	/** Bound on the isolate's cache of failures. */
+	negativeCacheMaxEntries: number;
+	/** How long after this edge woke a sandbox its port-closed answers are retried. */
+	portRetryWindowMs: number;
+	portRetryAttempts: number;
+	/** The first retry's delay; each later one doubles, up to a second. */
+	portRetryDelayMs: number;
+	/** How long a request body may go without sending a byte before it is given up. */
+	bodyIdleTimeoutMs: number;
 	environment: Environment;
 }
 
@@ -46,6 +63,29 @@ export const defaults = {
 	// by other isolates, while hot traffic still skips the Durable Object.
 	routeCacheTtlMs: 5_000,
 	routeCacheMaxEntries: 10_000,
+	// E2B's own edge caches NotFound for 30 s. A sandbox created since is
+	// pushed by the control plane, and a push clears it at once.
+	notFoundCacheMs: 30_000,
+	// Short: a refusal is the caller's, and a caller who fixes its token
+	// should not wait long; long enough that a client retrying in a loop
+	// with a bad token makes one call per window.
+	refusalCacheMs: 5_000,
+	// Doubling from a second, with jitter, so that a control plane coming
+	// back is not met by every object at once.
+	resumeBackoffMaxMs: 30_000,
+	// A browser opening an app makes tens of requests at once; a thousand
+	// waiters is far past that, and bounds the object's memory.
+	resumeMaxWaiters: 1_000,
+	negativeCacheMaxEntries: 10_000,
+	// A resumed sandbox's apps are back within a second or two; the window
+	// ends the retries well before a port that is really closed would be
+	// worth waiting for.
+	portRetryWindowMs: 20_000,
+	portRetryAttempts: 5,
+	portRetryDelayMs: 100,
+	// Long enough for a client on a poor link; short enough that a stalled
+	// upload does not hold a connection to the node for minutes.
+	bodyIdleTimeoutMs: 30_000,
 	environment: "production",
 } as const;
 
@@ -71,6 +111,15 @@ type SettingName =
 	| "ROUTE_TTL_MS"
 	| "ROUTE_CACHE_TTL_MS"
 	| "ROUTE_CACHE_MAX_ENTRIES"
+	| "NOT_FOUND_CACHE_MS"
+	| "REFUSAL_CACHE_MS"
+	| "RESUME_BACKOFF_MAX_MS"
+	| "RESUME_MAX_WAITERS"
+	| "NEGATIVE_CACHE_MAX_ENTRIES"
+	| "PORT_RETRY_WINDOW_MS"
+	| "PORT_RETRY_ATTEMPTS"
+	| "PORT_RETRY_DELAY_MS"
+	| "BODY_IDLE_TIMEOUT_MS"
 	| "ENVIRONMENT";
 
 const parsed = new WeakMap<object, Config>();
@@ -95,9 +144,10 @@ export function parseConfig(raw: RawSettings): Config {
 		if (!(error instanceof ConfigError)) throw error;
 		catalogSecretError = error;
 	}
+	const environment = parseEnvironment(raw);
 	return {
 		sandboxDomains: parseDomains(raw),
-		controlPlaneUrl: parseControlPlaneUrl(raw),
+		controlPlaneUrl: parseControlPlaneUrl(raw, environment),
 		controlPlaneProtocol: parseProtocol(raw),
 		apiSecret,
 		catalogSecret,
@@ -107,7 +157,22 @@ export function parseConfig(raw: RawSettings): Config {
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
 		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
 		routeCacheMaxEntries: parseInteger(raw, "ROUTE_CACHE_MAX_ENTRIES", defaults.routeCacheMaxEntries, 0, 1_000_000),
-		environment: parseEnvironment(raw),
+		notFoundCacheMs: parseInteger(raw, "NOT_FOUND_CACHE_MS", defaults.notFoundCacheMs, 0, 3_600_000),
+		refusalCacheMs: parseInteger(raw, "REFUSAL_CACHE_MS", defaults.refusalCacheMs, 0, 600_000),
+		resumeBackoffMaxMs: parseInteger(raw, "RESUME_BACKOFF_MAX_MS", defaults.resumeBackoffMaxMs, 0, 600_000),
+		resumeMaxWaiters: parseInteger(raw, "RESUME_MAX_WAITERS", defaults.resumeMaxWaiters, 1, 100_000),
+		negativeCacheMaxEntries: parseInteger(
+			raw,
+			"NEGATIVE_CACHE_MAX_ENTRIES",
+			defaults.negativeCacheMaxEntries,
+			0,
+			1_000_000,
+		),
+		portRetryWindowMs: parseInteger(raw, "PORT_RETRY_WINDOW_MS", defaults.portRetryWindowMs, 0, 600_000),
+		portRetryAttempts: parseInteger(raw, "PORT_RETRY_ATTEMPTS", defaults.portRetryAttempts, 0, 20),
+		portRetryDelayMs: parseInteger(raw, "PORT_RETRY_DELAY_MS", defaults.portRetryDelayMs, 1, 10_000),
+		bodyIdleTimeoutMs: parseInteger(raw, "BODY_IDLE_TIMEOUT_MS", defaults.bodyIdleTimeoutMs, 1_000, 600_000),
+		environment,
 	};
 }
 
@@ -148,7 +213,7 @@ function parseDomains(raw: RawSettings): string[] {
 	return [...new Set(domains)].sort((a, b) => b.length - a.length);
 }
 
-function parseControlPlaneUrl(raw: RawSettings): string {
+function parseControlPlaneUrl(raw: RawSettings, environment: Environment): string {
 	const value = requiredString(raw, "CONTROL_PLANE_URL");
 	let url: URL;
 	try {
@@ -158,6 +223,10 @@ function parseControlPlaneUrl(raw: RawSettings): string {
 	}
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
 		throw new ConfigError("CONTROL_PLANE_URL", "must be an http:// or https:// URL");
+	}
+	// Every call carries API_SECRET, which must not cross the network in clear.
+	if (url.protocol === "http:" && environment !== "development") {
+		throw new ConfigError("CONTROL_PLANE_URL", 'must be an https:// URL outside ENVIRONMENT "development"');
 	}
 	if (url.username || url.password) {
 		throw new ConfigError("CONTROL_PLANE_URL", "must not carry credentials; use API_SECRET");

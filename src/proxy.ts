@@ -1,6 +1,7 @@
 import { CatalogClient } from "./catalog/catalog-client.ts";
 import type { Route } from "./catalog/route.ts";
 import type { Config } from "./config.ts";
+import { checkAccessTokens } from "./control-plane/credentials.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { forwardToNode } from "./forwarding/forward.ts";
 import { bodyInit, type OutgoingBody, outgoingBody } from "./forwarding/outgoing-body.ts";
@@ -20,6 +21,8 @@ export interface ProxyContext {
 /** The request path once the host is routed: find the node (resuming if need be), forward. */
 export async function proxyRequest(context: ProxyContext): Promise<Response> {
 	const { request, target } = context;
+	// Checked on every path, not only when a resume would carry them.
+	checkAccessTokens(request.headers);
 	const catalog = new CatalogClient({
 		env: context.env,
 		config: context.config,
@@ -27,7 +30,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		port: target.port,
 		headers: request.headers,
 	});
-	const body = await outgoingBody(request, target.sandboxId);
+	const body = await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
 	if (body.kind !== "stream") return findAndForward(context, catalog, body);
 	// A streamed body is pumped by us; it must be read to its end even after
 	// the response is sent, or the client's upload is cut short.
@@ -45,7 +48,8 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 
 async function findAndForward(context: ProxyContext, catalog: CatalogClient, body: OutgoingBody): Promise<Response> {
 	const { target } = context;
-	const send = (route: Route) => sendToNode(context, catalog, body, route);
+	const send = (route: Route) =>
+		sendWhilePortOpens(context, body, route, () => sendToNode(context, catalog, body, route));
 
 	let route = await catalog.route();
 	const answer = await send(route);
@@ -70,8 +74,40 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	// Sent at most twice: a sandbox that a fresh resume places on a node that
 	// does not hold it is the control plane's problem to report.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp, afterResume: true });
-	await catalog.invalidate(route);
+	await catalog.invalidate(route, true);
 	throw new ProxyError("sandbox_not_found", { sandboxId: target.sandboxId });
+}
+
+/**
+ * Sends the request, and sends it again while the node answers that nothing
+ * listens on the port, for a short window after this edge woke the sandbox:
+ * its apps may not be listening yet. The node gives that answer when it
+ * could not connect to the app, so the app saw nothing; the body must be
+ * one that can go again. Outside the window the answer goes to the client.
+ */
+async function sendWhilePortOpens(
+	context: ProxyContext,
+	body: OutgoingBody,
+	route: Route,
+	sendOnce: () => Promise<NodeAnswer>,
+): Promise<NodeAnswer> {
+	const { portRetryWindowMs, portRetryAttempts, portRetryDelayMs } = context.config;
+	let answer = await sendOnce();
+	for (let attempt = 0; attempt < portRetryAttempts; attempt++) {
+		if (answer.notHere || !answer.portClosed || body.kind === "stream") return answer;
+		if (route.resumedAt === undefined || Date.now() - route.resumedAt >= portRetryWindowMs) return answer;
+		await answer.response.body?.cancel();
+		await sleep(Math.min(portRetryDelayMs * 2 ** attempt, maxPortRetryDelayMs));
+		logEvent("port_retry", { sandboxId: context.target.sandboxId, port: context.target.port, attempt: attempt + 1 });
+		answer = await sendOnce();
+	}
+	return answer;
+}
+
+const maxPortRetryDelayMs = 1000;
+
+function sleep(ms: number): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /**
@@ -99,7 +135,8 @@ async function sendToNode(
 		const failure = body.kind === "stream" ? body.upload.failure : "node";
 		if (failure === "client") {
 			// The client's side failed first: the node may be fine, so its route stays.
-			throw new ProxyError("request_body_incomplete", { sandboxId: context.target.sandboxId, cause: error });
+			const code = body.kind === "stream" && body.upload.stalled ? "request_body_timeout" : "request_body_incomplete";
+			throw new ProxyError(code, { sandboxId: context.target.sandboxId, cause: error });
 		}
 		// Past the start of a long upload, who failed is unknown; the next request finds out.
 		if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
@@ -107,5 +144,5 @@ async function sendToNode(
 		}
 		throw error;
 	}
-	return readNodeAnswer(response, context.target.sandboxId, context.request.method);
+	return readNodeAnswer(response, context.target, context.request.method);
 }

@@ -21,6 +21,7 @@ export interface ResumeFailure {
 		| "resume_forbidden"
 		| "sandbox_transitioning"
 		| "resume_rate_limited"
+		| "resume_queue_full"
 		| "control_plane_unavailable"
 		| "control_plane_bad_answer"
 		| "resume_timeout"
@@ -28,4 +29,6 @@ export interface ResumeFailure {
 	>;
 	/** Replaces the registry's message where the contract says to pass one on. */
 	message?: string;
+	/** Replaces the registry's Retry-After where the catalog knows when to try again. */
+	retryAfterSeconds?: number;
 }

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { callCatalogObject } from "../catalog/catalog-client.ts";
+import { isolateFailureCache } from "../catalog/failure-cache.ts";
 import type { CatalogEntry, CatalogWrite } from "../catalog/route.ts";
 import { isolateRouteCache } from "../catalog/route-cache.ts";
 import { type Config, configFrom } from "../config.ts";
@@ -94,6 +95,7 @@ catalogApi.onError((error) => {
 async function write(env: Env, config: Config, sandboxId: string, writes: CatalogWrite[]): Promise<void> {
 	await callCatalogObject(env, sandboxId, (stub) => stub.write(sandboxId, writes));
 	isolateRouteCache(config).delete(sandboxId);
+	isolateFailureCache(config).delete(sandboxId);
 }
 
 /** A stored route in the API's field names, which are E2B's SandboxInfo names. */

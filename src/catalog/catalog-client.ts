@@ -2,6 +2,8 @@ import type { Config } from "../config.ts";
 import { resumeCredentials } from "../control-plane/credentials.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 import { logEvent } from "../log.ts";
+import type { ResumeFailure } from "../resume-types.ts";
+import { isolateFailureCache } from "./failure-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
 import type { SandboxRoute } from "./sandbox-route.ts";
@@ -31,31 +33,46 @@ export class CatalogClient {
 		return isolateRouteCache(this.#config).get(this.#sandboxId) ?? this.lookUp();
 	}
 
-	/** Asks the object, past the isolate's cache. */
+	/** Asks the object, past the isolate's cache of routes (but not of failures). */
 	async lookUp(): Promise<Route> {
 		const sandboxId = this.#sandboxId;
+		const failures = isolateFailureCache(this.#config);
+		const remembered = failures.get(sandboxId);
+		if (remembered !== undefined) throw failureError(sandboxId, remembered);
+
 		// Read only now, off the hot path: a cached route needs no credentials.
 		const credentials = resumeCredentials(this.#headers, this.#port);
-		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials) as Promise<LookupResult>);
+		const clientIp = this.#headers.get("cf-connecting-ip") ?? "unknown";
+		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials, clientIp) as Promise<LookupResult>);
 		if (!result.ok) {
-			throw new ProxyError(result.error.code, {
-				sandboxId,
-				...(result.error.message === undefined ? {} : { message: result.error.message }),
-			});
+			if (result.rememberedUntil !== undefined) failures.set(sandboxId, result.error, result.rememberedUntil);
+			throw failureError(sandboxId, result.error);
 		}
 		isolateRouteCache(this.#config).set(sandboxId, result.route);
 		return result.route;
 	}
 
-	/** Forgets `stale` in the isolate and in the object, unless a newer route replaced it. */
-	async invalidate(stale: Route): Promise<void> {
+	/**
+	 * Forgets `stale` in the isolate and in the object, unless a newer route
+	 * replaced it. `afterResume`: its node denied the sandbox even after a
+	 * fresh resume placed it there.
+	 */
+	async invalidate(stale: Route, afterResume = false): Promise<void> {
 		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);
-		await this.#call((stub) => stub.invalidate(stale));
+		await this.#call((stub) => stub.invalidate(stale, afterResume));
 	}
 
 	#call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
 		return callCatalogObject(this.#env, this.#sandboxId, method);
 	}
+}
+
+function failureError(sandboxId: string, failure: ResumeFailure): ProxyError {
+	return new ProxyError(failure.code, {
+		sandboxId,
+		...(failure.message === undefined ? {} : { message: failure.message }),
+		...(failure.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: failure.retryAfterSeconds }),
+	});
 }
 
 /**

@@ -8,6 +8,8 @@ export interface Route {
 	learnedAt: number;
 	/** Epoch milliseconds after which the route must be looked up again. */
 	expiresAt: number;
+	/** Epoch milliseconds when this edge's resume gave the route: its apps may still be starting. */
+	resumedAt?: number;
 }
 
 /** Whether two routes are the same learning of the sandbox's place, not merely the same node. */
@@ -52,4 +54,7 @@ export interface PushedRoute {
 export type CatalogWrite = { op: "put"; route: PushedRoute } | { op: "delete"; executionId: string };
 
 /** What a catalog lookup tells the Worker: a route, or why there is none. */
-export type LookupResult = { ok: true; route: Route } | { ok: false; error: ResumeFailure };
+export type LookupResult =
+	| { ok: true; route: Route }
+	/** `rememberedUntil`: the failure holds for every caller until then, so the Worker may keep it too. */
+	| { ok: false; error: ResumeFailure; rememberedUntil?: number };

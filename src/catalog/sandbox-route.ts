@@ -1,8 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
-import { ConfigError, configFrom } from "../config.ts";
+import { type Config, ConfigError, configFrom, defaults } from "../config.ts";
 import { createResumeClient, type ResumeSandbox } from "../control-plane/resume-client.ts";
 import { logEvent } from "../log.ts";
-import type { ResumeCredentials } from "../resume-types.ts";
+import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
+import { FailureMemory } from "./failure-memory.ts";
+import { checkResumeBudget } from "./resume-budget.ts";
 import { type CatalogEntry, type CatalogWrite, type LookupResult, type Route, sameRoute } from "./route.ts";
 import { RouteStore } from "./route-store.ts";
 
@@ -15,7 +17,11 @@ import { RouteStore } from "./route-store.ts";
  */
 export class SandboxRoute extends DurableObject<Env> {
 	readonly #store: RouteStore;
-	#flight: Flight | undefined;
+	/** The ResumeSandbox calls in flight, by the credentials they carry. */
+	readonly #flights = new Map<string, Flight>();
+	/** Requests waiting on a flight, or for one to end; bounded by RESUME_MAX_WAITERS. */
+	#waiting = 0;
+	#failures: FailureMemory | undefined;
 	/**
 	 * A pushed route whose node said the sandbox is not there. It is the
 	 * control plane's word, so it is not thrown away on a node's say-so (that
@@ -26,55 +32,141 @@ export class SandboxRoute extends DurableObject<Env> {
 	 */
 	#doubted: CatalogEntry | undefined;
 	#resumeSandbox: ResumeSandbox | undefined;
+	/** A route whose node's "not here" the control plane contradicted, and until when that holds. */
+	#disputed: { learnedAt: number; until: number } | undefined;
+	/** The route that this object's last successful resume gave, and when. */
+	#resumed: { learnedAt: number; at: number } | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
 		this.#store = new RouteStore(ctx.storage.sql);
 	}
 
-	/** The sandbox's route, resuming the sandbox if the catalog has none. */
-	async lookup(sandboxId: string, credentials: ResumeCredentials): Promise<LookupResult> {
+	/**
+	 * The sandbox's route, resuming the sandbox if the catalog has none.
+	 * `clientIp` is the caller's address, for the per-client resume budget.
+	 */
+	async lookup(sandboxId: string, credentials: ResumeCredentials, clientIp = "unknown"): Promise<LookupResult> {
+		const config = this.#config();
+		if (!config.ok) return config;
+		const failures = (this.#failures ??= new FailureMemory(config.value));
 		const key = credentialsKey(credentials);
-		for (let attempt = 0; ; attempt++) {
-			const entry = this.#store.current(Date.now());
-			if (entry !== null && entry !== this.#doubted) return { ok: true, route: routeOf(entry) };
-
-			// Every caller joins the call in flight, whatever its credentials:
-			// one RPC per wake. But a refusal answers only the credentials it
-			// was made with, so a caller with others then makes its own call,
-			// and a stranger's rejected attempt cannot fail the owner's requests.
-			const flight = this.#flight;
-			if (flight === undefined || (attempt > 0 && flight.key !== key)) {
-				return this.#fly(sandboxId, credentials, key);
+		// Every caller joins the call in flight, whatever its credentials: one
+		// RPC per wake. But a refusal answers only the credentials it was made
+		// with, so a caller with others then makes its own call, and a
+		// stranger's rejected attempt cannot fail the owner's requests.
+		let joinAny = true;
+		let budgetChecked = false;
+		for (;;) {
+			const now = Date.now();
+			const entry = this.#store.current(now);
+			if (entry !== null && entry !== this.#doubted) return { ok: true, route: this.#routeOf(entry) };
+			const remembered = failures.recall(key, now);
+			if (remembered !== undefined) {
+				// The control plane cannot be asked now: its pushed word stands.
+				if (entry !== null) {
+					this.#doubted = undefined;
+					return { ok: true, route: this.#routeOf(entry) };
+				}
+				return failed(remembered.error, remembered.sandboxWide ? remembered.until : undefined);
 			}
-			const result = await flight.result;
-			if (result.ok || flight.key === key || result.error.code !== "resume_forbidden") return result;
+
+			const joinable = this.#flights.get(key) ?? (joinAny ? firstOf(this.#flights) : undefined);
+			if (joinable !== undefined) {
+				const result = await this.#wait(config.value, joinable.result);
+				if (result.ok || joinable.key === key || result.error.code !== "resume_forbidden") return result;
+				joinAny = false;
+				continue;
+			}
+			// However many distinct tokens arrive, only a few calls run at once;
+			// the others wait for one of them to end.
+			if (this.#flights.size >= maxConcurrentFlights) {
+				const flights = [...this.#flights.values()].map((flight) => flight.result);
+				const waited = await this.#wait(config.value, Promise.race(flights));
+				if (!waited.ok && waited.error.code === "resume_queue_full") return waited;
+				continue;
+			}
+			if (!budgetChecked) {
+				budgetChecked = true;
+				const limited = await checkResumeBudget(this.env, sandboxId, {
+					clientIp,
+					credentialsDigest: await digest(key),
+				});
+				if (limited !== undefined) return failed(limited);
+				// The budget is asked over I/O: look again at what changed meanwhile.
+				continue;
+			}
+			return this.#fly(sandboxId, credentials, key, config.value);
 		}
 	}
 
-	#fly(sandboxId: string, credentials: ResumeCredentials, key: string): Promise<LookupResult> {
+	/** Only what forwarding needs crosses to the Worker, and into its cache. */
+	#routeOf(entry: CatalogEntry): Route {
+		const route: Route = { nodeIp: entry.nodeIp, learnedAt: entry.learnedAt, expiresAt: entry.expiresAt };
+		const resumed = this.#resumed;
+		return resumed?.learnedAt === entry.learnedAt ? { ...route, resumedAt: resumed.at } : route;
+	}
+
+	/** Waits on `promise` as one of a bounded number of waiters. */
+	async #wait(config: Config, promise: Promise<LookupResult>): Promise<LookupResult> {
+		if (this.#waiting >= config.resumeMaxWaiters) return failed({ code: "resume_queue_full" });
+		this.#waiting++;
+		try {
+			return await promise;
+		} finally {
+			this.#waiting--;
+		}
+	}
+
+	#fly(sandboxId: string, credentials: ResumeCredentials, key: string, config: Config): Promise<LookupResult> {
 		const flight: Flight = {
 			key,
-			result: this.#resumeAndStore(sandboxId, credentials).finally(() => {
-				if (this.#flight === flight) this.#flight = undefined;
+			result: this.#resumeAndStore(sandboxId, credentials, key, config).finally(() => {
+				if (this.#flights.get(key) === flight) this.#flights.delete(key);
 			}),
 		};
-		this.#flight = flight;
+		this.#flights.set(key, flight);
 		return flight.result;
+	}
+
+	#config(): { ok: true; value: Config } | Extract<LookupResult, { ok: false }> {
+		try {
+			return { ok: true, value: configFrom(this.env) };
+		} catch (error) {
+			if (error instanceof ConfigError) return failed({ code: "proxy_misconfigured", message: error.message });
+			throw error;
+		}
 	}
 
 	/**
 	 * Stops serving the route if it is still `stale`: its node said the
 	 * sandbox is not there, or could not be reached. A learned route is
 	 * forgotten; a pushed one is doubted (see `#doubted`). A route learned or
-	 * pushed since, even to the same node, is kept.
+	 * pushed since, even to the same node, is kept. So is a disputed route:
+	 * `afterResume` says that its node denied the sandbox even after a fresh
+	 * resume placed it there, so its denials are not believed for
+	 * NOT_FOUND_CACHE_MS, and cost no further RPC (an app can forge them).
 	 */
-	async invalidate(stale: Route): Promise<boolean> {
+	async invalidate(stale: Route, afterResume = false): Promise<boolean> {
 		const entry = this.#store.current(Date.now());
 		if (entry === null || !sameRoute(entry, stale)) return false;
+		const now = Date.now();
+		if (this.#disputed !== undefined && this.#disputed.learnedAt === entry.learnedAt && this.#disputed.until > now) {
+			return false;
+		}
+		if (afterResume) {
+			this.#dispute(entry, now);
+			return false;
+		}
 		if (entry.source === "push") this.#doubted = entry;
 		else await this.#forget();
 		return true;
+	}
+
+	#dispute(entry: CatalogEntry, now: number): void {
+		const config = this.#config();
+		const window = config.ok ? config.value.notFoundCacheMs : defaults.notFoundCacheMs;
+		this.#disputed = { learnedAt: entry.learnedAt, until: now + window };
 	}
 
 	/**
@@ -85,6 +177,8 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * no execution, and any delete removes it.
 	 */
 	async write(sandboxId: string, writes: readonly CatalogWrite[]): Promise<void> {
+		// Whatever was remembered of failed resumes, the control plane has spoken since.
+		this.#failures?.clear();
 		for (const write of writes) {
 			if (write.op === "put") {
 				const now = Date.now();
@@ -120,7 +214,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		const entry = this.#store.current(Date.now());
 		if (entry !== null) await this.ctx.storage.setAlarm(entry.expiresAt);
 		// A resume in flight will store a route, or fail; look again after it.
-		else if (this.#flight !== undefined) await this.ctx.storage.setAlarm(Date.now() + 60_000);
+		else if (this.#flights.size > 0) await this.ctx.storage.setAlarm(Date.now() + 60_000);
 		else await this.#forget();
 	}
 
@@ -140,18 +234,13 @@ export class SandboxRoute extends DurableObject<Env> {
 		this.#store.storageDeleted();
 	}
 
-	async #resumeAndStore(sandboxId: string, credentials: ResumeCredentials): Promise<LookupResult> {
-		let config: ReturnType<typeof configFrom>;
-		try {
-			config = configFrom(this.env);
-		} catch (error) {
-			if (error instanceof ConfigError) {
-				return { ok: false, error: { code: "proxy_misconfigured", message: error.message } };
-			}
-			throw error;
-		}
+	async #resumeAndStore(
+		sandboxId: string,
+		credentials: ResumeCredentials,
+		key: string,
+		config: Config,
+	): Promise<LookupResult> {
 		this.#resumeSandbox ??= createResumeClient(config);
-
 		const startedAt = Date.now();
 		const outcome = await this.#resumeSandbox(sandboxId, credentials);
 		const finishedAt = Date.now();
@@ -163,11 +252,27 @@ export class SandboxRoute extends DurableObject<Env> {
 			nodeIp: outcome.ok ? outcome.nodeIp : undefined,
 			durationMs: finishedAt - startedAt,
 		});
+		const failures = this.#failures ?? new FailureMemory(config);
 		if (!outcome.ok) {
-			// The control plane's pushed word stands until it is replaced.
+			// A push that landed meanwhile is the control plane's newer word.
+			const pushed = this.#store.current(finishedAt);
+			if (pushed !== null && pushed.learnedAt >= startedAt) {
+				this.#doubted = undefined;
+				return { ok: true, route: this.#routeOf(pushed) };
+			}
+			// The control plane's pushed word stands until it is replaced; its
+			// node's denial is not believed again for a while.
+			const doubted = this.#doubted;
 			this.#doubted = undefined;
-			return outcome;
+			if (doubted !== undefined && pushed === doubted) {
+				this.#dispute(doubted, finishedAt);
+				return failed(outcome.error);
+			}
+			const error = failures.record(key, outcome.error, finishedAt);
+			const remembered = failures.recall(key, finishedAt);
+			return failed(error, remembered?.sandboxWide ? remembered.until : undefined);
 		}
+		failures.clear();
 
 		// The control plane pushes the route of a sandbox it resumes, often
 		// before its answer arrives here. That push names the execution, which
@@ -175,7 +280,8 @@ export class SandboxRoute extends DurableObject<Env> {
 		const pushed = this.#store.current(finishedAt);
 		this.#doubted = undefined;
 		if (pushed !== null && pushed.source === "push" && pushed.learnedAt >= startedAt) {
-			return { ok: true, route: routeOf(pushed) };
+			this.#resumed = { learnedAt: pushed.learnedAt, at: finishedAt };
+			return { ok: true, route: this.#routeOf(pushed) };
 		}
 		const entry: CatalogEntry = {
 			nodeIp: outcome.nodeIp,
@@ -185,9 +291,14 @@ export class SandboxRoute extends DurableObject<Env> {
 			details: {},
 		};
 		await this.#save(sandboxId, entry);
-		return { ok: true, route: routeOf(entry) };
+		this.#resumed = { learnedAt: entry.learnedAt, at: finishedAt };
+		return { ok: true, route: this.#routeOf(entry) };
 	}
 }
+
+// However many distinct credentials ask at once, this many RPCs at most run
+// for one sandbox; a refusal is quick, so the owner's turn comes soon.
+const maxConcurrentFlights = 4;
 
 interface Flight {
 	/** The credentials the call carries. */
@@ -199,7 +310,16 @@ function credentialsKey(credentials: ResumeCredentials): string {
 	return JSON.stringify([credentials.port, credentials.trafficAccessToken, credentials.envdAccessToken]);
 }
 
-/** Only what forwarding needs crosses to the Worker, and into its cache. */
-function routeOf(entry: CatalogEntry): Route {
-	return { nodeIp: entry.nodeIp, learnedAt: entry.learnedAt, expiresAt: entry.expiresAt };
+function failed(error: ResumeFailure, rememberedUntil?: number): Extract<LookupResult, { ok: false }> {
+	return rememberedUntil === undefined ? { ok: false, error } : { ok: false, error, rememberedUntil };
+}
+
+function firstOf<K, V>(map: ReadonlyMap<K, V>): V | undefined {
+	return map.values().next().value;
+}
+
+/** A digest of the credentials, so that no token leaves the object as a rate-limit key. */
+async function digest(text: string): Promise<string> {
+	const hash = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+	return [...new Uint8Array(hash, 0, 12)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
 }

@@ -4,6 +4,13 @@ import type { ResumeCredentials } from "../resume-types.ts";
 // Far beyond any real token; a longer header is refused rather than sent on.
 const maxAccessTokenLength = 4096;
 
+const accessTokenHeaders = ["e2b-traffic-access-token", "x-access-token"] as const;
+
+/** Refuses a request whose access-token header is far longer than any real token. */
+export function checkAccessTokens(headers: Headers): void {
+	for (const name of accessTokenHeaders) accessToken(headers, name);
+}
+
 /**
  * The caller's own credentials, which a resume carries to the control plane
  * so that it can refuse a caller who may not wake the sandbox: the traffic

@@ -82,7 +82,13 @@ function checkedFetch(protocol: ControlPlaneProtocol): typeof fetch {
 	const expectedType = protocol === "connect" ? "application/proto" : "application/grpc-web";
 	return async (input, init) => {
 		const response = await fetch(input, { ...init, redirect: "manual" });
-		if (response.status !== 200) return response;
+		// An error's body (Connect's JSON, a proxy's page) is small too; one
+		// that is not is read no further than the bound.
+		if (response.status !== 200) {
+			const body = await readBounded(response, maxResponseBytes);
+			// 204, 205 and 304 may not carry a body at all.
+			return new Response(body.byteLength === 0 ? null : body, { status: response.status, headers: response.headers });
+		}
 		const contentType = response.headers.get("content-type")?.toLowerCase() ?? "";
 		const length = Number(response.headers.get("content-length") ?? 0);
 		if (!contentType.startsWith(expectedType) || length > maxResponseBytes) {

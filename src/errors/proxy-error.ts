@@ -8,12 +8,19 @@ import { type ErrorCode, type ErrorDefinition, errorCodes } from "./registry.ts"
 export class ProxyError extends Error {
 	readonly code: ErrorCode;
 	readonly sandboxId: string | undefined;
+	/** Seconds a client should wait before trying again, if the failure is transient. */
+	readonly retryAfterSeconds: number | undefined;
 
-	constructor(code: ErrorCode, options: { message?: string; sandboxId?: string; cause?: unknown } = {}) {
+	constructor(
+		code: ErrorCode,
+		options: { message?: string; sandboxId?: string; cause?: unknown; retryAfterSeconds?: number } = {},
+	) {
 		super(options.message ?? errorCodes[code].message, { cause: options.cause });
 		this.name = "ProxyError";
 		this.code = code;
 		this.sandboxId = options.sandboxId;
+		const definition: ErrorDefinition = errorCodes[code];
+		this.retryAfterSeconds = options.retryAfterSeconds ?? definition.retryAfterSeconds;
 	}
 
 	get definition(): ErrorDefinition {

@@ -16,6 +16,8 @@ export const errorCodes = {
 	invalid_access_token: { status: 400, message: "An access token header is too long" },
 	// The client stopped sending its body (short of its Content-Length, or mid-chunk).
 	request_body_incomplete: { status: 400, message: "The request body ended before it was complete" },
+	// The client stopped sending its body for BODY_IDLE_TIMEOUT_MS.
+	request_body_timeout: { status: 408, message: "The request body stopped arriving" },
 	sandbox_not_found: { status: 502, message: "The sandbox was not found" },
 	resume_forbidden: {
 		status: 403,
@@ -24,8 +26,17 @@ export const errorCodes = {
 	sandbox_transitioning: {
 		status: 409,
 		message: "The sandbox is still transitioning. Try again in a moment.",
+		retryAfterSeconds: 2,
 	},
-	resume_rate_limited: { status: 429, message: "Too many resume requests" },
+	// The control plane's ResourceExhausted, or one of the edge's own resume
+	// budgets (per client, per sandbox and caller, per sandbox at once).
+	resume_rate_limited: { status: 429, message: "Too many resume requests", retryAfterSeconds: 10 },
+	// Past RESUME_MAX_WAITERS requests waiting on one sandbox's resume.
+	resume_queue_full: {
+		status: 503,
+		message: "Too many requests are waiting for this sandbox to resume",
+		retryAfterSeconds: 1,
+	},
 	control_plane_unavailable: {
 		status: 503,
 		message: "The sandbox service is temporarily unavailable",
@@ -77,7 +88,7 @@ export const errorCodes = {
 } as const satisfies Record<string, ErrorDefinition>;
 
 export interface ErrorDefinition {
-	status: 400 | 401 | 403 | 404 | 405 | 409 | 429 | 500 | 502 | 503 | 504;
+	status: 400 | 401 | 403 | 404 | 405 | 408 | 409 | 429 | 500 | 502 | 503 | 504;
 	message: string;
 	retryAfterSeconds?: number;
 }

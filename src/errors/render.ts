@@ -40,8 +40,7 @@ function errorHeaders(error: ProxyError): Headers {
 		"cache-control": "no-store",
 		"x-content-type-options": "nosniff",
 	});
-	const retryAfter = error.definition.retryAfterSeconds;
-	if (retryAfter !== undefined) headers.set("retry-after", String(retryAfter));
+	if (error.retryAfterSeconds !== undefined) headers.set("retry-after", String(error.retryAfterSeconds));
 	return headers;
 }
 

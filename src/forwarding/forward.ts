@@ -16,6 +16,9 @@ const hopByHopHeaders = [
 	"upgrade",
 ];
 
+/** Set from CF-Connecting-IP, as E2B's proxy sets them from the connection. */
+const clientAddressHeaders = ["x-forwarded-for", "x-real-ip"];
+
 /** Headers a client must never be able to pass to a node. */
 const internalHeaders = ["x-e2b-client-proxy-auth"];
 
@@ -63,6 +66,13 @@ export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarge
 	for (const name of internalHeaders) headers.delete(name);
 	if (isWebSocket) headers.set("upgrade", "websocket");
 
+	// The client's own claims about its address are not passed on: the node
+	// and the app see the address Cloudflare saw, or none.
+	const clientIp = inbound.get("cf-connecting-ip");
+	for (const name of clientAddressHeaders) {
+		if (clientIp === null) headers.delete(name);
+		else headers.set(name, clientIp);
+	}
 	headers.set(sandboxIdHeader, target.sandboxId);
 	headers.set(sandboxPortHeader, String(target.port));
 	headers.set("x-forwarded-host", inbound.get("host") ?? url.host);

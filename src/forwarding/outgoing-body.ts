@@ -1,3 +1,4 @@
+import { type Head, readUpTo } from "../bytes.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 
 /**
@@ -13,18 +14,40 @@ export type OutgoingBody =
 // that meets a stale route can be sent again; larger ones stream, once.
 const maxReplayableBodyBytes = 64 * 1024;
 
-export async function outgoingBody(request: Request, sandboxId: string): Promise<OutgoingBody> {
+/**
+ * Takes the request's body for sending. A small body must arrive whole
+ * within `idleTimeoutMs`; a streamed one may not stall for that long while
+ * JavaScript pumps it (see StreamedUpload).
+ */
+export async function outgoingBody(request: Request, sandboxId: string, idleTimeoutMs: number): Promise<OutgoingBody> {
 	if (request.body === null) return { kind: "none", init: null };
 	const length = contentLength(request.headers);
 	if (length === null || length > maxReplayableBodyBytes) {
-		return { kind: "stream", upload: new StreamedUpload(request.body, length) };
+		return { kind: "stream", upload: new StreamedUpload(request.body, length, idleTimeoutMs) };
 	}
+	const reader = request.body.getReader();
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const deadline = new Promise((resolve) => {
+		timer = setTimeout(resolve, idleTimeoutMs);
+	});
+	let head: Head;
 	try {
-		return { kind: "buffered", init: await request.arrayBuffer() };
+		head = await readUpTo(reader, length, deadline);
 	} catch (error) {
 		// The client went away, or sent less than it announced.
 		throw new ProxyError("request_body_incomplete", { sandboxId, cause: error });
+	} finally {
+		if (timer !== null) clearTimeout(timer);
 	}
+	if (head.pending !== undefined) {
+		reader.cancel().catch(() => {});
+		throw new ProxyError("request_body_timeout", { sandboxId });
+	}
+	if (!head.complete || head.bytes.byteLength !== length) {
+		reader.cancel().catch(() => {});
+		throw new ProxyError("request_body_incomplete", { sandboxId });
+	}
+	return { kind: "buffered", init: head.bytes.buffer as ArrayBuffer };
 }
 
 /** What `fetch` takes as the body: the bytes again, or the one stream. */
@@ -74,12 +97,16 @@ export class StreamedUpload {
 	/** Settles once the client's body has been read to its end, or failed, or been cut off. */
 	readonly settled: Promise<void>;
 	#failure: UploadFailure | undefined;
+	/** Whether the client's failure was a stall past the idle timeout. */
+	#stalled = false;
+	readonly #idleTimeoutMs: number;
 	#forwarding = true;
 	#native = false;
 	readonly #writable: WritableStream<Uint8Array>;
 	#writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
 
-	constructor(source: ReadableStream<Uint8Array>, length: number | null) {
+	constructor(source: ReadableStream<Uint8Array>, length: number | null, idleTimeoutMs: number) {
+		this.#idleTimeoutMs = idleTimeoutMs;
 		const pipe = length === null ? new IdentityTransformStream() : new FixedLengthStream(length);
 		this.readable = pipe.readable;
 		this.#writable = pipe.writable;
@@ -94,6 +121,11 @@ export class StreamedUpload {
 	 */
 	get failure(): UploadFailure | undefined {
 		return this.#native ? "unknown" : this.#failure;
+	}
+
+	/** Whether the client stopped sending for longer than the idle timeout. */
+	get stalled(): boolean {
+		return this.#stalled;
 	}
 
 	/** Stops sending to the node; what the client still sends is read and dropped. */
@@ -112,10 +144,11 @@ export class StreamedUpload {
 			if (this.#forwarding && pumped >= pumpedBytes) return this.#pipeTheRest(source, reader);
 			let chunk: ReadableStreamReadResult<Uint8Array>;
 			try {
-				chunk = await reader.read(new Uint8Array(readSize));
+				chunk = await this.#read(reader);
 			} catch (error) {
 				this.#failure ??= "client";
 				this.#writer?.abort(error).catch(() => {});
+				reader.cancel(error).catch(() => {});
 				return;
 			}
 			if (chunk.done) {
@@ -139,6 +172,22 @@ export class StreamedUpload {
 				this.#failure ??= "node";
 				this.#forwarding = false;
 			}
+		}
+	}
+
+	/** One read, given up once the client has sent nothing for the idle timeout. */
+	async #read(reader: ReadableStreamBYOBReader): Promise<ReadableStreamReadResult<Uint8Array>> {
+		let timer: ReturnType<typeof setTimeout> | null = null;
+		const stalled = new Promise<never>((_, reject) => {
+			timer = setTimeout(() => {
+				this.#stalled = true;
+				reject(new Error("the request body stopped arriving"));
+			}, this.#idleTimeoutMs);
+		});
+		try {
+			return await Promise.race([reader.read(new Uint8Array(readSize)), stalled]);
+		} finally {
+			if (timer !== null) clearTimeout(timer);
 		}
 	}
 

@@ -1,4 +1,5 @@
 import { type Head, readUpTo } from "../bytes.ts";
+import type { SandboxTarget } from "../routing.ts";
 
 /**
  * Recognises a node's answer that the sandbox is not on it: E2B's
@@ -19,7 +20,16 @@ const maxInspectionMs = 1000;
 const notFoundMessage = "The sandbox was not found";
 const notFoundTitle = "<title>Sandbox Not Found</title>";
 
-export type NodeAnswer = { notHere: true } | { notHere: false; response: Response };
+const portClosedMessage = "The sandbox is running but port is not open";
+const portClosedTitle = "<title>Closed Port Error</title>";
+
+/**
+ * The node's answer: "not here" (the response is spent), or a response for
+ * the client; `portClosed` when it is the node's answer that nothing
+ * listens on the sandbox's port (port_closed.go), which its proxy gives
+ * when it cannot connect to the app.
+ */
+export type NodeAnswer = { notHere: true } | { notHere: false; response: Response; portClosed: boolean };
 
 /**
  * Whether `response` is the node's "not here" for `sandboxId`: a 502 with the
@@ -27,17 +37,19 @@ export type NodeAnswer = { notHere: true } | { notHere: false; response: Respons
  * small, unencoded 502s are read, and only their first few KiB; anything
  * else, including every other 502, goes back to the client as the node sent it.
  */
-export async function readNodeAnswer(response: Response, sandboxId: string, method: string): Promise<NodeAnswer> {
-	if (response.status !== 502) return { notHere: false, response };
+export async function readNodeAnswer(response: Response, target: SandboxTarget, method: string): Promise<NodeAnswer> {
+	const { sandboxId, port } = target;
+	if (response.status !== 502) return passOn(response);
 	if (response.headers.has(sandboxNotHereHeader)) {
 		await response.body?.cancel();
 		return { notHere: true };
 	}
 	if (method === "HEAD") {
-		return isNotHereHead(response.headers, sandboxId) ? { notHere: true } : { notHere: false, response };
+		if (headLength(response.headers) === jsonLength(notHereJson(sandboxId))) return { notHere: true };
+		return passOn(response, headLength(response.headers) === jsonLength(portClosedJson(sandboxId, port)));
 	}
 	const format = pageFormat(response.headers);
-	if (format === null || response.body === null) return { notHere: false, response };
+	if (format === null || response.body === null) return passOn(response);
 
 	const reader = response.body.getReader();
 	let timer: ReturnType<typeof setTimeout> | null = null;
@@ -47,10 +59,13 @@ export async function readNodeAnswer(response: Response, sandboxId: string, meth
 	const head = await readUpTo(reader, maxInspectedBytes, deadline).finally(() => {
 		if (timer !== null) clearTimeout(timer);
 	});
-	if (head.complete && isNotHerePage(new TextDecoder().decode(head.bytes), format, sandboxId)) {
-		return { notHere: true };
-	}
-	return { notHere: false, response: withBody(response, head, reader) };
+	const text = head.complete ? new TextDecoder().decode(head.bytes) : "";
+	if (head.complete && isNotHerePage(text, format, sandboxId)) return { notHere: true };
+	return passOn(withBody(response, head, reader), head.complete && isPortClosedPage(text, format, target));
+}
+
+function passOn(response: Response, portClosed = false): NodeAnswer {
+	return { notHere: false, response, portClosed };
 }
 
 type PageFormat = "json" | "html";
@@ -67,29 +82,63 @@ function pageFormat(headers: Headers): PageFormat | null {
 }
 
 /**
- * An answer to HEAD has no body, but E2B's JSON answer has a length that
- * only its own bytes for this sandbox give. (Its HTML page, for a browser's
- * HEAD, is not told apart; that request reaches the client as the node's 502.)
+ * An answer to HEAD has no body, but each of E2B's JSON answers has a length
+ * that only its own bytes for this sandbox give. (Its HTML pages, for a
+ * browser's HEAD, are not told apart; that request reaches the client as
+ * the node's 502.)
  */
-function isNotHereHead(headers: Headers, sandboxId: string): boolean {
-	if (pageFormat(headers) !== "json") return false;
-	const body = JSON.stringify({ sandboxId, message: notFoundMessage, code: 502 });
-	return headers.get("content-length") === String(new TextEncoder().encode(body).byteLength);
+function headLength(headers: Headers): number | undefined {
+	if (pageFormat(headers) !== "json") return undefined;
+	const length = headers.get("content-length");
+	return length === null ? undefined : Number(length);
+}
+
+function jsonLength(body: object): number {
+	return new TextEncoder().encode(JSON.stringify(body)).byteLength;
+}
+
+// The fields in E2B's order, which its Go structs give.
+function notHereJson(sandboxId: string): object {
+	return { sandboxId, message: notFoundMessage, code: 502 };
+}
+
+function portClosedJson(sandboxId: string, port: number): object {
+	return { sandboxId, message: portClosedMessage, port, code: 502 };
 }
 
 function isNotHerePage(text: string, format: PageFormat, sandboxId: string): boolean {
 	if (format === "html") {
 		return text.includes(notFoundTitle) && text.includes(`id="sandbox-id">${sandboxId}</span>`);
 	}
+	const fields = jsonFields(text);
+	return fields?.sandboxId === sandboxId && fields.message === notFoundMessage && fields.code === 502;
+}
+
+function isPortClosedPage(text: string, format: PageFormat, target: SandboxTarget): boolean {
+	if (format === "html") {
+		return (
+			text.includes(portClosedTitle) &&
+			text.includes(`id="sandbox-id">${target.sandboxId}</span>`) &&
+			text.includes(`id="port-number">${target.port}</span>`)
+		);
+	}
+	const fields = jsonFields(text);
+	return (
+		fields?.sandboxId === target.sandboxId &&
+		fields.message === portClosedMessage &&
+		fields.port === target.port &&
+		fields.code === 502
+	);
+}
+
+function jsonFields(text: string): Record<string, unknown> | undefined {
 	let body: unknown;
 	try {
 		body = JSON.parse(text);
 	} catch {
-		return false;
+		return undefined;
 	}
-	if (typeof body !== "object" || body === null) return false;
-	const fields = body as Record<string, unknown>;
-	return fields.sandboxId === sandboxId && fields.message === notFoundMessage && fields.code === 502;
+	return typeof body === "object" && body !== null ? (body as Record<string, unknown>) : undefined;
 }
 
 /** The node's response again, with the bytes already read put back in front of the rest. */

@@ -2,7 +2,15 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Fault } from "../../dev/model.ts";
-import { type E2eStack, freshId, type RunningWorker, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import {
+	apiSecret,
+	type E2eStack,
+	freshId,
+	type RunningWorker,
+	sandboxHost,
+	startE2eStack,
+	startWorker,
+} from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 
 const notFound = "The sandbox was not found";
@@ -27,12 +35,14 @@ const table: { name: string; fault: Fault; status: number; message: string; retr
 		fault: { code: "FailedPrecondition", message: "sandbox is still transitioning" },
 		status: 409,
 		message: "The sandbox is still transitioning. Try again in a moment.",
+		retryAfter: true,
 	},
 	{
 		name: "ResourceExhausted",
 		fault: { code: "ResourceExhausted", message: "team concurrency limit of 20 sandboxes reached" },
 		status: 429,
 		message: "team concurrency limit of 20 sandboxes reached",
+		retryAfter: true,
 	},
 	{
 		name: "Unavailable",
@@ -82,12 +92,20 @@ const table: { name: string; fault: Fault; status: number; message: string; retr
 ];
 
 const resumeTimeoutMs = 1500;
+// Every test here wakes sandboxes from the one loopback client.
+const manyResumes = { perClient: 10_000 };
+const noFailureMemory = { NOT_FOUND_CACHE_MS: "0", REFUSAL_CACHE_MS: "0", RESUME_BACKOFF_MAX_MS: "0" };
 let env: E2eStack;
 let connectWorker: RunningWorker;
 
 beforeAll(async () => {
-	env = await startE2eStack({ workerVars: { RESUME_TIMEOUT_MS: String(resumeTimeoutMs) } });
-	connectWorker = await startWorker({ ...env.vars, CONTROL_PLANE_PROTOCOL: "connect" });
+	// These tests are of how each answer maps to a status, and that a failure
+	// stores no route: the failure memory (tested in abuse.test.ts) is off.
+	env = await startE2eStack({
+		workerVars: { RESUME_TIMEOUT_MS: String(resumeTimeoutMs), ...noFailureMemory },
+		limits: manyResumes,
+	});
+	connectWorker = await startWorker({ ...env.vars, CONTROL_PLANE_PROTOCOL: "connect" }, apiSecret, manyResumes);
 });
 afterAll(async () => {
 	await connectWorker?.close();

@@ -21,18 +21,26 @@ export interface RunningWorker {
  * redirects and cannot carry WebSockets, so it would hide exactly the
  * behaviour these tests are for.
  */
-export async function startWorker(vars: Record<string, string>, secret = apiSecret): Promise<RunningWorker> {
+export async function startWorker(
+	vars: Record<string, string>,
+	secret = apiSecret,
+	limits: ResumeLimits = {},
+): Promise<RunningWorker> {
 	const logs: string[] = [];
-	const bindings: Record<string, { type: "plain_text" | "secret_text"; value: string }> = {
+	const bindings: Record<string, object> = {
 		API_SECRET: { type: "secret_text", value: secret },
 		CATALOG_SECRET: { type: "secret_text", value: catalogSecret },
 	};
 	for (const [name, value] of Object.entries({ SANDBOX_DOMAIN: "localhost", ...vars })) {
 		bindings[name] = { type: "plain_text", value };
 	}
+	// Over wrangler.toml's, which a test may need smaller (to reach them) or
+	// larger (so that many wakes from one loopback client are not limited).
+	if (limits.perClient !== undefined) bindings.RESUME_LIMIT_PER_CLIENT = rateLimit("1001", limits.perClient);
+	if (limits.perCaller !== undefined) bindings.RESUME_LIMIT_PER_CALLER = rateLimit("1002", limits.perCaller);
 	const worker = await unstable_startWorker({
 		config: `${root}wrangler.toml`,
-		bindings,
+		bindings: bindings as NonNullable<Parameters<typeof unstable_startWorker>[0]["bindings"]>,
 		dev: {
 			server: { hostname: "127.0.0.1", port: 0 },
 			logLevel: "none",
@@ -50,6 +58,16 @@ export async function startWorker(vars: Record<string, string>, secret = apiSecr
 		logText: () => logs.join("\n"),
 		close: () => worker.dispose(),
 	};
+}
+
+/** Resumes allowed per 10 s, per client address and per sandbox and caller. */
+export interface ResumeLimits {
+	perClient?: number;
+	perCaller?: number;
+}
+
+function rateLimit(namespaceId: string, limit: number): object {
+	return { type: "ratelimit", namespace_id: namespaceId, simple: { limit, period: 10 } };
 }
 
 /** The development control plane, node and sandboxes, plus a Worker pointed at them. */
@@ -72,6 +90,8 @@ export interface E2eStackOptions {
 	transitionWaitMs?: number;
 	/** Whether the node strips X-E2b-Sandbox-Not-Found from sandboxes' responses; default true (E2B's do not). */
 	nodeStripsNotHereHeader?: boolean;
+	/** The Worker's resume budgets; default wrangler.toml's. */
+	limits?: ResumeLimits;
 }
 
 export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eStack> {
@@ -93,7 +113,7 @@ export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eS
 		RESUME_TIMEOUT_MS: "5000",
 		...options.workerVars,
 	};
-	const worker = await startWorker(vars);
+	const worker = await startWorker(vars, apiSecret, options.limits);
 	if (options.catalogWrites !== false) stack.connectCatalog({ edgeUrl: edgeUrl(worker), secret: catalogSecret });
 	return {
 		stack,

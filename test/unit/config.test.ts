@@ -46,6 +46,15 @@ describe("parseConfig defaults", () => {
 			routeTtlMs: 300_000,
 			routeCacheTtlMs: 5_000,
 			routeCacheMaxEntries: 10_000,
+			notFoundCacheMs: 30_000,
+			refusalCacheMs: 5_000,
+			resumeBackoffMaxMs: 30_000,
+			resumeMaxWaiters: 1_000,
+			negativeCacheMaxEntries: 10_000,
+			portRetryWindowMs: 20_000,
+			portRetryAttempts: 5,
+			portRetryDelayMs: 100,
+			bodyIdleTimeoutMs: 30_000,
 			environment: "production",
 		});
 	});
@@ -73,6 +82,15 @@ describe("parseConfig defaults", () => {
 				ROUTE_TTL_MS: "60000",
 				ROUTE_CACHE_TTL_MS: "0",
 				ROUTE_CACHE_MAX_ENTRIES: "25",
+				NOT_FOUND_CACHE_MS: "1000",
+				REFUSAL_CACHE_MS: "0",
+				RESUME_BACKOFF_MAX_MS: "2000",
+				RESUME_MAX_WAITERS: "7",
+				NEGATIVE_CACHE_MAX_ENTRIES: "9",
+				PORT_RETRY_WINDOW_MS: "3000",
+				PORT_RETRY_ATTEMPTS: "2",
+				PORT_RETRY_DELAY_MS: "50",
+				BODY_IDLE_TIMEOUT_MS: "4000",
 				ENVIRONMENT: "development",
 			}),
 		).toEqual({
@@ -87,6 +105,15 @@ describe("parseConfig defaults", () => {
 			routeTtlMs: 60_000,
 			routeCacheTtlMs: 0,
 			routeCacheMaxEntries: 25,
+			notFoundCacheMs: 1000,
+			refusalCacheMs: 0,
+			resumeBackoffMaxMs: 2000,
+			resumeMaxWaiters: 7,
+			negativeCacheMaxEntries: 9,
+			portRetryWindowMs: 3000,
+			portRetryAttempts: 2,
+			portRetryDelayMs: 50,
+			bodyIdleTimeoutMs: 4000,
 			environment: "development",
 		});
 	});
@@ -110,6 +137,15 @@ describe("missing or mistyped settings name themselves", () => {
 		"ROUTE_TTL_MS",
 		"ROUTE_CACHE_TTL_MS",
 		"ROUTE_CACHE_MAX_ENTRIES",
+		"NOT_FOUND_CACHE_MS",
+		"REFUSAL_CACHE_MS",
+		"RESUME_BACKOFF_MAX_MS",
+		"RESUME_MAX_WAITERS",
+		"NEGATIVE_CACHE_MAX_ENTRIES",
+		"PORT_RETRY_WINDOW_MS",
+		"PORT_RETRY_ATTEMPTS",
+		"PORT_RETRY_DELAY_MS",
+		"BODY_IDLE_TIMEOUT_MS",
 		"ENVIRONMENT",
 	] as const)("%s must be a string", (setting) => {
 		expectRefused(with_({ [setting]: 42 }), setting);
@@ -263,10 +299,20 @@ describe("CONTROL_PLANE_URL", () => {
 	it.each([
 		["https://api.example.com", "https://api.example.com"],
 		["https://api.example.com/", "https://api.example.com"],
-		["http://127.0.0.1:8790", "http://127.0.0.1:8790"],
-		["  http://127.0.0.1:8790/base//  ", "http://127.0.0.1:8790/base"],
+		["  https://api.example.com/base//  ", "https://api.example.com/base"],
 	])("accepts %j", (value, expected) => {
 		expect(parseConfig(with_({ CONTROL_PLANE_URL: value })).controlPlaneUrl).toBe(expected);
+	});
+
+	// Every call carries API_SECRET: in clear, only on a development machine.
+	it("takes http:// only in development", () => {
+		const local = { CONTROL_PLANE_URL: "http://127.0.0.1:8790/base//" };
+		expect(parseConfig(with_({ ...local, ENVIRONMENT: "development" })).controlPlaneUrl).toBe(
+			"http://127.0.0.1:8790/base",
+		);
+		const error = expectRefused(with_(local), "CONTROL_PLANE_URL");
+		expect(error.message).toContain("https://");
+		expectRefused(with_({ ...local, ENVIRONMENT: "production" }), "CONTROL_PLANE_URL");
 	});
 
 	it.each([

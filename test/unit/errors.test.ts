@@ -155,10 +155,10 @@ describe("renderError", () => {
 		expect(htmlResponse.status).toBe(definition.status);
 		expect(await htmlResponse.text()).toContain(definition.message.replaceAll("'", "&#39;"));
 
-		// Retry-After goes with the transient 503 and 504 failures, and only with them.
+		// Retry-After goes with the transient failures (409, 429, 503, 504), and only with them.
 		for (const response of [jsonResponse, htmlResponse]) {
 			const retryAfter = response.headers.get("retry-after");
-			if (definition.status === 503 || definition.status === 504) {
+			if ([409, 429, 503, 504].includes(definition.status)) {
 				expect(retryAfter).toMatch(/^[1-9]\d*$/);
 			} else {
 				expect(retryAfter).toBeNull();
@@ -185,6 +185,14 @@ describe("the contract's messages", () => {
 		const body = (await renderError(new ProxyError(code), new Headers(jsonClient)).json()) as Record<string, unknown>;
 		expect(body.code).toBe(status);
 		if (message !== undefined) expect(body.message).toBe(message);
+	});
+
+	it("takes a Retry-After that the catalog computed over the registry's", () => {
+		const error = new ProxyError("control_plane_unavailable", { retryAfterSeconds: 17 });
+		expect(renderError(error, new Headers(jsonClient)).headers.get("retry-after")).toBe("17");
+		expect(
+			renderError(new ProxyError("control_plane_unavailable"), new Headers(jsonClient)).headers.get("retry-after"),
+		).toBe("5");
 	});
 
 	it("passes the control plane's rate-limit text on as the message", async () => {

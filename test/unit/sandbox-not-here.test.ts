@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { readNodeAnswer } from "../../src/forwarding/sandbox-not-here.ts";
 
 const id = "abc123";
+const target = { sandboxId: id, port: 3000 };
 const e2bJson = JSON.stringify({ sandboxId: id, message: "The sandbox was not found", code: 502 });
 // The markers of E2B's browser page (browser_sandbox_not_found.html); the rest is styling.
 const e2bHtml = `<html lang="en"><head><meta charset="UTF-8"><title>Sandbox Not Found</title><style>.x{}</style></head>
@@ -39,7 +40,7 @@ describe("the node's 'sandbox not here'", () => {
 		["E2B's HTML page in pieces", response(502, streamOf(e2bHtml.slice(0, 100), e2bHtml.slice(100)), htmlType)],
 		["the header, whatever the body", response(502, "anything", { "x-e2b-sandbox-not-found": "1" })],
 	])("is recognised in %s", async (_label, answer) => {
-		expect(await readNodeAnswer(answer, id, "GET")).toEqual({ notHere: true });
+		expect(await readNodeAnswer(answer, target, "GET")).toEqual({ notHere: true });
 	});
 
 	it.each([
@@ -71,7 +72,7 @@ describe("the node's 'sandbox not here'", () => {
 		["the header on another status", response(503, "x", { "x-e2b-sandbox-not-found": "1" })],
 	])("is not taken from %s, which goes to the client untouched", async (_label, answer) => {
 		const expectedBody = await answer.clone().arrayBuffer();
-		const result = await readNodeAnswer(answer, id, "POST");
+		const result = await readNodeAnswer(answer, target, "POST");
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.status).toBe(answer.status);
@@ -90,7 +91,7 @@ describe("the node's 'sandbox not here'", () => {
 			statusText: "Bad Gateway",
 			headers,
 		});
-		const result = await readNodeAnswer(answer, id, "GET");
+		const result = await readNodeAnswer(answer, target, "GET");
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.statusText).toBe("Bad Gateway");
@@ -111,7 +112,7 @@ describe("the node's 'sandbox not here'", () => {
 			},
 		});
 		const started = Date.now();
-		const result = await readNodeAnswer(response(502, body, jsonType), id, "GET");
+		const result = await readNodeAnswer(response(502, body, jsonType), target, "GET");
 		const waited = Date.now() - started;
 		expect(result.notHere).toBe(false);
 		expect(waited).toBeGreaterThanOrEqual(900);
@@ -123,7 +124,7 @@ describe("the node's 'sandbox not here'", () => {
 
 	it("recognises E2B's JSON answer to HEAD by its length, which only this sandbox's answer has", async () => {
 		const length = String(new TextEncoder().encode(e2bJson).byteLength);
-		const head = (headers: Record<string, string>) => readNodeAnswer(response(502, null, headers), id, "HEAD");
+		const head = (headers: Record<string, string>) => readNodeAnswer(response(502, null, headers), target, "HEAD");
 		expect(await head({ ...jsonType, "content-length": length })).toEqual({ notHere: true });
 		expect((await head({ ...jsonType, "content-length": String(Number(length) + 1) })).notHere).toBe(false);
 		expect((await head({ ...htmlType, "content-length": length })).notHere).toBe(false);
@@ -133,8 +134,50 @@ describe("the node's 'sandbox not here'", () => {
 
 	it("leaves the body of any other status unread", async () => {
 		const answer = response(200, streamOf("ok"), jsonType);
-		const result = await readNodeAnswer(answer, id, "GET");
-		expect(result).toEqual({ notHere: false, response: answer });
+		const result = await readNodeAnswer(answer, target, "GET");
+		expect(result).toEqual({ notHere: false, response: answer, portClosed: false });
 		expect(answer.bodyUsed).toBe(false);
+	});
+});
+
+describe("the node's 'port closed'", () => {
+	// port_closed.go's fields, in its order, and the markers of browser_port_closed.html.
+	const closedJson = JSON.stringify({
+		sandboxId: id,
+		message: "The sandbox is running but port is not open",
+		port: 3000,
+		code: 502,
+	});
+	const closedHtml = `<html><head><title>Closed Port Error</title></head><body><p class="error-message">The sandbox
+<span class="highlight" id="sandbox-id">${id}</span> is running but there&#39s no service running on port
+<span class="highlight" id="port-number">3000</span>.</p></body></html>`;
+
+	it.each([
+		["E2B's JSON", () => response(502, closedJson, jsonType)],
+		["E2B's HTML page", () => response(502, closedHtml, htmlType)],
+	])("is recognised in %s, for this sandbox and port, and its body still reaches the client", async (_, make) => {
+		const result = await readNodeAnswer(make(), target, "GET");
+		if (result.notHere) throw new Error("taken for 'not here'");
+		expect(result.portClosed).toBe(true);
+		expect(result.response.status).toBe(502);
+		expect((await result.response.text()).length).toBeGreaterThan(0);
+	});
+
+	it.each([
+		["another port", { sandboxId: id, port: 8080 }],
+		["another sandbox", { sandboxId: "other1", port: 3000 }],
+	])("is not taken for %s", async (_, other) => {
+		const json = await readNodeAnswer(response(502, closedJson, jsonType), other, "GET");
+		const html = await readNodeAnswer(response(502, closedHtml, htmlType), other, "GET");
+		expect(json.notHere || json.portClosed).toBe(false);
+		expect(html.notHere || html.portClosed).toBe(false);
+	});
+
+	it("is recognised for HEAD by the exact length of E2B's JSON", async () => {
+		const length = String(new TextEncoder().encode(closedJson).byteLength);
+		const head = (value: string) =>
+			readNodeAnswer(response(502, null, { ...jsonType, "content-length": value }), target, "HEAD");
+		expect(await head(length)).toMatchObject({ notHere: false, portClosed: true });
+		expect(await head(String(Number(length) + 1))).toMatchObject({ notHere: false, portClosed: false });
 	});
 });

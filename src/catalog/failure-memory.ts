@@ -1,0 +1,112 @@
+import type { ResumeFailure } from "../resume-types.ts";
+
+export interface FailureMemorySettings {
+	notFoundCacheMs: number;
+	refusalCacheMs: number;
+	resumeBackoffMaxMs: number;
+}
+
+/** A failure answered from memory, and until when; `sandboxWide` failures hold for every caller. */
+export interface RememberedFailure {
+	error: ResumeFailure;
+	until: number;
+	sandboxWide: boolean;
+}
+
+// Refusals are kept per credentials; a flood of distinct tokens must not
+// grow the object's memory without end, so the oldest are dropped first.
+const maxRememberedRefusals = 256;
+const firstBackoffMs = 1000;
+
+/**
+ * What one sandbox's catalog object remembers of failed resumes, so that
+ * repeating a request does not repeat the RPC:
+ * - a not-found, for every caller, for `notFoundCacheMs` (E2B's edge keeps
+ *   it 30 s); E2B answers NotFound before it looks at credentials;
+ * - a refusal, only for the credentials refused, for `refusalCacheMs`, so
+ *   that a stranger's bad token never shuts out the owner's good one;
+ * - a failing control plane (unavailable, timed out, garbage, rate limiting
+ *   us), for every caller, with a backoff that doubles per failure and is
+ *   jittered, so that objects do not all ask again at the same moment.
+ * Anything the control plane writes, and any successful resume, clears it.
+ */
+export class FailureMemory {
+	readonly #settings: FailureMemorySettings;
+	#notFoundUntil = 0;
+	readonly #refusedUntil = new Map<string, number>();
+	#backoff: { failures: number; until: number; error: ResumeFailure } | undefined;
+
+	constructor(settings: FailureMemorySettings) {
+		this.#settings = settings;
+	}
+
+	/** The remembered failure that answers `credentialsKey` now, if any. */
+	recall(credentialsKey: string, now: number): RememberedFailure | undefined {
+		if (this.#notFoundUntil > now) {
+			return { error: { code: "sandbox_not_found" }, until: this.#notFoundUntil, sandboxWide: true };
+		}
+		const backoff = this.#backoff;
+		if (backoff !== undefined && backoff.until > now) {
+			const retryAfterSeconds = Math.max(1, Math.ceil((backoff.until - now) / 1000));
+			return { error: { ...backoff.error, retryAfterSeconds }, until: backoff.until, sandboxWide: true };
+		}
+		const refusedUntil = this.#refusedUntil.get(credentialsKey);
+		if (refusedUntil !== undefined) {
+			if (refusedUntil > now) {
+				return { error: { code: "resume_forbidden" }, until: refusedUntil, sandboxWide: false };
+			}
+			this.#refusedUntil.delete(credentialsKey);
+		}
+		return undefined;
+	}
+
+	/** Takes in a resume's failure; returns it as callers should see it. */
+	record(credentialsKey: string, error: ResumeFailure, now: number): ResumeFailure {
+		switch (error.code) {
+			case "sandbox_not_found":
+				this.#notFoundUntil = now + this.#settings.notFoundCacheMs;
+				return error;
+			case "resume_forbidden":
+				if (this.#settings.refusalCacheMs > 0) {
+					this.#refusedUntil.delete(credentialsKey);
+					this.#refusedUntil.set(credentialsKey, now + this.#settings.refusalCacheMs);
+					if (this.#refusedUntil.size > maxRememberedRefusals) {
+						const oldest = this.#refusedUntil.keys().next().value;
+						if (oldest !== undefined) this.#refusedUntil.delete(oldest);
+					}
+				}
+				return error;
+			case "control_plane_unavailable":
+			case "control_plane_bad_answer":
+			case "resume_timeout":
+			case "resume_rate_limited":
+				return this.#backOff(error, now);
+			default:
+				return error;
+		}
+	}
+
+	/** The sandbox was found, resumed or written: nothing remembered holds any more. */
+	clear(): void {
+		this.#notFoundUntil = 0;
+		this.#refusedUntil.clear();
+		this.#backoff = undefined;
+	}
+
+	#backOff(error: ResumeFailure, now: number): ResumeFailure {
+		const max = this.#settings.resumeBackoffMaxMs;
+		if (max === 0) return error;
+		// A failure long after the last backoff ended starts a new series.
+		const previous = this.#backoff !== undefined && now < this.#backoff.until + max ? this.#backoff.failures : 0;
+		const failures = previous + 1;
+		const ceiling = Math.min(max, firstBackoffMs * 2 ** Math.min(failures - 1, 20));
+		// "Equal jitter": never less than half the ceiling, so the backoff still grows.
+		const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+		// Callers who did not wait for this attempt get a 503 that says when
+		// the next one will be; a timeout's 504 would tell them they waited.
+		const remembered: ResumeFailure =
+			error.code === "resume_timeout" ? { code: "control_plane_unavailable" } : { ...error };
+		this.#backoff = { failures, until: now + delay, error: remembered };
+		return { ...error, retryAfterSeconds: Math.max(1, Math.ceil(delay / 1000)) };
+	}
+}
