@@ -49,7 +49,7 @@ export class SandboxRoute extends DurableObject<Env> {
 	async lookup(sandboxId: string, credentials: ResumeCredentials, clientIp = "unknown"): Promise<LookupResult> {
 		const config = this.#config();
 		if (!config.ok) return config;
-		const failures = (this.#failures ??= new FailureMemory(config.value));
+		const failures = this.#failureMemory(config.value);
 		const key = credentialsKey(credentials);
 		// Every caller joins the call in flight, whatever its credentials: one
 		// RPC per wake. But a refusal answers only the credentials it was made
@@ -127,6 +127,11 @@ export class SandboxRoute extends DurableObject<Env> {
 		};
 		this.#flights.set(key, flight);
 		return flight.result;
+	}
+
+	#failureMemory(config: Config): FailureMemory {
+		this.#failures ??= new FailureMemory(config);
+		return this.#failures;
 	}
 
 	#config(): { ok: true; value: Config } | Extract<LookupResult, { ok: false }> {
@@ -252,7 +257,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			nodeIp: outcome.ok ? outcome.nodeIp : undefined,
 			durationMs: finishedAt - startedAt,
 		});
-		const failures = this.#failures ?? new FailureMemory(config);
+		const failures = this.#failureMemory(config);
 		if (!outcome.ok) {
 			// A push that landed meanwhile is the control plane's newer word.
 			const pushed = this.#store.current(finishedAt);
