@@ -56,7 +56,6 @@ export class SandboxRoute extends DurableObject<Env> {
 		// with, so a caller with others then makes its own call, and a
 		// stranger's rejected attempt cannot fail the owner's requests.
 		let joinAny = true;
-		let budgetChecked = false;
 		for (;;) {
 			const now = Date.now();
 			const entry = this.#store.current(now);
@@ -74,7 +73,12 @@ export class SandboxRoute extends DurableObject<Env> {
 			const joinable = this.#flights.get(key) ?? (joinAny ? firstOf(this.#flights) : undefined);
 			if (joinable !== undefined) {
 				const result = await this.#wait(config.value, joinable.result);
-				if (result.ok || joinable.key === key || result.error.code !== "resume_forbidden") return result;
+				if (result.ok) return result;
+				// A budget refused is the flyer's own; so is a refusal of its credentials.
+				const { overBudget } = joinable.spent;
+				const answersUs = joinable.key === key && (!overBudget || joinable.clientIp === clientIp);
+				const passesOn = !overBudget && result.error.code !== "resume_forbidden";
+				if (answersUs || passesOn) return result;
 				joinAny = false;
 				continue;
 			}
@@ -86,17 +90,7 @@ export class SandboxRoute extends DurableObject<Env> {
 				if (!waited.ok && waited.error.code === "resume_queue_full") return waited;
 				continue;
 			}
-			if (!budgetChecked) {
-				budgetChecked = true;
-				const limited = await checkResumeBudget(this.env, sandboxId, {
-					clientIp,
-					credentialsDigest: await digest(key),
-				});
-				if (limited !== undefined) return failed(limited);
-				// The budget is asked over I/O: look again at what changed meanwhile.
-				continue;
-			}
-			return this.#fly(sandboxId, credentials, key, config.value);
+			return this.#fly(sandboxId, credentials, clientIp, key, config.value);
 		}
 	}
 
@@ -118,10 +112,31 @@ export class SandboxRoute extends DurableObject<Env> {
 		}
 	}
 
-	#fly(sandboxId: string, credentials: ResumeCredentials, key: string, config: Config): Promise<LookupResult> {
+	/**
+	 * Starts a resume at once, before its first await, so that every request
+	 * arriving meanwhile joins it: the budget is checked inside the flight.
+	 */
+	#fly(
+		sandboxId: string,
+		credentials: ResumeCredentials,
+		clientIp: string,
+		key: string,
+		config: Config,
+	): Promise<LookupResult> {
+		const spent = { overBudget: false };
+		const run = async (): Promise<LookupResult> => {
+			const limited = await checkResumeBudget(this.env, sandboxId, { clientIp, credentialsDigest: await digest(key) });
+			if (limited !== undefined) {
+				spent.overBudget = true;
+				return failed(limited);
+			}
+			return this.#resumeAndStore(sandboxId, credentials, key, config);
+		};
 		const flight: Flight = {
 			key,
-			result: this.#resumeAndStore(sandboxId, credentials, key, config).finally(() => {
+			clientIp,
+			spent,
+			result: run().finally(() => {
 				if (this.#flights.get(key) === flight) this.#flights.delete(key);
 			}),
 		};
@@ -308,6 +323,10 @@ const maxConcurrentFlights = 4;
 interface Flight {
 	/** The credentials the call carries. */
 	key: string;
+	/** The address of the client whose request started it, whose budget it spends. */
+	clientIp: string;
+	/** Whether the budget refused it before any RPC; known once it ends. */
+	spent: { overBudget: boolean };
 	result: Promise<LookupResult>;
 }
 
