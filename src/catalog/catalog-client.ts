@@ -45,7 +45,9 @@ export class CatalogClient {
 		const clientIp = this.#headers.get("cf-connecting-ip") ?? "unknown";
 		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials, clientIp) as Promise<LookupResult>);
 		if (!result.ok) {
-			if (result.rememberedUntil !== undefined) failures.set(sandboxId, result.error, result.rememberedUntil);
+			if (result.remembered !== undefined) {
+				failures.set(sandboxId, result.remembered.error, result.remembered.until);
+			}
 			throw failureError(sandboxId, result.error);
 		}
 		isolateRouteCache(this.#config).set(sandboxId, result.route);

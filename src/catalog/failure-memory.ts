@@ -6,6 +6,18 @@ export interface FailureMemorySettings {
 	resumeBackoffMaxMs: number;
 }
 
+/** What outlives the object's eviction: the failures that hold for every caller. */
+export interface SandboxWideFailures {
+	notFoundUntil: number;
+	backoff?: { failures: number; until: number; error: ResumeFailure };
+}
+
+/** Where the object keeps them; `save(undefined)` removes them. */
+export interface FailureStore {
+	load(): SandboxWideFailures | undefined;
+	save(failures: SandboxWideFailures | undefined): void;
+}
+
 /** A failure answered from memory, and until when; `sandboxWide` failures hold for every caller. */
 export interface RememberedFailure {
 	error: ResumeFailure;
@@ -29,15 +41,23 @@ const firstBackoffMs = 1000;
  *   us), for every caller, with a backoff that doubles per failure and is
  *   jittered, so that objects do not all ask again at the same moment.
  * Anything the control plane writes, and any successful resume, clears it.
+ * The sandbox-wide failures are stored, because an idle object is evicted
+ * from memory (within seconds under `wrangler dev`) long before 30 s pass;
+ * refusals, keyed by credentials, are kept in memory only.
  */
 export class FailureMemory {
 	readonly #settings: FailureMemorySettings;
+	readonly #store: FailureStore;
 	#notFoundUntil = 0;
 	readonly #refusedUntil = new Map<string, number>();
 	#backoff: { failures: number; until: number; error: ResumeFailure } | undefined;
 
-	constructor(settings: FailureMemorySettings) {
+	constructor(settings: FailureMemorySettings, store: FailureStore) {
 		this.#settings = settings;
+		this.#store = store;
+		const stored = store.load();
+		this.#notFoundUntil = stored?.notFoundUntil ?? 0;
+		this.#backoff = stored?.backoff;
 	}
 
 	/** The remembered failure that answers `credentialsKey` now, if any. */
@@ -65,6 +85,7 @@ export class FailureMemory {
 		switch (error.code) {
 			case "sandbox_not_found":
 				this.#notFoundUntil = now + this.#settings.notFoundCacheMs;
+				this.#persist();
 				return error;
 			case "resume_forbidden":
 				if (this.#settings.refusalCacheMs > 0) {
@@ -88,9 +109,23 @@ export class FailureMemory {
 
 	/** The sandbox was found, resumed or written: nothing remembered holds any more. */
 	clear(): void {
+		const stored = this.#notFoundUntil !== 0 || this.#backoff !== undefined;
 		this.#notFoundUntil = 0;
 		this.#refusedUntil.clear();
 		this.#backoff = undefined;
+		if (stored) this.#store.save(undefined);
+	}
+
+	/** When the last sandbox-wide failure stops holding; 0 if none does. */
+	get sandboxWideUntil(): number {
+		return Math.max(this.#notFoundUntil, this.#backoff?.until ?? 0);
+	}
+
+	#persist(): void {
+		this.#store.save({
+			notFoundUntil: this.#notFoundUntil,
+			...(this.#backoff === undefined ? {} : { backoff: this.#backoff }),
+		});
 	}
 
 	#backOff(error: ResumeFailure, now: number): ResumeFailure {
@@ -107,6 +142,7 @@ export class FailureMemory {
 		const remembered: ResumeFailure =
 			error.code === "resume_timeout" ? { code: "control_plane_unavailable" } : { ...error };
 		this.#backoff = { failures, until: now + delay, error: remembered };
+		this.#persist();
 		return { ...error, retryAfterSeconds: Math.max(1, Math.ceil(delay / 1000)) };
 	}
 }

@@ -56,5 +56,8 @@ export type CatalogWrite = { op: "put"; route: PushedRoute } | { op: "delete"; e
 /** What a catalog lookup tells the Worker: a route, or why there is none. */
 export type LookupResult =
 	| { ok: true; route: Route }
-	/** `rememberedUntil`: the failure holds for every caller until then, so the Worker may keep it too. */
-	| { ok: false; error: ResumeFailure; rememberedUntil?: number };
+	/**
+	 * `remembered`: how the object will answer every caller until then, so
+	 * that the Worker may answer so too without asking it.
+	 */
+	| { ok: false; error: ResumeFailure; remembered?: { error: ResumeFailure; until: number } };

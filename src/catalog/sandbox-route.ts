@@ -3,7 +3,7 @@ import { type Config, ConfigError, configFrom, defaults } from "../config.ts";
 import { createResumeClient, type ResumeSandbox } from "../control-plane/resume-client.ts";
 import { logEvent } from "../log.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
-import { FailureMemory } from "./failure-memory.ts";
+import { FailureMemory, type RememberedFailure, type SandboxWideFailures } from "./failure-memory.ts";
 import { checkResumeBudget } from "./resume-budget.ts";
 import { type CatalogEntry, type CatalogWrite, type LookupResult, type Route, sameRoute } from "./route.ts";
 import { RouteStore } from "./route-store.ts";
@@ -67,7 +67,7 @@ export class SandboxRoute extends DurableObject<Env> {
 					this.#doubted = undefined;
 					return { ok: true, route: this.#routeOf(entry) };
 				}
-				return failed(remembered.error, remembered.sandboxWide ? remembered.until : undefined);
+				return failed(remembered.error, remembered);
 			}
 
 			const joinable = this.#flights.get(key) ?? (joinAny ? firstOf(this.#flights) : undefined);
@@ -145,7 +145,14 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 
 	#failureMemory(config: Config): FailureMemory {
-		this.#failures ??= new FailureMemory(config);
+		const kv = this.ctx.storage.kv;
+		this.#failures ??= new FailureMemory(config, {
+			load: () => kv.get<SandboxWideFailures>(failuresKey),
+			save: (failures) => {
+				if (failures === undefined) kv.delete(failuresKey);
+				else kv.put(failuresKey, failures);
+			},
+		});
 		return this.#failures;
 	}
 
@@ -198,7 +205,8 @@ export class SandboxRoute extends DurableObject<Env> {
 	 */
 	async write(sandboxId: string, writes: readonly CatalogWrite[]): Promise<void> {
 		// Whatever was remembered of failed resumes, the control plane has spoken since.
-		this.#failures?.clear();
+		const config = this.#config();
+		if (config.ok) this.#failureMemory(config.value).clear();
 		for (const write of writes) {
 			if (write.op === "put") {
 				const now = Date.now();
@@ -231,10 +239,13 @@ export class SandboxRoute extends DurableObject<Env> {
 
 	/** Set for when the stored route expires: an expired route leaves nothing behind. */
 	override async alarm(): Promise<void> {
-		const entry = this.#store.current(Date.now());
+		const now = Date.now();
+		const entry = this.#store.current(now);
+		const remembered = this.#failures?.sandboxWideUntil ?? 0;
 		if (entry !== null) await this.ctx.storage.setAlarm(entry.expiresAt);
 		// A resume in flight will store a route, or fail; look again after it.
-		else if (this.#flights.size > 0) await this.ctx.storage.setAlarm(Date.now() + 60_000);
+		else if (this.#flights.size > 0) await this.ctx.storage.setAlarm(now + 60_000);
+		else if (remembered > now) await this.ctx.storage.setAlarm(remembered);
 		else await this.#forget();
 	}
 
@@ -289,8 +300,11 @@ export class SandboxRoute extends DurableObject<Env> {
 				return failed(outcome.error);
 			}
 			const error = failures.record(key, outcome.error, finishedAt);
-			const remembered = failures.recall(key, finishedAt);
-			return failed(error, remembered?.sandboxWide ? remembered.until : undefined);
+			// A stored failure leaves storage behind: the alarm removes it once it no longer holds.
+			if (pushed === null && failures.sandboxWideUntil > finishedAt) {
+				await this.ctx.storage.setAlarm(failures.sandboxWideUntil);
+			}
+			return failed(error, failures.recall(key, finishedAt));
 		}
 		failures.clear();
 
@@ -316,6 +330,9 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 }
 
+/** The key of the sandbox-wide failures in the object's key-value storage. */
+const failuresKey = "failures";
+
 // However many distinct credentials ask at once, this many RPCs at most run
 // for one sandbox; a refusal is quick, so the owner's turn comes soon.
 const maxConcurrentFlights = 4;
@@ -334,8 +351,9 @@ function credentialsKey(credentials: ResumeCredentials): string {
 	return JSON.stringify([credentials.port, credentials.trafficAccessToken, credentials.envdAccessToken]);
 }
 
-function failed(error: ResumeFailure, rememberedUntil?: number): Extract<LookupResult, { ok: false }> {
-	return rememberedUntil === undefined ? { ok: false, error } : { ok: false, error, rememberedUntil };
+function failed(error: ResumeFailure, remembered?: RememberedFailure): Extract<LookupResult, { ok: false }> {
+	if (remembered === undefined || !remembered.sandboxWide) return { ok: false, error };
+	return { ok: false, error, remembered: { error: remembered.error, until: remembered.until } };
 }
 
 function firstOf<K, V>(map: ReadonlyMap<K, V>): V | undefined {

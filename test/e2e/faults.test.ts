@@ -1,0 +1,332 @@
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+	apiSecret,
+	catalogSecret,
+	type E2eStack,
+	freshId,
+	type RunningWorker,
+	sandboxHost,
+	startE2eStack,
+	startWorker,
+} from "./fixture.ts";
+import { fetchVia, send } from "./http-client.ts";
+
+// Faults over real sockets, counted: ResumeSandbox calls as the control
+// plane received them, and requests as the node or the app received them.
+
+let env: E2eStack;
+
+beforeAll(async () => {
+	env = await startE2eStack({ resumeDelayMs: 300, catalogWrites: false, limits: { perClient: 10_000 } });
+});
+afterAll(async () => {
+	await env?.close();
+});
+
+const json = { accept: "application/json" };
+
+function callsFor(sandboxId: string) {
+	return env.stack.controlPlane.calls().filter((call) => call.sandboxId === sandboxId);
+}
+
+async function pausedSandbox(options: { portOpenDelayMs?: number } = {}): Promise<string> {
+	const id = freshId();
+	await env.admin.create({ id, ...options });
+	await env.admin.pause(id);
+	return id;
+}
+
+function sleep(ms: number): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe("a request cancelled while others wait on its resume", () => {
+	it("does not cancel the resume: the others get the sandbox, with one RPC", async () => {
+		const id = await pausedSandbox();
+		// The first request starts the resume, and its client gives up while it runs.
+		const cancelled = cancelAfter(env.worker, sandboxHost(id), 100);
+		await sleep(20);
+		const others = await Promise.all(
+			Array.from({ length: 10 }, (_, i) => fetchVia(env.worker.url, sandboxHost(id), `/headers?i=${i}`)),
+		);
+		await cancelled;
+		expect(others.map((response) => response.status)).toEqual(Array(10).fill(200));
+		expect(callsFor(id)).toHaveLength(1);
+	});
+
+	it("finishes the resume of a request that is alone and cancelled, so the next request needs no RPC", async () => {
+		const id = await pausedSandbox();
+		await cancelAfter(env.worker, sandboxHost(id), 100);
+		// The resume goes on without its requester.
+		await sleep(600);
+		expect(callsFor(id)).toHaveLength(1);
+		expect((await env.admin.get(id)).state).toBe("running");
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers");
+		expect(response.status).toBe(200);
+		expect(callsFor(id)).toHaveLength(1);
+	});
+});
+
+/** Sends a request and destroys its socket after `ms`, as a client that gives up. */
+function cancelAfter(worker: RunningWorker, host: string, ms: number): Promise<void> {
+	return new Promise((resolve) => {
+		const req = request({
+			host: worker.url.hostname,
+			port: worker.url.port,
+			path: "/",
+			headers: { host },
+			agent: false,
+		});
+		req.on("error", () => resolve());
+		req.on("response", (res) => {
+			res.resume();
+			resolve();
+		});
+		req.end();
+		setTimeout(() => {
+			req.destroy();
+			resolve();
+		}, ms);
+	});
+}
+
+describe("a control plane that fails", () => {
+	it("is not asked again by every request while it is down: it backs off, and says when to try again", async () => {
+		const id = await pausedSandbox();
+		await env.admin.setFault({ sandboxId: id, code: "Unavailable", message: "down" });
+		try {
+			const started = Date.now();
+			const responses = [];
+			while (Date.now() - started < 1500) {
+				responses.push(await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json }));
+			}
+			expect(responses.length).toBeGreaterThan(10);
+			expect(new Set(responses.map((response) => response.status))).toEqual(new Set([503]));
+			for (const response of responses) expect(Number(response.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+			// The first try, then one after each backoff: 0.5-1 s, then 1-2 s.
+			expect(callsFor(id).length).toBeGreaterThanOrEqual(2);
+			expect(callsFor(id).length).toBeLessThanOrEqual(3);
+		} finally {
+			await env.admin.clearFault();
+		}
+	});
+
+	it("that is flapping is asked again after each backoff, each longer than the last, until it answers", async () => {
+		const id = await pausedSandbox();
+		await env.admin.setFault({ sandboxId: id, code: "Unavailable", message: "flap", times: 3 });
+		let response = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json });
+		const deadline = Date.now() + 15_000;
+		while (response.status === 503 && Date.now() < deadline) {
+			await sleep(Number(response.headers["retry-after"] ?? 1) * 1000);
+			response = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json });
+		}
+		expect(response.status).toBe(200);
+		const calls = callsFor(id);
+		expect(calls).toHaveLength(4);
+		const gaps = calls.slice(1).map((call, i) => call.at - (calls[i]?.at ?? 0));
+		// Jittered: each wait is between half and all of 1 s, 2 s, 4 s.
+		expect(gaps[0]).toBeGreaterThanOrEqual(500);
+		expect(gaps[1]).toBeGreaterThanOrEqual(1000);
+		expect(gaps[2]).toBeGreaterThanOrEqual(2000);
+	});
+
+	it("that is slow past the deadline gives a 504, and the requests after it a 503, with no new RPC until the backoff ends", async () => {
+		const quick = await startWorker({ ...env.vars, RESUME_TIMEOUT_MS: "400" }, apiSecret, { perClient: 10_000 });
+		try {
+			const id = await pausedSandbox();
+			await env.admin.setFault({ sandboxId: id, hang: true });
+			const started = Date.now();
+			const first = await fetchVia(quick.url, sandboxHost(id), "/", { headers: json });
+			expect(first.status).toBe(504);
+			expect(Date.now() - started).toBeLessThan(400 + 1500);
+			const second = await fetchVia(quick.url, sandboxHost(id), "/", { headers: json });
+			expect(second.status).toBe(503);
+			expect(second.json()).toMatchObject({ reason: "control_plane_unavailable" });
+			expect(Number(second.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+			expect(callsFor(id)).toHaveLength(1);
+		} finally {
+			await env.admin.clearFault();
+			await quick.close();
+		}
+	});
+
+	it("that refuses connections gives a 503 with Retry-After, and is not hammered", async () => {
+		const closed = createServer();
+		await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+		const port = (closed.address() as AddressInfo).port;
+		let connections = 0;
+		closed.on("connection", (socket: Socket) => {
+			connections += 1;
+			socket.destroy();
+		});
+		const refusing = await startWorker({ ...env.vars, CONTROL_PLANE_URL: `http://127.0.0.1:${port}` }, apiSecret, {
+			perClient: 10_000,
+		});
+		try {
+			const id = freshId();
+			const responses = [];
+			for (let i = 0; i < 20; i++)
+				responses.push(await fetchVia(refusing.url, sandboxHost(id), "/", { headers: json }));
+			expect(new Set(responses.map((response) => response.status))).toEqual(new Set([503]));
+			expect(connections).toBeGreaterThanOrEqual(1);
+			// One try, and perhaps one more after the first backoff.
+			expect(connections).toBeLessThanOrEqual(4);
+		} finally {
+			await refusing.close();
+			await new Promise((resolve) => closed.close(resolve));
+		}
+	});
+});
+
+describe("a node that fails mid-response", () => {
+	let fakeNode: Server;
+	let deliveries: string[] = [];
+	let worker: RunningWorker;
+
+	beforeAll(async () => {
+		fakeNode = createServer((req: IncomingMessage, res: ServerResponse) => {
+			deliveries.push(`${req.method} ${req.url}`);
+			if (req.url === "/drop-after-headers") {
+				res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(1 << 20) });
+				res.write(Buffer.alloc(64 * 1024, 1));
+				setTimeout(() => res.destroy(), 50);
+				return;
+			}
+			if (req.url === "/drop-before-headers") {
+				req.socket.destroy();
+				return;
+			}
+			res.writeHead(200, { "content-type": "text/plain" });
+			res.end("ok");
+		});
+		await new Promise<void>((resolve) => fakeNode.listen(0, "127.0.0.1", resolve));
+		const port = (fakeNode.address() as AddressInfo).port;
+		worker = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: `http://{ip}:${port}` });
+	});
+	afterAll(async () => {
+		await worker?.close();
+		await new Promise((resolve) => fakeNode?.close(resolve));
+	});
+
+	async function pushRoute(id: string): Promise<void> {
+		const body = JSON.stringify({ orchestrator_ip: "127.0.0.1", execution_id: `exec-${id}`, ttl_seconds: 600 });
+		const response = await fetchVia(worker.url, "edge.localhost", `/v1/sandboxes/${id}`, {
+			method: "PUT",
+			headers: { authorization: `Bearer ${catalogSecret}`, "content-type": "application/json" },
+			body,
+		});
+		expect(response.status).toBe(204);
+	}
+
+	it.each(["GET", "POST"])(
+		"cuts the client's %s off too, once, without sending it again, and keeps the route",
+		async (method) => {
+			const id = freshId("drop");
+			await pushRoute(id);
+			deliveries = [];
+			const response = await send(worker.url, sandboxHost(id), "/drop-after-headers", {
+				method,
+				...(method === "POST" ? { body: "x" } : {}),
+			});
+			expect(response.statusCode).toBe(200);
+			let received = 0;
+			const ended = await new Promise<string>((resolve) => {
+				response.on("data", (chunk: Buffer) => {
+					received += chunk.byteLength;
+				});
+				response.on("end", () => resolve("end"));
+				response.on("error", () => resolve("error"));
+				response.on("aborted", () => resolve("aborted"));
+				response.on("close", () => resolve("close"));
+			});
+			// The body stops short of its length: the client can tell it is cut.
+			expect(received).toBeLessThan(1 << 20);
+			expect(ended).not.toBe("end");
+			expect(deliveries).toEqual([`${method} /drop-after-headers`]);
+			// The node answered, so its route stands.
+			const next = await fetchVia(worker.url, sandboxHost(id), "/fine");
+			expect(next.text).toBe("ok");
+			expect(callsFor(id)).toHaveLength(0);
+		},
+	);
+
+	it("answers a connection dropped before any response with a 502, sent once", async () => {
+		const id = freshId("drop");
+		await pushRoute(id);
+		deliveries = [];
+		const response = await fetchVia(worker.url, sandboxHost(id), "/drop-before-headers", {
+			method: "POST",
+			body: "once",
+			headers: json,
+		});
+		expect(response.status).toBe(502);
+		expect(response.json()).toMatchObject({ reason: "node_unreachable", sandboxId: id });
+		expect(deliveries).toEqual(["POST /drop-before-headers"]);
+	});
+});
+
+describe("a port that opens after the wake", () => {
+	// The demo app's ports listen this long after each start or resume; until
+	// then the node answers E2B's port-closed 502.
+	const portOpenDelayMs = 700;
+
+	it("is retried for a request the wake was for, which then reaches the app once", async () => {
+		const id = await pausedSandbox({ portOpenDelayMs });
+		const key = freshId("key");
+		const response = await fetchVia(env.worker.url, sandboxHost(id), `/deliveries?key=${key}`, {
+			method: "POST",
+			body: "once",
+			headers: json,
+		});
+		expect(response.status).toBe(200);
+		expect(response.json()).toMatchObject({ key, deliveries: 1 });
+		expect(callsFor(id)).toHaveLength(1);
+		expect(env.worker.logText()).toContain(`"event":"port_retry","sandboxId":"${id}"`);
+	});
+
+	it("goes to the client as the node's answer outside the window", async () => {
+		const noWindow = await startWorker({ ...env.vars, PORT_RETRY_WINDOW_MS: "0" });
+		try {
+			const id = await pausedSandbox({ portOpenDelayMs: 5000 });
+			const response = await fetchVia(noWindow.url, sandboxHost(id), "/", { headers: json });
+			expect(response.status).toBe(502);
+			expect(response.json()).toEqual({
+				sandboxId: id,
+				message: "The sandbox is running but port is not open",
+				port: 3000,
+				code: 502,
+			});
+		} finally {
+			await noWindow.close();
+		}
+	});
+
+	it("is not retried for a streamed body, which can go only once", async () => {
+		const id = await pausedSandbox({ portOpenDelayMs: 5000 });
+		const big = Buffer.alloc(256 * 1024, 7);
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/upload", {
+			method: "POST",
+			body: big,
+			headers: json,
+		});
+		expect(response.status).toBe(502);
+		expect(response.json()).toMatchObject({ message: "The sandbox is running but port is not open" });
+	});
+
+	it("gives up after PORT_RETRY_ATTEMPTS and passes the node's answer on", async () => {
+		const id = await pausedSandbox({ portOpenDelayMs: 10_000 });
+		const started = Date.now();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: json });
+		expect(response.status).toBe(502);
+		expect(response.json()).toMatchObject({ message: "The sandbox is running but port is not open", port: 3000 });
+		// 5 retries after 0.1, 0.2, 0.4, 0.8 and 1 s.
+		expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
+		const retries = env.worker
+			.logText()
+			.split("\n")
+			.filter((line) => line.includes(`"event":"port_retry","sandboxId":"${id}"`));
+		expect(retries).toHaveLength(5);
+	});
+});
