@@ -130,6 +130,7 @@ async function sendToNode(
 			route,
 			nodeOriginTemplate: context.config.nodeOriginTemplate,
 			body: bodyInit(body),
+			...(body.kind === "stream" ? { signal: body.upload.signal } : {}),
 		});
 	} catch (error) {
 		const failure = body.kind === "stream" ? body.upload.failure : "node";

@@ -30,6 +30,8 @@ export interface ForwardOptions {
 	nodeOriginTemplate: string;
 	/** The body to send: the request's own is never read here, so that its owner decides whether it can go twice. */
 	body: BodyInit | null;
+	/** Aborts the request to the node, when the client's body fails. */
+	signal?: AbortSignal;
 }
 
 export function nodeOrigin(template: string, nodeIp: string): string {
@@ -52,6 +54,7 @@ export async function forwardToNode(options: ForwardOptions): Promise<Response> 
 			headers: upstreamHeaders(request.headers, url, target),
 			body: options.body,
 			redirect: "manual",
+			...(options.signal === undefined ? {} : { signal: options.signal }),
 		});
 	} catch (error) {
 		throw new ProxyError("node_unreachable", { sandboxId: target.sandboxId, cause: error });

@@ -102,6 +102,9 @@ export class StreamedUpload {
 	readonly #idleTimeoutMs: number;
 	#forwarding = true;
 	#native = false;
+	// Aborting the pipe alone can end a chunked body as if it were whole; the
+	// node must see the request fail instead, so the fetch itself is aborted.
+	readonly #abort = new AbortController();
 	readonly #writable: WritableStream<Uint8Array>;
 	#writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
 
@@ -121,6 +124,11 @@ export class StreamedUpload {
 	 */
 	get failure(): UploadFailure | undefined {
 		return this.#native ? "unknown" : this.#failure;
+	}
+
+	/** Aborts the request to the node when the client's side of the body fails. */
+	get signal(): AbortSignal {
+		return this.#abort.signal;
 	}
 
 	/** Whether the client stopped sending for longer than the idle timeout. */
@@ -148,6 +156,7 @@ export class StreamedUpload {
 			} catch (error) {
 				this.#failure ??= "client";
 				this.#writer?.abort(error).catch(() => {});
+				if (this.#forwarding) this.#abort.abort(error);
 				reader.cancel(error).catch(() => {});
 				return;
 			}

@@ -1,0 +1,128 @@
+import { request } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { unstable_readConfig } from "wrangler";
+import { type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
+import { fetchVia } from "./http-client.ts";
+
+// The edges of a request: what a client claims about itself, how long its
+// body may take, and how the Worker is deployed.
+
+let env: E2eStack;
+const bodyIdleTimeoutMs = 1000;
+
+beforeAll(async () => {
+	env = await startE2eStack({ workerVars: { BODY_IDLE_TIMEOUT_MS: String(bodyIdleTimeoutMs) } });
+});
+afterAll(async () => {
+	await env?.close();
+});
+
+async function runningSandbox(): Promise<string> {
+	const id = freshId();
+	await env.admin.create({ id });
+	return id;
+}
+
+describe("the client's address", () => {
+	it("reaches the app as CF-Connecting-IP gives it, whatever X-Forwarded-For and X-Real-IP the client sent", async () => {
+		const id = await runningSandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers", {
+			headers: { "x-forwarded-for": "10.9.8.7, 1.2.3.4", "x-real-ip": "10.9.8.7", "cf-connecting-ip": "203.0.113.8" },
+		});
+		expect(response.status).toBe(200);
+		expect(response.json()).toMatchObject({ "x-forwarded-for": "203.0.113.8", "x-real-ip": "203.0.113.8" });
+	});
+});
+
+describe("access tokens", () => {
+	it.each(["x-access-token", "e2b-traffic-access-token"])(
+		"that are far too long are refused on the hot path too (%s), before the node sees them",
+		async (header) => {
+			const id = await runningSandbox();
+			const key = freshId("key");
+			// Warm: the route is cached, so no resume would read the tokens.
+			expect((await fetchVia(env.worker.url, sandboxHost(id), "/headers")).status).toBe(200);
+			const response = await fetchVia(env.worker.url, sandboxHost(id), `/deliveries?key=${key}`, {
+				method: "POST",
+				headers: { [header]: "t".repeat(5000), accept: "application/json" },
+			});
+			expect(response.status).toBe(400);
+			expect(response.json()).toMatchObject({ reason: "invalid_access_token" });
+			const deliveries = await fetchVia(env.worker.url, sandboxHost(id), `/deliveries?key=${key}`);
+			expect(deliveries.json()).toMatchObject({ deliveries: 0 });
+		},
+	);
+});
+
+describe("a request body that stalls", () => {
+	/** Sends the head and the first bytes of a body, then nothing more, and returns the answer. */
+	function stall(host: string, path: string, headers: Record<string, string>, firstBytes: Buffer) {
+		return new Promise<{ status: number; body: string; elapsedMs: number }>((resolve, reject) => {
+			const started = Date.now();
+			const req = request(
+				{
+					host: env.worker.url.hostname,
+					port: env.worker.url.port,
+					path,
+					method: "POST",
+					headers: { host, accept: "application/json", ...headers },
+					agent: false,
+				},
+				(res) => {
+					const chunks: Buffer[] = [];
+					res.on("data", (chunk: Buffer) => chunks.push(chunk));
+					res.on("end", () => {
+						resolve({
+							status: res.statusCode ?? 0,
+							body: Buffer.concat(chunks).toString(),
+							elapsedMs: Date.now() - started,
+						});
+						req.destroy();
+					});
+				},
+			);
+			req.on("error", reject);
+			req.write(firstBytes);
+		});
+	}
+
+	it.each([
+		["a small body, read before it is sent", { "content-length": "1000" }, Buffer.alloc(10, 1)],
+		["a large body, streamed", { "content-length": String(4 << 20) }, Buffer.alloc(256 * 1024, 1)],
+		["a chunked body", { "transfer-encoding": "chunked" }, Buffer.from("0123456789")],
+	])(
+		"is given up after BODY_IDLE_TIMEOUT_MS: %s gets a 408, and the app never sees it whole",
+		async (_, headers, firstBytes) => {
+			const id = await runningSandbox();
+			const key = freshId("key");
+			const answer = await stall(sandboxHost(id), `/deliveries?key=${key}`, headers, firstBytes);
+			expect(answer.status, answer.body).toBe(408);
+			expect(JSON.parse(answer.body)).toMatchObject({ reason: "request_body_timeout", sandboxId: id });
+			expect(answer.elapsedMs).toBeGreaterThanOrEqual(bodyIdleTimeoutMs - 50);
+			expect(answer.elapsedMs).toBeLessThan(bodyIdleTimeoutMs + 3000);
+			// The app counts a delivery once a body ends: a cut body must not look whole.
+			const deliveries = await fetchVia(env.worker.url, sandboxHost(id), `/deliveries?key=${key}`);
+			expect(deliveries.json()).toMatchObject({ deliveries: 0 });
+		},
+	);
+});
+
+describe("deploys", () => {
+	const root = new URL("../..", import.meta.url).pathname;
+	const local = unstable_readConfig({ config: `${root}wrangler.toml` });
+	const production = unstable_readConfig({ config: `${root}wrangler.toml`, env: "production" });
+
+	it("keep the local Worker's name apart from production's, so a plain `wrangler deploy` cannot replace it", () => {
+		expect(local.name).not.toBe(production.name);
+		expect(production.name).toBe("sandbox-edge-proxy");
+		expect(local.workers_dev).toBe(false);
+	});
+
+	it("give production an https control plane, no development mode, and every binding", () => {
+		expect(String(production.vars.CONTROL_PLANE_URL)).toMatch(/^https:\/\//);
+		expect(production.vars.ENVIRONMENT ?? "production").toBe("production");
+		const names = (bindings: readonly { name: string }[]) => bindings.map((binding) => binding.name).sort();
+		expect(names(production.durable_objects.bindings)).toEqual(["SANDBOX_ROUTE"]);
+		expect(names(production.ratelimits)).toEqual(names(local.ratelimits));
+	});
+});
