@@ -228,3 +228,48 @@ describe("a control plane that answers OK with something that is not an IP", () 
 		},
 	);
 });
+
+describe("a control plane that answers an error with a huge body", () => {
+	it.each(["grpc-web", "connect"])(
+		"is read no further than a bound over %s: a 503, and the rest is never taken",
+		async (protocol) => {
+			let written = 0;
+			let finished = false;
+			const flooding: Server = createServer((_req, res) => {
+				res.writeHead(500, { "content-type": "application/json" });
+				const chunk = Buffer.alloc(64 * 1024, 0x20);
+				// 64 MiB, written as fast as the reader takes it.
+				const pump = () => {
+					while (written < 64 << 20) {
+						written += chunk.byteLength;
+						if (!res.write(chunk)) return void res.once("drain", pump);
+					}
+					finished = true;
+					res.end();
+				};
+				res.on("close", () => res.removeAllListeners("drain"));
+				pump();
+			});
+			await new Promise<void>((resolve) => flooding.listen(0, "127.0.0.1", resolve));
+			const port = (flooding.address() as AddressInfo).port;
+			const worker = await startWorker(
+				{ ...env.vars, CONTROL_PLANE_URL: `http://127.0.0.1:${port}`, CONTROL_PLANE_PROTOCOL: protocol },
+				apiSecret,
+			);
+			try {
+				const response = await fetchVia(worker.url, sandboxHost(freshId()), "/", {
+					headers: { accept: "application/json" },
+				});
+				expect(response.status).toBe(503);
+				expect(response.json()).toMatchObject({ reason: "control_plane_unavailable" });
+				expect(finished).toBe(false);
+				// What was taken: the bound (64 KiB) plus what the sockets' buffers hold.
+				expect(written).toBeLessThan(16 << 20);
+			} finally {
+				await worker.close();
+				flooding.closeAllConnections();
+				await new Promise((resolve) => flooding.close(resolve));
+			}
+		},
+	);
+});
