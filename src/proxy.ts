@@ -141,7 +141,11 @@ async function sendToNode(
 		}
 		// Past the start of a long upload, who failed is unknown; the next request finds out.
 		if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
-			await catalog.invalidate(route);
+			// A node the control plane has just placed the sandbox on is not
+			// second-guessed at once: asking again would give the same node,
+			// one RPC per request while it is down.
+			const vouched = route.resumedAt !== undefined && Date.now() - route.resumedAt < context.config.notFoundCacheMs;
+			await catalog.invalidate(route, vouched);
 		}
 		throw error;
 	}

@@ -56,8 +56,8 @@ export class CatalogClient {
 
 	/**
 	 * Forgets `stale` in the isolate and in the object, unless a newer route
-	 * replaced it. `afterResume`: its node denied the sandbox even after a
-	 * fresh resume placed it there.
+	 * replaced it. `afterResume`: its node failed it even though the control
+	 * plane has just placed the sandbox there, so it is disputed, not dropped.
 	 */
 	async invalidate(stale: Route, afterResume = false): Promise<void> {
 		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);

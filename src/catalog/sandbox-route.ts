@@ -170,9 +170,11 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * sandbox is not there, or could not be reached. A learned route is
 	 * forgotten; a pushed one is doubted (see `#doubted`). A route learned or
 	 * pushed since, even to the same node, is kept. So is a disputed route:
-	 * `afterResume` says that its node denied the sandbox even after a fresh
-	 * resume placed it there, so its denials are not believed for
-	 * NOT_FOUND_CACHE_MS, and cost no further RPC (an app can forge them).
+	 * `afterResume` says that its node failed (denied the sandbox, or could
+	 * not be reached) even though a fresh resume had just placed the sandbox
+	 * there. Asking again would give the same node, so for NOT_FOUND_CACHE_MS
+	 * its failures cost no RPC (and an app cannot buy one per request by
+	 * forging denials).
 	 */
 	async invalidate(stale: Route, afterResume = false): Promise<boolean> {
 		const entry = this.#store.current(Date.now());
