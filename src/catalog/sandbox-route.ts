@@ -62,8 +62,9 @@ export class SandboxRoute extends DurableObject<Env> {
 			if (entry !== null && entry !== this.#doubted) return { ok: true, route: this.#routeOf(entry) };
 			const remembered = failures.recall(key, now);
 			if (remembered !== undefined) {
-				// The control plane cannot be asked now: its pushed word stands.
-				if (entry !== null) {
+				// The control plane cannot be asked about a doubted pushed route
+				// now (it failed for everyone): its pushed word stands.
+				if (entry !== null && remembered.sandboxWide) {
 					this.#doubted = undefined;
 					return { ok: true, route: this.#routeOf(entry) };
 				}
