@@ -1,10 +1,19 @@
 // JSON admin API under /admin, for the CLI and for tests that drive the stack
-// over HTTP rather than in-process.
+// over HTTP rather than in-process. It has no credentials: admin-guard.ts
+// keeps web pages out.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { refuseAdminRequest } from "./admin-guard.ts";
 import { FaultError, type FaultSlot, parseFault } from "./fault.ts";
 import { BodyTooLargeError, pathOf, queryOf, readBody, sendJson, sendNoContent } from "./http-util.ts";
-import { type CreateSandboxInput, type RecordedCall, SANDBOX_STATES, type SandboxState } from "./model.ts";
+import {
+	type CreateSandboxInput,
+	MAX_PORT_OPEN_DELAY_MS,
+	type RecordedCall,
+	SANDBOX_STATES,
+	type SandboxState,
+	type SandboxView,
+} from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 
 export interface AdminBackend {
@@ -24,9 +33,13 @@ class HttpError extends Error {
 	}
 }
 
+const REQUIREMENTS =
+	"Every request needs a loopback Host (localhost, 127.0.0.0/8, [::1]); " +
+	"every one but GET and HEAD needs Content-Type: application/json, with a body or not";
+
 const ROUTES = [
-	"GET /admin/sandboxes",
-	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?}",
+	"GET /admin/sandboxes [?tokens=1]",
+	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?, portOpenDelayMs?}",
 	"GET /admin/sandboxes/:id",
 	"DELETE /admin/sandboxes/:id",
 	"POST /admin/sandboxes/:id/pause [?wait=false]",
@@ -55,7 +68,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 	}
 }
 
-const CREATE_KEYS = new Set(["id", "autoResume", "public", "secure", "state", "ports"]);
+const CREATE_KEYS = new Set(["id", "autoResume", "public", "secure", "state", "ports", "portOpenDelayMs"]);
 
 function parseCreate(value: unknown): CreateSandboxInput {
 	if (typeof value !== "object" || value === null || Array.isArray(value)) {
@@ -87,7 +100,28 @@ function parseCreate(value: unknown): CreateSandboxInput {
 		}
 		input.ports = body.ports as number[];
 	}
+	if (body.portOpenDelayMs !== undefined) {
+		const delay = body.portOpenDelayMs;
+		if (typeof delay !== "number" || !Number.isInteger(delay) || delay < 0 || delay > MAX_PORT_OPEN_DELAY_MS) {
+			throw new HttpError(400, `portOpenDelayMs must be an integer from 0 to ${MAX_PORT_OPEN_DELAY_MS}`);
+		}
+		input.portOpenDelayMs = delay;
+	}
 	return input;
+}
+
+/** Whether `?tokens=` asks for access tokens in the list. */
+function wantsTokens(req: IncomingMessage): boolean {
+	const value = queryOf(req).get("tokens");
+	if (value === null || value === "0" || value === "false") return false;
+	if (value === "" || value === "1" || value === "true") return true;
+	throw new HttpError(400, "tokens must be 1, true, 0 or false");
+}
+
+/** The list is for looking around; another sandbox's tokens are shown only on request. */
+function withoutTokens(sandbox: SandboxView): SandboxView {
+	const { trafficAccessToken: _traffic, envdAccessToken: _envd, ...rest } = sandbox;
+	return rest;
 }
 
 function methodNotAllowed(allowed: string[]): never {
@@ -111,11 +145,14 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
 	}
 	const [, resource, id, action, ...rest] = segments;
 
-	if (resource === undefined) return sendJson(res, 200, { routes: ROUTES });
+	if (resource === undefined) return sendJson(res, 200, { routes: ROUTES, requirements: REQUIREMENTS });
 
 	if (resource === "sandboxes" && rest.length === 0) {
 		if (id === undefined) {
-			if (method === "GET") return sendJson(res, 200, { sandboxes: registry.list() });
+			if (method === "GET") {
+				const sandboxes = registry.list();
+				return sendJson(res, 200, { sandboxes: wantsTokens(req) ? sandboxes : sandboxes.map(withoutTokens) });
+			}
 			if (method === "POST") return sendJson(res, 201, await registry.create(parseCreate(await readJson(req))));
 			methodNotAllowed(["GET", "POST"]);
 		}
@@ -170,6 +207,12 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
 
 export function createAdminHandler(backend: AdminBackend): (req: IncomingMessage, res: ServerResponse) => void {
 	return (req, res) => {
+		const refusal = refuseAdminRequest(req);
+		if (refusal !== undefined) {
+			// The body, if any, is never read: the connection goes rather than carry it into the next request.
+			const { status, reason, message } = refusal;
+			return sendJson(res, status, { message, code: status, reason }, { connection: "close" });
+		}
 		route(backend, req, res).catch((error: unknown) => {
 			if (res.headersSent) return void res.destroy();
 			if (error instanceof HttpError) {

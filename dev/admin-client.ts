@@ -23,7 +23,8 @@ export class AdminUnreachableError extends Error {
 }
 
 export interface AdminClient {
-	list(): Promise<SandboxView[]>;
+	/** Access tokens are left out unless `tokens` is true; `get` always has them. */
+	list(options?: { tokens?: boolean }): Promise<SandboxView[]>;
 	get(id: string): Promise<SandboxView>;
 	create(input?: CreateSandboxInput): Promise<SandboxView>;
 	/** Resolves once "paused"; with `{ wait: false }`, at once with "pausing". */
@@ -46,7 +47,8 @@ export function createAdminClient(baseUrl: string, fetchImpl: typeof fetch = fet
 		try {
 			res = await fetchImpl(`${root}/admin${path}`, {
 				method,
-				headers: body === undefined ? {} : { "content-type": "application/json" },
+				// The admin API turns away any state change without it, body or not.
+				headers: method === "GET" || method === "HEAD" ? {} : { "content-type": "application/json" },
 				body: body === undefined ? null : JSON.stringify(body),
 			});
 		} catch (error) {
@@ -69,7 +71,9 @@ export function createAdminClient(baseUrl: string, fetchImpl: typeof fetch = fet
 	const sandbox = (id: string) => `/sandboxes/${encodeURIComponent(id)}`;
 
 	return {
-		list: async () => (await call<{ sandboxes: SandboxView[] }>("GET", "/sandboxes")).sandboxes,
+		list: async (options = {}) =>
+			(await call<{ sandboxes: SandboxView[] }>("GET", `/sandboxes${options.tokens === true ? "?tokens=1" : ""}`))
+				.sandboxes,
 		get: (id) => call("GET", sandbox(id)),
 		create: (input = {}) => call("POST", "/sandboxes", input),
 		pause: (id, options = {}) => call("POST", `${sandbox(id)}/pause${options.wait === false ? "?wait=false" : ""}`),

@@ -3,14 +3,16 @@
 import { AdminApiError, AdminUnreachableError, createAdminClient } from "./admin-client.ts";
 import { readCatalogEntry } from "./catalog-writer.ts";
 import { loadDevVars } from "./dev-vars.ts";
-import type { CreateSandboxInput, RecordedCall, SandboxView } from "./model.ts";
+import { type CreateSandboxInput, MAX_PORT_OPEN_DELAY_MS, type RecordedCall, type SandboxView } from "./model.ts";
 
 const USAGE = `Usage: npm run sandbox -- <command>
 
 Commands:
-  list                                   list sandboxes
-  create [id] [--private] [--secure] [--no-auto-resume] [--paused]
-                                         create a sandbox (running unless --paused)
+  list [--tokens]                        list sandboxes (with their access tokens if asked)
+  create [id] [--private] [--secure] [--no-auto-resume] [--paused] [--port-open-delay-ms N]
+                                         create a sandbox (running unless --paused); with
+                                         --port-open-delay-ms, its app ports open N ms after
+                                         each start or resume
   get <id>                               show one sandbox as JSON
   pause <id>                             pause a sandbox
   resume <id>                            resume a paused sandbox
@@ -48,6 +50,9 @@ function printSandbox(sandbox: SandboxView): void {
 	console.log(`id:     ${sandbox.id}`);
 	console.log(`state:  ${sandbox.state}${sandbox.resuming ? " (resuming)" : ""}`);
 	console.log(`url:    ${sandboxUrl(sandbox.id)}`);
+	if (sandbox.portOpenDelayMs !== undefined) {
+		console.log(`ports:  the app's ports open ${sandbox.portOpenDelayMs}ms after each start or resume`);
+	}
 	if (sandbox.trafficAccessToken !== undefined) {
 		console.log(`traffic access token (send as e2b-traffic-access-token): ${sandbox.trafficAccessToken}`);
 	}
@@ -56,21 +61,33 @@ function printSandbox(sandbox: SandboxView): void {
 	}
 }
 
-function printList(sandboxes: SandboxView[]): void {
+function printList(sandboxes: SandboxView[], withTokens: boolean): void {
 	if (sandboxes.length === 0) {
 		console.log("no sandboxes; create one with `npm run sandbox -- create`");
 		return;
 	}
-	const rows = sandboxes.map((s) => [
-		s.id,
-		s.resuming ? `${s.state} (resuming)` : s.state,
-		s.autoResume ? "yes" : "no",
-		s.public ? "public" : "private",
-		s.envdAccessToken === undefined ? "no" : "yes",
-		s.ports.join(","),
-		sandboxUrl(s.id),
-	]);
-	console.log(table(["ID", "STATE", "AUTO-RESUME", "TRAFFIC", "SECURE", "PORTS", "URL"], rows));
+	const rows = sandboxes.map((s) => {
+		const row = [
+			s.id,
+			s.resuming ? `${s.state} (resuming)` : s.state,
+			s.autoResume ? "yes" : "no",
+			s.public ? "public" : "private",
+			s.secure ? "yes" : "no",
+			s.ports.join(","),
+			sandboxUrl(s.id),
+		];
+		if (withTokens) row.push(s.trafficAccessToken ?? "-", s.envdAccessToken ?? "-");
+		return row;
+	});
+	const headers = ["ID", "STATE", "AUTO-RESUME", "TRAFFIC", "SECURE", "PORTS", "URL"];
+	if (withTokens) headers.push("TRAFFIC-TOKEN", "ENVD-TOKEN");
+	console.log(table(headers, rows));
+}
+
+function parseList(args: string[]): boolean {
+	if (args.length === 0) return false;
+	if (args.length === 1 && args[0] === "--tokens") return true;
+	throw new UsageError(`list takes only --tokens, not ${args.join(" ")}`);
 }
 
 function printCalls(calls: RecordedCall[]): void {
@@ -104,10 +121,21 @@ async function printRoute(id: string): Promise<void> {
 	console.log(answer.status === 200 ? JSON.stringify(JSON.parse(answer.body), null, 2) : answer.body);
 }
 
+function parseDelay(raw: string | undefined): number {
+	const value = raw === undefined || !/^\d+$/.test(raw) ? Number.NaN : Number(raw);
+	if (!(value <= MAX_PORT_OPEN_DELAY_MS)) {
+		throw new UsageError(`--port-open-delay-ms takes a number of milliseconds from 0 to ${MAX_PORT_OPEN_DELAY_MS}`);
+	}
+	return value;
+}
+
 function parseCreate(args: string[]): CreateSandboxInput {
 	const input: CreateSandboxInput = {};
-	for (const arg of args) {
-		if (arg === "--private") input.public = false;
+	for (let i = 0; i < args.length; i++) {
+		const arg = args[i] ?? "";
+		if (arg === "--port-open-delay-ms") input.portOpenDelayMs = parseDelay(args[++i]);
+		else if (arg.startsWith("--port-open-delay-ms=")) input.portOpenDelayMs = parseDelay(arg.split("=")[1]);
+		else if (arg === "--private") input.public = false;
 		else if (arg === "--secure") input.secure = true;
 		else if (arg === "--no-auto-resume") input.autoResume = false;
 		else if (arg === "--paused") input.state = "paused";
@@ -128,8 +156,10 @@ function oneId(command: string, args: string[]): string {
 async function run(argv: string[]): Promise<void> {
 	const [command, ...args] = argv;
 	switch (command) {
-		case "list":
-			return printList(await admin.list());
+		case "list": {
+			const withTokens = parseList(args);
+			return printList(await admin.list({ tokens: withTokens }), withTokens);
+		}
 		case "create":
 			return printSandbox(await admin.create(parseCreate(args)));
 		case "get":

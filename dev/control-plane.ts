@@ -49,6 +49,14 @@ export interface ControlPlane {
 const MAX_RECORDED_CALLS = 10_000;
 const MAX_RPC_BODY_BYTES = 1024 * 1024;
 
+/**
+ * Epoch ms with a fraction: calls that follow each other within one
+ * millisecond must still be seen not to overlap.
+ */
+function preciseNow(): number {
+	return performance.timeOrigin + performance.now();
+}
+
 /** Resolves true after `ms`, or false as soon as the response closes. */
 function delayUnlessClosed(ms: number, res: ServerResponse): Promise<boolean> {
 	const closed = new AbortController();
@@ -101,9 +109,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 		shutdownSignal: shutdown.signal,
 		contextValues: (req) => (req instanceof IncomingMessage ? contexts.get(req) : undefined) ?? createContextValues(),
 	});
+	// Copies, so that a caller's snapshot does not change as calls finish.
+	const snapshot = () => calls.map((call) => ({ ...call }));
 	const admin = createAdminHandler({
 		registry,
-		calls: () => [...calls],
+		calls: snapshot,
 		resetCalls: () => {
 			calls = [];
 		},
@@ -121,8 +131,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 		}
 		const protocol = protocolOf(req.headers["content-type"]);
 		const sandboxId = sandboxIdFromBody(req.headers, body);
-		calls.push({ sandboxId, protocol, headers: headerRecord(req.headers), at: Date.now() });
+		const call: RecordedCall = { sandboxId, protocol, headers: headerRecord(req.headers), at: preciseNow() };
+		calls.push(call);
 		if (calls.length > MAX_RECORDED_CALLS) calls.splice(0, calls.length - MAX_RECORDED_CALLS);
+		// Whichever comes first: a hung or abandoned call ends when its connection does.
+		const finish = () => {
+			call.finishedAt ??= preciseNow();
+		};
+		res.once("finish", finish);
+		res.once("close", finish);
 
 		const fault = faults.take(sandboxId);
 		if (fault !== undefined) {
@@ -164,7 +181,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 		url,
 		port: managed.port,
 		sandboxes: registry,
-		calls: () => [...calls],
+		calls: snapshot,
 		resetCalls: () => {
 			calls = [];
 		},

@@ -8,18 +8,23 @@ import { pipeline, Readable } from "node:stream";
 import { WebSocketServer } from "ws";
 import { renderDemoPage } from "./demo-page.ts";
 import { headerRecord, pathOf, queryOf, sendJson, sendNoContent } from "./http-util.ts";
-import { DEMO_PORTS } from "./model.ts";
+import { DEMO_PORTS, ENVD_PORT, type Log, silent } from "./model.ts";
 import { listen, type ManagedServer } from "./server-lifecycle.ts";
 
 export interface RunningSandbox {
-	/** Sandbox port -> local port on 127.0.0.1. */
+	/** Sandbox port -> local port on 127.0.0.1, for the ports that listen; it grows as late ports open. */
 	readonly ports: ReadonlyMap<number, number>;
 	close(): Promise<void>;
 }
 
+export interface StartOptions {
+	/** The app's ports (all but envd's) listen only this long after the start; the start does not wait. */
+	portOpenDelayMs?: number;
+}
+
 /** Starts and stops the processes of sandboxes; the registry drives it. */
 export interface SandboxRuntime {
-	start(sandboxId: string, ports: readonly number[]): Promise<RunningSandbox>;
+	start(sandboxId: string, ports: readonly number[], options?: StartOptions): Promise<RunningSandbox>;
 	/** The sandbox is gone for good (killed or deleted): drop what survives a pause. */
 	forget(sandboxId: string): void;
 }
@@ -39,16 +44,17 @@ const CHUNK_BYTES = 64 * 1024;
 // prefix of this one buffer and clients can verify content without a side channel.
 const PATTERN = Buffer.from(Array.from({ length: CHUNK_BYTES }, (_, i) => i % 256));
 
-export function createDemoRuntime(): SandboxRuntime {
+export function createDemoRuntime(options: { log?: Log } = {}): SandboxRuntime {
+	const log = options.log ?? silent;
 	const memories = new Map<string, DemoMemory>();
 	return {
-		start(sandboxId, ports) {
+		start(sandboxId, ports, startOptions = {}) {
 			let memory = memories.get(sandboxId);
 			if (memory === undefined) {
 				memory = { count: 0, deliveries: new Map() };
 				memories.set(sandboxId, memory);
 			}
-			return startDemoSandbox(sandboxId, ports, memory);
+			return startDemoSandbox(sandboxId, ports, memory, { ...startOptions, log });
 		},
 		forget(sandboxId) {
 			memories.delete(sandboxId);
@@ -60,21 +66,55 @@ export async function startDemoSandbox(
 	sandboxId: string,
 	ports: readonly number[],
 	memory: DemoMemory = { count: 0, deliveries: new Map() },
+	options: StartOptions & { log?: Log } = {},
 ): Promise<RunningSandbox> {
+	for (const port of ports) {
+		if (!DEMO_PORTS.includes(port)) throw new Error(`the demo sandbox cannot serve port ${port}`);
+	}
+	const delayMs = options.portOpenDelayMs ?? 0;
+	const late = delayMs > 0 ? ports.filter((port) => port !== ENVD_PORT) : [];
 	const servers = new Map<number, ManagedServer>();
+	// Live: the node reads it on every request, so a late port is routed to as soon as it listens.
+	const listening = new Map<number, number>();
+	const open = async (port: number) => {
+		const server = await startPortServer(sandboxId, port, memory);
+		servers.set(port, server);
+		listening.set(port, server.port);
+	};
 	const closeAll = () => Promise.all([...servers.values()].map((s) => s.close())).then(() => {});
 	try {
-		for (const port of ports) {
-			if (!DEMO_PORTS.includes(port)) throw new Error(`the demo sandbox cannot serve port ${port}`);
-			servers.set(port, await startPortServer(sandboxId, port, memory));
-		}
+		for (const port of ports) if (!late.includes(port)) await open(port);
 	} catch (error) {
 		await closeAll();
 		throw error;
 	}
+	if (late.length === 0) return { ports: listening, close: closeAll };
+
+	let closed = false;
+	let opening: Promise<void> | undefined;
+	const timer = setTimeout(() => {
+		opening = (async () => {
+			for (const port of late) {
+				if (closed) return;
+				try {
+					await open(port);
+					options.log?.(`sandbox ${sandboxId}: port ${port} open after ${delayMs}ms`);
+				} catch (error) {
+					// The port stays closed, as an app's would if it failed to start.
+					options.log?.(`sandbox ${sandboxId}: port ${port} failed to open: ${String(error)}`);
+				}
+			}
+		})();
+	}, delayMs);
 	return {
-		ports: new Map([...servers].map(([port, server]) => [port, server.port])),
-		close: closeAll,
+		ports: listening,
+		async close() {
+			closed = true;
+			clearTimeout(timer);
+			// A port may be opening right now; it must be closed with the rest.
+			await opening;
+			await closeAll();
+		},
 	};
 }
 

@@ -11,6 +11,11 @@ export const DEMO_PORTS: readonly number[] = [3000, 8080, 49983];
 
 export const SANDBOX_ID_PATTERN = /^[a-z0-9]+$/;
 
+/** envd's port, which a sandbox serves as soon as it starts; the others are the app's. */
+export const ENVD_PORT = 49983;
+
+export const MAX_PORT_OPEN_DELAY_MS = 600_000;
+
 /** A sandbox as the admin API and the CLI see it. */
 export interface SandboxView {
 	id: string;
@@ -21,6 +26,8 @@ export interface SandboxView {
 	trafficAccessToken?: string;
 	/** Present only for a "secure" sandbox. */
 	envdAccessToken?: string;
+	/** Whether it has an envd access token; says so even where the token is left out. */
+	secure: boolean;
 	/** Sandbox ports the demo app serves while running. */
 	ports: number[];
 	/** True while a resume is in flight (state stays "paused" until it lands). */
@@ -29,8 +36,10 @@ export interface SandboxView {
 	hasSnapshot: boolean;
 	/** The current run's execution ID, which its catalog entry carries; only while running. */
 	executionId?: string;
-	/** Sandbox port -> local 127.0.0.1 port, only while running. */
+	/** Sandbox port -> local 127.0.0.1 port, only while running, and only for ports that listen. */
 	localPorts?: Record<string, number>;
+	/** Present when the app's ports open this long after each start or resume. */
+	portOpenDelayMs?: number;
 	createdAt: number;
 }
 
@@ -43,6 +52,13 @@ export interface CreateSandboxInput {
 	state?: SandboxState;
 	/** Subset of DEMO_PORTS to serve; the rest behave as closed ports. */
 	ports?: number[];
+	/**
+	 * The app's ports (all but envd's) start listening this long after each
+	 * start or resume, as a real app may after E2B resumes its sandbox; the node
+	 * answers "port is not open" for them meanwhile. The start or resume itself
+	 * is not delayed. Default 0, at most MAX_PORT_OPEN_DELAY_MS.
+	 */
+	portOpenDelayMs?: number;
 }
 
 export type RpcProtocol = "grpc-web" | "connect" | "unknown";
@@ -53,7 +69,13 @@ export interface RecordedCall {
 	protocol: RpcProtocol;
 	/** Lowercased names; repeated headers joined with ", ". */
 	headers: Record<string, string>;
+	/** Epoch ms, with a fraction, when the request had been read. */
 	at: number;
+	/**
+	 * Epoch ms, on the same clock, when the answer was fully written or the
+	 * connection closed; absent while in flight. See maxConcurrentCalls.
+	 */
+	finishedAt?: number;
 }
 
 export const FAULT_CODES = [

@@ -13,7 +13,7 @@ import {
 import type { Socket } from "node:net";
 import { pipeline } from "node:stream";
 import { headerRecord } from "./http-util.ts";
-import { type Log, type RecordedNodeRequest, SANDBOX_ID_PATTERN, silent } from "./model.ts";
+import { ENVD_PORT, type Log, type RecordedNodeRequest, SANDBOX_ID_PATTERN, silent } from "./model.ts";
 import {
 	badRequest,
 	NOT_HERE_HEADER,
@@ -67,7 +67,10 @@ const MAX_RECORDED_REQUESTS = 1000;
 // and lingers this long after half-closing the connection on the rest (rstAvoidanceDelay).
 const GO_POST_HANDLER_READ_BYTES = 256 * 1024;
 const GO_RST_AVOIDANCE_DELAY_MS = 500;
-const ENVD_PORT = 49983;
+// Node's servers close idle connections after 5 s. Without a timeout of its
+// own, Node's agent keeps idle ones for ever: it heeds the server's
+// Keep-Alive hint only to shorten its own timeout.
+const POOLED_IDLE_MS = 2000;
 const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
 
 function single(value: string | string[] | undefined): string | undefined {
@@ -153,7 +156,11 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 	};
 	const log = options.log ?? silent;
 	// Keep-alive to the sandbox servers, like a real node's pooled connections.
-	const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+	// An idle one is closed well before its server would close it: a request
+	// sent on it just as the server closes it fails with ECONNRESET, which the
+	// node must answer "port is not open" for a sandbox that is listening.
+	// (E2B's node, on Go's transport, sends such a request again instead.)
+	const agent = new Agent({ keepAlive: true, maxSockets: 256, timeout: POOLED_IDLE_MS });
 	let recorded: RecordedNodeRequest[] = [];
 
 	function record(req: IncomingMessage, upgrade: boolean): void {

@@ -10,6 +10,7 @@ import {
 	type CreateSandboxInput,
 	DEMO_PORTS,
 	type Log,
+	MAX_PORT_OPEN_DELAY_MS,
 	SANDBOX_ID_PATTERN,
 	type SandboxState,
 	type SandboxView,
@@ -81,6 +82,7 @@ interface SandboxRecord {
 	trafficAccessToken?: string;
 	envdAccessToken?: string;
 	ports: number[];
+	portOpenDelayMs: number;
 	createdAt: number;
 	/** The current run's ID, as E2B's execution ID: new at each start or resume, gone when stopped. */
 	executionId?: string | undefined;
@@ -109,8 +111,9 @@ function token(): string {
 	return randomBytes(16).toString("hex");
 }
 
-function describePorts(ports: ReadonlyMap<number, number>): string {
-	return [...ports].map(([sandboxPort, local]) => `${sandboxPort}->:${local}`).join(" ");
+function describePorts(r: SandboxRecord, ports: ReadonlyMap<number, number>): string {
+	const listening = [...ports].map(([sandboxPort, local]) => `${sandboxPort}->:${local}`).join(" ");
+	return r.portOpenDelayMs > 0 ? `${listening}; the app's ports open in ${r.portOpenDelayMs}ms` : listening;
 }
 
 export function createRegistry(options: RegistryOptions): SandboxRegistry {
@@ -165,6 +168,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			state: r.state,
 			autoResume: r.autoResume,
 			public: r.public,
+			secure: r.envdAccessToken !== undefined,
 			ports: [...r.ports],
 			resuming: r.resuming !== undefined,
 			hasSnapshot: r.hasSnapshot,
@@ -174,6 +178,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
 		if (r.envdAccessToken !== undefined) v.envdAccessToken = r.envdAccessToken;
 		if (r.running !== undefined) v.localPorts = Object.fromEntries(r.running.ports);
+		if (r.portOpenDelayMs > 0) v.portOpenDelayMs = r.portOpenDelayMs;
 		return v;
 	}
 
@@ -193,10 +198,14 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		await running?.close();
 	}
 
+	function startRuntime(r: SandboxRecord): Promise<RunningSandbox> {
+		return runtime.start(r.id, r.ports, { portOpenDelayMs: r.portOpenDelayMs });
+	}
+
 	async function startServers(r: SandboxRecord): Promise<void> {
-		const running = await runtime.start(r.id, r.ports);
+		const running = await startRuntime(r);
 		r.running = running;
-		log(`sandbox ${r.id} -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+		log(`sandbox ${r.id} -> running on ${orchestratorIp} (${describePorts(r, running.ports)})`);
 		await publish(r);
 	}
 
@@ -208,14 +217,14 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (r.generation !== generation || r.state !== "paused") {
 			throw new RegistryError(r.state === "killed" ? 404 : 409, `sandbox ${r.id} changed state during resume`);
 		}
-		const running = await runtime.start(r.id, r.ports);
+		const running = await startRuntime(r);
 		if (r.generation !== generation || shutdown.signal.aborted) {
 			await running.close();
 			throw new RegistryError(409, `sandbox ${r.id} changed state during resume`);
 		}
 		r.running = running;
 		setState(r, "running");
-		log(`sandbox ${r.id} resuming -> running on ${orchestratorIp} (${describePorts(running.ports)})`);
+		log(`sandbox ${r.id} resuming -> running on ${orchestratorIp} (${describePorts(r, running.ports)})`);
 		await publish(r);
 		return view(r);
 	}
@@ -235,6 +244,10 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				throw new RegistryError(400, `ports must be a subset of ${DEMO_PORTS.join(", ")}`);
 			}
 		}
+		const delay = input.portOpenDelayMs;
+		if (delay !== undefined && !(Number.isInteger(delay) && delay >= 0 && delay <= MAX_PORT_OPEN_DELAY_MS)) {
+			throw new RegistryError(400, `portOpenDelayMs must be an integer from 0 to ${MAX_PORT_OPEN_DELAY_MS}`);
+		}
 	}
 
 	return {
@@ -251,6 +264,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				autoResume: input.autoResume ?? true,
 				public: input.public ?? true,
 				ports: [...new Set(input.ports ?? DEMO_PORTS)],
+				portOpenDelayMs: input.portOpenDelayMs ?? 0,
 				createdAt: Date.now(),
 				// A sandbox created paused or pausing stands for one that ran before.
 				hasSnapshot: input.state === "paused" || input.state === "pausing",

@@ -6,7 +6,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { SandboxService } from "../src/gen/proxy/proxy_pb.ts";
-import { type Fault, type Log, type RpcProtocol, SANDBOX_ID_PATTERN, type SandboxView } from "./model.ts";
+import { ENVD_PORT, type Fault, type Log, type RpcProtocol, SANDBOX_ID_PATTERN, type SandboxView } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 
 /**
@@ -33,8 +33,6 @@ export interface ResumeServiceOptions {
 	transitionWaitMs: number;
 	log: Log;
 }
-
-const ENVD_PORT = 49983;
 
 function sameSecret(provided: string | null, expected: string): boolean {
 	if (provided === null) return false;

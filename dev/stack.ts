@@ -66,7 +66,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 			log(`[${prefix}] ${line}`);
 
 	const registry = createRegistry({
-		runtime: createDemoRuntime(),
+		runtime: createDemoRuntime({ log: prefixed("control-plane") }),
 		orchestratorIp: options.orchestratorIp ?? "127.0.0.1",
 		resumeDelayMs: options.resumeDelayMs ?? 1000,
 		pauseDelayMs: options.pauseDelayMs ?? 300,
