@@ -78,7 +78,8 @@ export function portClosed(sandboxId: string, port: number, asHtml: boolean): No
 		{ sandboxId, message: "The sandbox is running but port is not open", port, code: 502 },
 		page(
 			"Closed Port Error",
-			`The sandbox <span id="sandbox-id">${escapeHtml(sandboxId)}</span> is running but port ${port} is not open.`,
+			// browser_port_closed.html's markers, which an edge reads.
+			`The sandbox <span class="highlight" id="sandbox-id">${escapeHtml(sandboxId)}</span> is running but there&#39s no service running on port <span class="highlight" id="port-number">${port}</span>.`,
 		),
 		asHtml,
 	);

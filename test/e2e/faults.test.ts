@@ -287,6 +287,19 @@ describe("a port that opens after the wake", () => {
 		expect(env.worker.logText()).toContain(`"event":"port_retry","sandboxId":"${id}"`);
 	});
 
+	it("is retried for a browser, whose answer is E2B's HTML page", async () => {
+		const id = await pausedSandbox({ portOpenDelayMs });
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+			headers: {
+				accept: "text/html",
+				"sec-fetch-mode": "navigate",
+				"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0 Safari/537.36",
+			},
+		});
+		expect(response.status).toBe(200);
+		expect(response.text).toContain(id);
+	});
+
 	it("goes to the client as the node's answer outside the window", async () => {
 		const noWindow = await startWorker({ ...env.vars, PORT_RETRY_WINDOW_MS: "0" });
 		try {
