@@ -108,7 +108,14 @@ it("holds 4,000 requests over 200 sandboxes and unknown IDs at concurrency 50", 
 	expect(unexpected).toEqual([]);
 	// Exactly one resume per paused sandbox that was asked for.
 	for (const target of targets.filter((t) => t.kind === "paused" && requested.has(t.id))) {
-		expect(callsById.get(target.id), target.id).toBe(1);
+		// On failure, say when each call came, and what the Worker logged of the sandbox.
+		const why = () =>
+			`${target.id}: calls ${JSON.stringify(calls.filter((c) => c.sandboxId === target.id).map((c) => [c.at, c.finishedAt]))}\n${env.worker
+				.logText()
+				.split("\n")
+				.filter((line) => line.includes(target.id))
+				.join("\n")}`;
+		if (callsById.get(target.id) !== 1) expect.fail(why());
 	}
 	// At most one RPC per unknown or killed ID: the not-found is remembered.
 	expect(Math.max(...callsOf("unknown"), ...callsOf("killed"))).toBeLessThanOrEqual(1);
