@@ -1,9 +1,11 @@
 import { evictDurableObject, listDurableObjectIds, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LookupResult, Route } from "../../src/catalog/route.ts";
 import { RouteStore } from "../../src/catalog/route-store.ts";
 import type { ResumeCredentials } from "../../src/resume-types.ts";
+import { spyUpstream } from "./spied-upstream.ts";
+import { grpcCode } from "./upstream-model.ts";
 
 // The unit project's CONTROL_PLANE_URL is http://127.0.0.1:9, where nothing
 // listens: every resume there fails at once as "temporarily unavailable".
@@ -80,6 +82,10 @@ function liveRoute(nodeIp: string): Route {
 const unavailable = { ok: false, error: { code: "control_plane_unavailable" } };
 
 describe("SandboxRoute catalog object", () => {
+	afterEach(() => {
+		vi.restoreAllMocks();
+	});
+
 	it("answers from a stored route without calling the control plane", async () => {
 		const sandboxId = freshSandboxId("stored");
 		const route = liveRoute("10.0.0.7");
@@ -114,8 +120,13 @@ describe("SandboxRoute catalog object", () => {
 		expect(await tableNames(sandboxId)).toEqual([]);
 	});
 
-	it("fails every concurrent lookup, and stores nothing", async () => {
+	it("fails every concurrent lookup with one ResumeSandbox call, and stores nothing", async () => {
 		const sandboxId = freshSandboxId("concurrent");
+		// The control plane answers Unavailable, slowly enough that every lookup arrives during the call.
+		const upstream = spyUpstream({
+			resume: () => ({ kind: "status", code: grpcCode.unavailable, message: "unavailable" }),
+			resumeDelayMs: 200,
+		});
 		const results = await Promise.all([
 			lookup(sandboxId),
 			lookup(sandboxId),
@@ -124,10 +135,28 @@ describe("SandboxRoute catalog object", () => {
 			lookup(sandboxId, { port: 3000, envdAccessToken: "e" }),
 		]);
 		for (const result of results) expect(result).toMatchObject(unavailable);
+		// Whatever their ports and tokens, they all waited on the one call.
+		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([sandboxId]);
 		expect(await catalog(sandboxId).peek()).toBeNull();
 		expect(await routeRows(sandboxId)).toEqual([]);
-		// And the next lookup tries again rather than replaying a settled failure forever.
-		expect(await lookup(sandboxId)).toMatchObject(unavailable);
+	});
+
+	it("wakes a paused sandbox with one ResumeSandbox call for 20 concurrent lookups, and gives each its route", async () => {
+		const sandboxId = freshSandboxId("coalesce");
+		const upstream = spyUpstream({ resume: () => ({ kind: "ok", ip: "10.0.2.1" }), resumeDelayMs: 200 });
+		const results = await Promise.all(
+			Array.from({ length: 20 }, (_, i) =>
+				lookup(sandboxId, { port: 3000 + (i % 3), ...(i % 2 === 0 ? { trafficAccessToken: `t${i}` } : {}) }),
+			),
+		);
+		expect(upstream.resumes).toHaveLength(1);
+		expect(upstream.resumes[0]?.sandboxId).toBe(sandboxId);
+		const first = results[0];
+		expect(first).toMatchObject({ ok: true, route: { nodeIp: "10.0.2.1" } });
+		for (const result of results) expect(result).toEqual(first);
+		// Stored: the next lookup needs no call at all.
+		expect(await lookup(sandboxId)).toEqual(first);
+		expect(upstream.resumes).toHaveLength(1);
 	});
 
 	it("keeps its route across eviction", async () => {

@@ -2,6 +2,8 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RouteStore } from "../../src/catalog/route-store.ts";
+import { notHere, spyUpstream } from "./spied-upstream.ts";
+import { grpcCode } from "./upstream-model.ts";
 
 // Local wrangler.toml values: SANDBOX_DOMAIN "localhost", ENVIRONMENT
 // "development", NODE_ORIGIN_TEMPLATE "http://{ip}:5007"; the unit project
@@ -19,6 +21,13 @@ let counter = 0;
 function freshSandboxId(label: string): string {
 	counter += 1;
 	return `wk${label}${counter}${Date.now().toString(36)}`;
+}
+
+let clientCounter = 0;
+/** JSON answers, from a client address of this test's own: the per-client resume budget is not shared. */
+function clientHeaders(): Record<string, string> {
+	clientCounter += 1;
+	return { ...jsonHeaders, "cf-connecting-ip": `198.18.${Math.floor(clientCounter / 250)}.${clientCounter % 250}` };
 }
 
 function send(url: string, init: RequestInit = {}): Promise<Response> {
@@ -275,36 +284,100 @@ describe("Worker: forwarding to the node", () => {
 		expect(seen).toHaveLength(2);
 	});
 
-	it("drops a stale route and resumes when the node says the sandbox is not there", async () => {
+	it("drops a stale route, and answers 503 once the resume fails, having sent the request once", async () => {
 		const sandboxId = freshSandboxId("stale");
 		const nodeIp = "127.0.0.4";
 		await seedRoute(sandboxId, nodeIp);
-		const seen = fakeNode(
-			nodeIp,
-			() => new Response("not here", { status: 502, headers: { "x-e2b-sandbox-not-found": "1" } }),
-		);
+		// The control plane is down: the wake fails, and there is nowhere to send the request again.
+		const upstream = spyUpstream({
+			resume: () => ({ kind: "status", code: grpcCode.unavailable, message: "unavailable" }),
+			nodes: { [nodeIp]: notHere },
+		});
 
-		const response = await send(`http://3000-${sandboxId}.localhost/`);
-		// The retried lookup resumes, which fails here: the control plane is down.
+		const response = await send(`http://3000-${sandboxId}.localhost/`, { headers: clientHeaders() });
 		expect(response.status).toBe(503);
 		expect((await errorJson(response)).reason).toBe("control_plane_unavailable");
-		expect(seen).toHaveLength(1);
+		expect(upstream.nodes.get(nodeIp)).toHaveLength(1);
+		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([sandboxId]);
 		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
 	});
 
-	it("drops a stale route for a request with a body too", async () => {
-		const sandboxId = freshSandboxId("stalebody");
-		const nodeIp = "127.0.0.5";
-		await seedRoute(sandboxId, nodeIp);
-		const seen = fakeNode(
-			nodeIp,
-			() => new Response("not here", { status: 502, headers: { "x-e2b-sandbox-not-found": "1" } }),
-		);
+	describe("sends the request again, exactly once, to the node that the wake found", () => {
+		const oldNode = "127.0.0.4";
+		const newNode = "127.0.0.14";
 
-		const response = await send(`http://3000-${sandboxId}.localhost/upload`, { method: "POST", body: "data" });
-		// The lookup that follows resumes, which fails here: the control plane is down.
-		expect(response.status).toBe(503);
-		expect(seen).toHaveLength(1);
-		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
+		async function movedSandbox(
+			label: string,
+			newNodeAnswers: () => Response = () => new Response("from the new node"),
+		) {
+			const sandboxId = freshSandboxId(label);
+			await seedRoute(sandboxId, oldNode);
+			const upstream = spyUpstream({
+				resume: () => ({ kind: "ok", ip: newNode }),
+				nodes: { [oldNode]: notHere, [newNode]: newNodeAnswers },
+			});
+			return { sandboxId, upstream };
+		}
+
+		it("a request without a body", async () => {
+			const { sandboxId, upstream } = await movedSandbox("replayget");
+			const response = await send(`http://3000-${sandboxId}.localhost/page?q=1`, { headers: clientHeaders() });
+			expect(response.status).toBe(200);
+			expect(await response.text()).toBe("from the new node");
+			expect(upstream.nodes.get(oldNode)?.map((request) => request.url)).toEqual([`http://${oldNode}:5007/page?q=1`]);
+			expect(upstream.nodes.get(newNode)?.map((request) => request.url)).toEqual([`http://${newNode}:5007/page?q=1`]);
+			expect(upstream.resumes).toHaveLength(1);
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toMatchObject({ nodeIp: newNode, source: "resume" });
+		});
+
+		it("a small body, byte for byte", async () => {
+			const { sandboxId, upstream } = await movedSandbox("replaybody");
+			const response = await send(`http://3000-${sandboxId}.localhost/upload`, {
+				method: "POST",
+				body: "data",
+				headers: clientHeaders(),
+			});
+			expect(response.status).toBe(200);
+			await response.arrayBuffer();
+			expect(upstream.nodes.get(oldNode)?.map((request) => request.body)).toEqual(["data"]);
+			expect(upstream.nodes.get(newNode)?.map((request) => [request.method, request.body])).toEqual([["POST", "data"]]);
+			expect(upstream.resumes).toHaveLength(1);
+		});
+
+		it("but no more: when the new node says 'not here' too, the client gets a 502", async () => {
+			const { sandboxId, upstream } = await movedSandbox("replaytwice", notHere);
+			const response = await send(`http://3000-${sandboxId}.localhost/`, { headers: clientHeaders() });
+			expect(response.status).toBe(502);
+			expect((await errorJson(response)).reason).toBe("sandbox_not_found");
+			expect(upstream.nodes.get(oldNode)).toHaveLength(1);
+			expect(upstream.nodes.get(newNode)).toHaveLength(1);
+			expect(upstream.resumes).toHaveLength(1);
+		});
+
+		it("never for a streamed body, which cannot go twice: 503 request_not_replayable, the sandbox woken", async () => {
+			const { sandboxId, upstream } = await movedSandbox("replaystream");
+			const chunks = ["first part, ", "second part"];
+			const body = new ReadableStream({
+				type: "bytes",
+				pull(controller) {
+					const chunk = chunks.shift();
+					if (chunk === undefined) controller.close();
+					else controller.enqueue(new TextEncoder().encode(chunk));
+				},
+			});
+			const response = await send(`http://3000-${sandboxId}.localhost/upload`, {
+				method: "POST",
+				body,
+				headers: clientHeaders(),
+			});
+			expect(response.status).toBe(503);
+			expect(response.headers.get("retry-after")).toBe("1");
+			expect((await errorJson(response)).reason).toBe("request_not_replayable");
+			expect(upstream.nodes.get(oldNode)).toHaveLength(1);
+			expect(upstream.nodes.get(newNode) ?? []).toHaveLength(0);
+			// Woken for the client's own retry.
+			expect(upstream.resumes).toHaveLength(1);
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toMatchObject({ nodeIp: newNode });
+		});
 	});
 });
