@@ -105,8 +105,9 @@ export function checkSandboxId(sandboxId: string): string {
 
 function stripPort(host: string): string {
 	if (host.startsWith("[")) {
+		// Only a port may follow the bracket; anything else is left in, so the host matches nothing.
 		const end = host.indexOf("]");
-		return end === -1 ? host : host.slice(0, end + 1);
+		return end !== -1 && /^(:\d*)?$/.test(host.slice(end + 1)) ? host.slice(0, end + 1) : host;
 	}
 	const colon = host.lastIndexOf(":");
 	if (colon !== -1 && host.indexOf(":") === colon && /^\d*$/.test(host.slice(colon + 1))) {
@@ -116,5 +117,7 @@ function stripPort(host: string): string {
 }
 
 function isIpLiteral(hostname: string): boolean {
-	return /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname) || /^\[[0-9a-f:.]+\]$/.test(hostname);
+	const octets = hostname.split(".");
+	const isIpv4 = octets.length === 4 && octets.every((octet) => /^\d{1,3}$/.test(octet) && Number(octet) <= 255);
+	return isIpv4 || /^\[[0-9a-f:.]+\]$/.test(hostname);
 }

@@ -126,6 +126,14 @@ describe("host routing", () => {
 		}
 	});
 
+	it.each(["[::1]junk", "[::1]:abc", "[::1]junk:80", "999.1.1.1", "256.0.0.1:8787"])(
+		"does not take %j for an IP literal, even in development",
+		(host) => {
+			const headers = { "E2b-Sandbox-Id": "abc123", "E2b-Sandbox-Port": "3000" };
+			expect(reasonFor(host, headers, development)).toBe("host_not_served");
+		},
+	);
+
 	it("routes the local form of a sandbox host", () => {
 		expect(route("3000-abc123.localhost:8787", {}, development)).toEqual({ port: 3000, sandboxId: "abc123" });
 	});
