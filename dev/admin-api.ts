@@ -227,8 +227,14 @@ export function createAdminHandler(backend: AdminBackend): (req: IncomingMessage
 }
 
 /** The admin API is unauthenticated: it says whether the secret came, never what it was. */
+// The edge's secret, and the callers' own tokens, which a call shows to
+// whoever lists the calls: said to be there, never shown.
+const maskedCallHeaders = ["x-e2b-client-proxy-auth", "e2b-traffic-access-token", "e2b-envd-access-token"];
+
 function withoutSecret(call: RecordedCall): RecordedCall {
-	const secret = call.headers["x-e2b-client-proxy-auth"];
-	if (secret === undefined) return call;
-	return { ...call, headers: { ...call.headers, "x-e2b-client-proxy-auth": "(present)" } };
+	const headers = { ...call.headers };
+	for (const name of maskedCallHeaders) {
+		if (headers[name] !== undefined) headers[name] = "(present)";
+	}
+	return { ...call, headers };
 }

@@ -286,3 +286,33 @@ describe("maxConcurrentCalls", () => {
 		expect(maxConcurrentCalls([call(0), call(1)])).toBe(2);
 	});
 });
+
+describe("the recorded calls, over the admin API", () => {
+	it("say that the secret and the callers' tokens were sent, without showing them", async () => {
+		const id = freshId();
+		const client = createClient(
+			SandboxService,
+			createGrpcWebTransport({ baseUrl: stack.controlPlaneUrl, httpVersion: "1.1", useBinaryFormat: true }),
+		);
+		await client
+			.resumeSandbox(
+				{ sandboxId: id },
+				{
+					headers: {
+						"x-e2b-client-proxy-auth": apiSecret,
+						"e2b-sandbox-request-port": "3000",
+						"e2b-traffic-access-token": "traffic-token-value",
+						"e2b-envd-access-token": "envd-token-value",
+					},
+				},
+			)
+			.catch(() => undefined);
+		const listed = (await createAdminClient(stack.controlPlaneUrl).calls()).find((call) => call.sandboxId === id);
+		expect(listed?.headers).toMatchObject({
+			"x-e2b-client-proxy-auth": "(present)",
+			"e2b-traffic-access-token": "(present)",
+			"e2b-envd-access-token": "(present)",
+		});
+		expect(JSON.stringify(listed)).not.toMatch(/traffic-token-value|envd-token-value|e2e-secret/);
+	});
+});
