@@ -24,6 +24,10 @@ export interface Config {
 	routeTtlMs: number;
 	routeCacheTtlMs: number;
 	routeCacheMaxEntries: number;
+	/** How long a location's cache keeps a route; below 1 s, the tier is off. */
+	locationCacheTtlMs: number;
+	/** Where new catalog objects are placed; undefined lets each live where its first caller was. */
+	catalogLocationHint: DurableObjectLocationHint | undefined;
 	/** How long a sandbox's object remembers that the control plane does not know it. */
 	notFoundCacheMs: number;
 	/** How long a sandbox's object remembers a refusal, for the credentials refused. */
@@ -63,6 +67,9 @@ export const defaults = {
 	// by other isolates, while hot traffic still skips the Durable Object.
 	routeCacheTtlMs: 5_000,
 	routeCacheMaxEntries: 10_000,
+	// As long as the isolate's copy: every copy outside the object lives at
+	// most this long, so a replaced route stops being used within it.
+	locationCacheTtlMs: 5_000,
 	// E2B's own edge caches NotFound for 30 s. A sandbox created since is
 	// pushed by the control plane, and a push clears it at once.
 	notFoundCacheMs: 30_000,
@@ -111,6 +118,8 @@ type SettingName =
 	| "ROUTE_TTL_MS"
 	| "ROUTE_CACHE_TTL_MS"
 	| "ROUTE_CACHE_MAX_ENTRIES"
+	| "LOCATION_CACHE_TTL_MS"
+	| "CATALOG_LOCATION_HINT"
 	| "NOT_FOUND_CACHE_MS"
 	| "REFUSAL_CACHE_MS"
 	| "RESUME_BACKOFF_MAX_MS"
@@ -157,6 +166,8 @@ export function parseConfig(raw: RawSettings): Config {
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
 		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
 		routeCacheMaxEntries: parseInteger(raw, "ROUTE_CACHE_MAX_ENTRIES", defaults.routeCacheMaxEntries, 0, 1_000_000),
+		locationCacheTtlMs: parseInteger(raw, "LOCATION_CACHE_TTL_MS", defaults.locationCacheTtlMs, 0, 3_600_000),
+		catalogLocationHint: parseLocationHint(raw),
 		notFoundCacheMs: parseInteger(raw, "NOT_FOUND_CACHE_MS", defaults.notFoundCacheMs, 0, 3_600_000),
 		refusalCacheMs: parseInteger(raw, "REFUSAL_CACHE_MS", defaults.refusalCacheMs, 0, 600_000),
 		resumeBackoffMaxMs: parseInteger(raw, "RESUME_BACKOFF_MAX_MS", defaults.resumeBackoffMaxMs, 0, 600_000),
@@ -320,6 +331,28 @@ function parseInteger(raw: RawSettings, name: SettingName, fallback: number, min
 	const number = Number(value);
 	if (number < min || number > max) throw new ConfigError(name, `must be between ${min} and ${max}`);
 	return number;
+}
+
+const locationHints: readonly DurableObjectLocationHint[] = [
+	"wnam",
+	"enam",
+	"sam",
+	"weur",
+	"eeur",
+	"apac",
+	"apac-ne",
+	"apac-se",
+	"oc",
+	"afr",
+	"me",
+];
+
+function parseLocationHint(raw: RawSettings): DurableObjectLocationHint | undefined {
+	const value = optionalString(raw, "CATALOG_LOCATION_HINT");
+	if (value === undefined) return undefined;
+	const hint = locationHints.find((candidate) => candidate === value);
+	if (hint === undefined) throw new ConfigError("CATALOG_LOCATION_HINT", `must be one of ${locationHints.join(", ")}`);
+	return hint;
 }
 
 function parseEnvironment(raw: RawSettings): Environment {

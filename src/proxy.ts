@@ -29,6 +29,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		sandboxId: target.sandboxId,
 		port: target.port,
 		headers: request.headers,
+		waitUntil: context.waitUntil,
 	});
 	const body = await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
 	if (body.kind !== "stream") return findAndForward(context, catalog, body);

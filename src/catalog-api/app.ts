@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { callCatalogObject } from "../catalog/catalog-client.ts";
 import { isolateFailureCache } from "../catalog/failure-cache.ts";
+import { locationCache } from "../catalog/location-cache.ts";
 import type { CatalogEntry, CatalogWrite } from "../catalog/route.ts";
 import { isolateRouteCache } from "../catalog/route-cache.ts";
 import { type Config, configFrom } from "../config.ts";
@@ -72,7 +73,12 @@ catalogApi.delete("/v1/sandboxes/:sandboxId", async (c) => {
 
 catalogApi.get("/v1/sandboxes/:sandboxId", async (c) => {
 	const sandboxId = checkedSandboxId(c.req.param("sandboxId"), "sandboxId");
-	const entry = await callCatalogObject(c.env, sandboxId, (stub) => stub.describe() as Promise<CatalogEntry | null>);
+	const entry = await callCatalogObject(
+		c.env,
+		configFrom(c.env),
+		sandboxId,
+		(stub) => stub.describe() as Promise<CatalogEntry | null>,
+	);
 	if (entry === null) throw new ProxyError("route_not_found", { sandboxId });
 	return c.json(describeEntry(sandboxId, entry));
 });
@@ -91,11 +97,12 @@ catalogApi.onError((error) => {
 	return renderJsonError(proxyError, headers);
 });
 
-/** Stores the writes in the sandbox's object, and drops this isolate's copy of its route at once. */
+/** Stores the writes in the sandbox's object, and drops this isolate's and this location's copies at once. */
 async function write(env: Env, config: Config, sandboxId: string, writes: CatalogWrite[]): Promise<void> {
-	await callCatalogObject(env, sandboxId, (stub) => stub.write(sandboxId, writes));
+	await callCatalogObject(env, config, sandboxId, (stub) => stub.write(sandboxId, writes));
 	isolateRouteCache(config).delete(sandboxId);
 	isolateFailureCache(config).delete(sandboxId);
+	await locationCache(config).delete(sandboxId);
 }
 
 /** A stored route in the API's field names, which are E2B's SandboxInfo names. */

@@ -4,14 +4,16 @@ import { ProxyError } from "../errors/proxy-error.ts";
 import { logEvent } from "../log.ts";
 import type { ResumeFailure } from "../resume-types.ts";
 import { isolateFailureCache } from "./failure-cache.ts";
+import { locationCache } from "./location-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
 import type { SandboxRoute } from "./sandbox-route.ts";
 
 /**
  * The catalog as one request sees it: the isolate's cache first, then the
- * sandbox's Durable Object, which resumes the sandbox on a miss. The stub is
- * made only on a cache miss, keeping the hot path to a Map lookup.
+ * location's cache, then the sandbox's Durable Object, which resumes the
+ * sandbox on a miss. The stub is made only on a cache miss, keeping the hot
+ * path to a Map lookup.
  */
 export class CatalogClient {
 	readonly #env: Env;
@@ -19,18 +21,45 @@ export class CatalogClient {
 	readonly #sandboxId: string;
 	readonly #port: number;
 	readonly #headers: Headers;
+	readonly #waitUntil: (promise: Promise<unknown>) => void;
 
-	constructor(options: { env: Env; config: Config; sandboxId: string; port: number; headers: Headers }) {
+	constructor(options: {
+		env: Env;
+		config: Config;
+		sandboxId: string;
+		port: number;
+		headers: Headers;
+		/** Lets the location's copy be written after the answer goes. */
+		waitUntil: (promise: Promise<unknown>) => void;
+	}) {
 		this.#env = options.env;
 		this.#config = options.config;
 		this.#sandboxId = options.sandboxId;
 		this.#port = options.port;
 		this.#headers = options.headers;
+		this.#waitUntil = options.waitUntil;
 	}
 
 	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
 	async route(): Promise<Route> {
-		return isolateRouteCache(this.#config).get(this.#sandboxId) ?? this.lookUp();
+		return isolateRouteCache(this.#config).get(this.#sandboxId) ?? this.#fromLocation();
+	}
+
+	/** The location's copy, kept in the isolate too; else the object's. */
+	async #fromLocation(): Promise<Route> {
+		const sandboxId = this.#sandboxId;
+		if (isolateFailureCache(this.#config).get(sandboxId) === undefined) {
+			const entry = await locationCache(this.#config).get(sandboxId);
+			if (entry?.kind === "route") {
+				isolateRouteCache(this.#config).set(sandboxId, entry.route);
+				return entry.route;
+			}
+			if (entry?.kind === "failure") {
+				isolateFailureCache(this.#config).set(sandboxId, entry.failure, entry.until);
+				throw failureError(sandboxId, entry.failure);
+			}
+		}
+		return this.lookUp();
 	}
 
 	/** Asks the object, past the isolate's cache of routes (but not of failures). */
@@ -45,12 +74,21 @@ export class CatalogClient {
 		const clientIp = this.#headers.get("cf-connecting-ip") ?? "unknown";
 		const result = await this.#call((stub) => stub.lookup(sandboxId, credentials, clientIp) as Promise<LookupResult>);
 		if (!result.ok) {
-			if (result.remembered !== undefined) {
-				failures.set(sandboxId, result.remembered.error, result.remembered.until);
+			const remembered = result.remembered;
+			if (remembered !== undefined) {
+				failures.set(sandboxId, remembered.error, remembered.until);
+				this.#waitUntil(
+					locationCache(this.#config).put(sandboxId, {
+						kind: "failure",
+						failure: remembered.error,
+						until: remembered.until,
+					}),
+				);
 			}
 			throw failureError(sandboxId, result.error);
 		}
 		isolateRouteCache(this.#config).set(sandboxId, result.route);
+		this.#waitUntil(locationCache(this.#config).put(sandboxId, { kind: "route", route: result.route }));
 		return result.route;
 	}
 
@@ -61,11 +99,12 @@ export class CatalogClient {
 	 */
 	async invalidate(stale: Route, afterResume = false): Promise<void> {
 		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);
+		await locationCache(this.#config).delete(this.#sandboxId);
 		await this.#call((stub) => stub.invalidate(stale, afterResume));
 	}
 
 	#call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
-		return callCatalogObject(this.#env, this.#sandboxId, method);
+		return callCatalogObject(this.#env, this.#config, this.#sandboxId, method);
 	}
 }
 
@@ -83,11 +122,16 @@ function failureError(sandboxId: string, failure: ResumeFailure): ProxyError {
  */
 export async function callCatalogObject<T>(
 	env: Env,
+	config: Config,
 	sandboxId: string,
 	method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>,
 ): Promise<T> {
+	// The hint only places an object when it is first created; an existing one stays where it is.
+	const hint = config.catalogLocationHint;
 	try {
-		return await method(env.SANDBOX_ROUTE.getByName(sandboxId));
+		return await method(
+			env.SANDBOX_ROUTE.getByName(sandboxId, hint === undefined ? undefined : { locationHint: hint }),
+		);
 	} catch (error) {
 		logEvent("catalog_error", { sandboxId, detail: error instanceof Error ? error.message : String(error) });
 		throw new ProxyError("catalog_unavailable", { sandboxId, cause: error });

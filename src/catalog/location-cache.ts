@@ -1,0 +1,102 @@
+import type { Config } from "../config.ts";
+import type { ResumeFailure } from "../resume-types.ts";
+import type { Route } from "./route.ts";
+
+/** What a location remembers of a sandbox: its route, or a failure that holds for every caller. */
+export type LocationEntry =
+	| { kind: "route"; route: Route }
+	| { kind: "failure"; failure: ResumeFailure; until: number };
+
+interface StoredEntry {
+	entry: LocationEntry;
+	/** Never later than LOCATION_CACHE_TTL_MS from when it was stored, nor than a failure's own end. */
+	cachedUntil: number;
+}
+
+const cacheName = "sandbox-routes";
+
+/**
+ * The location's cache of settled routes (a named Cache API cache, which
+ * each Cloudflare location keeps for itself), between the isolate cache and
+ * the sandbox's object: the object is then asked about once per location
+ * per TTL, not once per isolate. It holds only settled values, for at most
+ * LOCATION_CACHE_TTL_MS; a stale route is caught by the node's "not here",
+ * as a stale isolate entry is. Failures go in under the same rules as the
+ * isolate's failure cache. Every operation is best effort: a cache that
+ * fails is a miss, never an error.
+ */
+export class LocationCache {
+	readonly #ttlMs: number;
+	readonly #keyOrigin: string;
+	#cache: Promise<Cache> | undefined;
+
+	constructor(options: { ttlMs: number; keyOrigin: string }) {
+		this.#ttlMs = options.ttlMs;
+		this.#keyOrigin = options.keyOrigin;
+	}
+
+	get enabled(): boolean {
+		return this.#ttlMs >= 1000;
+	}
+
+	async get(sandboxId: string, now = Date.now()): Promise<LocationEntry | undefined> {
+		if (!this.enabled) return undefined;
+		try {
+			const response = await (await this.#open()).match(this.#key(sandboxId));
+			if (response === undefined) return undefined;
+			const stored = (await response.json()) as StoredEntry;
+			return stored.cachedUntil > now ? stored.entry : undefined;
+		} catch {
+			return undefined;
+		}
+	}
+
+	async put(sandboxId: string, entry: LocationEntry, now = Date.now()): Promise<void> {
+		if (!this.enabled) return;
+		const ends = entry.kind === "route" ? entry.route.expiresAt : entry.until;
+		const cachedUntil = Math.min(now + this.#ttlMs, ends);
+		// The cache counts whole seconds; the entry's own end is checked on every read.
+		const maxAge = Math.floor((cachedUntil - now) / 1000);
+		if (maxAge < 1) return;
+		const stored: StoredEntry = { entry, cachedUntil };
+		try {
+			await (await this.#open()).put(
+				this.#key(sandboxId),
+				new Response(JSON.stringify(stored), {
+					headers: { "content-type": "application/json", "cache-control": `max-age=${maxAge}` },
+				}),
+			);
+		} catch {
+			// A location without a cache is only slower.
+		}
+	}
+
+	async delete(sandboxId: string): Promise<void> {
+		if (!this.enabled) return;
+		try {
+			await (await this.#open()).delete(this.#key(sandboxId));
+		} catch {
+			// Its entry lapses within the TTL anyway.
+		}
+	}
+
+	#open(): Promise<Cache> {
+		this.#cache ??= caches.open(cacheName);
+		return this.#cache;
+	}
+
+	#key(sandboxId: string): string {
+		return `${this.#keyOrigin}/__sandbox-route/${sandboxId}`;
+	}
+}
+
+let isolateHandle: LocationCache | undefined;
+
+/** This isolate's handle on its location's cache; keys are URLs on a served domain's catalog host. */
+export function locationCache(config: Config): LocationCache {
+	isolateHandle ??= new LocationCache({
+		ttlMs: config.locationCacheTtlMs,
+		keyOrigin: `https://edge.${config.sandboxDomains[config.sandboxDomains.length - 1]}`,
+	});
+	return isolateHandle;
+}
