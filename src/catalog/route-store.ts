@@ -80,6 +80,11 @@ export class RouteStore {
 		this.#entry = entry;
 	}
 
+	/** Serves `entry` at once, before it is saved; `save` it after. */
+	remember(entry: CatalogEntry): void {
+		this.#entry = entry;
+	}
+
 	/** Forgets the route in memory, before the object deletes its whole storage. */
 	clear(): void {
 		this.#entry = null;

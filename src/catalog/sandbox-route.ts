@@ -36,6 +36,8 @@ export class SandboxRoute extends DurableObject<Env> {
 	#disputed: { learnedAt: number; until: number } | undefined;
 	/** The route that this object's last successful resume gave, and when. */
 	#resumed: { learnedAt: number; at: number } | undefined;
+	/** Settles with the next pushed route: waiters take it without waiting for their RPC. */
+	#nextPush: PromiseWithResolvers<LookupResult> | undefined;
 
 	constructor(ctx: DurableObjectState, env: Env) {
 		super(ctx, env);
@@ -73,7 +75,7 @@ export class SandboxRoute extends DurableObject<Env> {
 
 			const joinable = this.#flights.get(key) ?? (joinAny ? firstOf(this.#flights) : undefined);
 			if (joinable !== undefined) {
-				const result = await this.#wait(config.value, joinable.result);
+				const result = await this.#wait(config.value, this.#orPush(joinable.result));
 				if (result.ok) return result;
 				// A budget refused is the flyer's own; so is a refusal of its credentials.
 				const { overBudget } = joinable.spent;
@@ -91,8 +93,18 @@ export class SandboxRoute extends DurableObject<Env> {
 				if (!waited.ok && waited.error.code === "resume_queue_full") return waited;
 				continue;
 			}
-			return this.#fly(sandboxId, credentials, clientIp, key, config.value);
+			return this.#orPush(this.#fly(sandboxId, credentials, clientIp, key, config.value));
 		}
+	}
+
+	/**
+	 * A resume's answer, or the control plane's push of the sandbox's route if
+	 * it lands first: E2B's control plane writes the catalog as the sandbox
+	 * starts, before its answer to ResumeSandbox comes back.
+	 */
+	#orPush(result: Promise<LookupResult>): Promise<LookupResult> {
+		this.#nextPush ??= Promise.withResolvers<LookupResult>();
+		return Promise.race([result, this.#nextPush.promise]);
 	}
 
 	/** Only what forwarding needs crosses to the Worker, and into its cache. */
@@ -213,14 +225,17 @@ export class SandboxRoute extends DurableObject<Env> {
 		for (const write of writes) {
 			if (write.op === "put") {
 				const now = Date.now();
-				await this.#save(sandboxId, {
+				const entry: CatalogEntry = {
 					nodeIp: write.route.nodeIp,
 					learnedAt: now,
 					expiresAt: now + write.route.ttlSeconds * 1000,
 					source: "push",
 					executionId: write.route.executionId,
 					details: write.route.details,
-				});
+				};
+				const saved = this.#save(sandboxId, entry);
+				this.#wakeWaiters(entry, now);
+				await saved;
 				continue;
 			}
 			const stored = this.#store.current(0);
@@ -255,6 +270,28 @@ export class SandboxRoute extends DurableObject<Env> {
 	async #save(sandboxId: string, entry: CatalogEntry): Promise<void> {
 		this.#store.save(sandboxId, entry);
 		await this.ctx.storage.setAlarm(entry.expiresAt);
+	}
+
+	/** Hands a pushed route to the requests waiting on a resume, which it answers. */
+	#wakeWaiters(entry: CatalogEntry, now: number): void {
+		const waiters = this.#nextPush;
+		this.#nextPush = undefined;
+		if (waiters === undefined) return;
+		// Pushed because a resume is under way: its apps may still be starting.
+		if (this.#flights.size > 0) this.#resumed = { learnedAt: entry.learnedAt, at: now };
+		waiters.resolve({ ok: true, route: this.#routeOf(entry) });
+	}
+
+	/**
+	 * Writes a learned route once the requests that waited for it have their
+	 * answer: an object's outgoing messages wait until its writes are
+	 * durable, and a learned route is only a copy of the control plane's
+	 * answer. Skipped if the route was replaced or dropped meanwhile.
+	 */
+	async #persistLater(sandboxId: string, entry: CatalogEntry): Promise<void> {
+		await new Promise((resolve) => setTimeout(resolve, 0));
+		if (this.#store.current(0) !== entry) return;
+		await this.#save(sandboxId, entry);
 	}
 
 	/**
@@ -327,8 +364,9 @@ export class SandboxRoute extends DurableObject<Env> {
 			source: "resume",
 			details: {},
 		};
-		await this.#save(sandboxId, entry);
+		this.#store.remember(entry);
 		this.#resumed = { learnedAt: entry.learnedAt, at: finishedAt };
+		this.ctx.waitUntil(this.#persistLater(sandboxId, entry));
 		return { ok: true, route: this.#routeOf(entry) };
 	}
 }

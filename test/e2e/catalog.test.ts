@@ -445,3 +445,28 @@ describe("a node that passes sandboxes' headers through, as E2B's does", () => {
 		expect(calls()).toHaveLength(1);
 	});
 });
+
+describe("a route pushed while requests wait on a resume", () => {
+	it("wakes them at once, without waiting for the resume's answer", async () => {
+		const id = freshId();
+		await env.admin.create({ id });
+		await env.admin.pause(id);
+		// The RPC waits 3 s before it even looks at the sandbox.
+		await env.admin.setFault({ sandboxId: id, delayMs: 3000 });
+		try {
+			const started = Date.now();
+			const requests = Promise.all(
+				Array.from({ length: 10 }, (_, i) => fetchVia(env.worker.url, sandboxHost(id), `/headers?i=${i}`)),
+			);
+			await new Promise((resolve) => setTimeout(resolve, 300));
+			// Someone else resumes it; the control plane pushes its route.
+			await env.admin.resume(id);
+			const responses = await requests;
+			expect(responses.map((response) => response.status)).toEqual(Array(10).fill(200));
+			expect(Date.now() - started).toBeLessThan(2500);
+			expect(env.stack.controlPlane.calls().filter((call) => call.sandboxId === id)).toHaveLength(1);
+		} finally {
+			await env.admin.clearFault();
+		}
+	});
+});

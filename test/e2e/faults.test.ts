@@ -141,7 +141,8 @@ describe("a control plane that fails", () => {
 			const started = Date.now();
 			const first = await fetchVia(quick.url, sandboxHost(id), "/", { headers: json });
 			expect(first.status).toBe(504);
-			expect(Date.now() - started).toBeLessThan(400 + 1500);
+			// By the deadline, not by the control plane (which never answers); the margin is for a loaded machine.
+			expect(Date.now() - started).toBeLessThan(400 + 5000);
 			const second = await fetchVia(quick.url, sandboxHost(id), "/", { headers: json });
 			expect(second.status).toBe(503);
 			expect(second.json()).toMatchObject({ reason: "control_plane_unavailable" });

@@ -14,6 +14,8 @@ const killed = 20;
 const unknownIds = 40;
 const requests = 4000;
 const concurrency = 50;
+// The Worker's default NOT_FOUND_CACHE_MS.
+const notFoundCacheMs = 30_000;
 
 let env: E2eStack;
 
@@ -117,8 +119,14 @@ it("holds 4,000 requests over 200 sandboxes and unknown IDs at concurrency 50", 
 				.join("\n")}`;
 		if (callsById.get(target.id) !== 1) expect.fail(why());
 	}
-	// At most one RPC per unknown or killed ID: the not-found is remembered.
-	expect(Math.max(...callsOf("unknown"), ...callsOf("killed"))).toBeLessThanOrEqual(1);
+	// At most one RPC per unknown or killed ID within the not-found window
+	// (30 s): on a slow machine the run can outlast one window.
+	for (const target of targets.filter((t) => t.kind === "unknown" || t.kind === "killed")) {
+		const times = calls.filter((call) => call.sandboxId === target.id).map((call) => call.at);
+		for (let i = 1; i < times.length; i++) {
+			expect((times[i] ?? 0) - (times[i - 1] ?? 0), target.id).toBeGreaterThanOrEqual(notFoundCacheMs);
+		}
+	}
 	// Running sandboxes were pushed by the control plane: no RPC at all.
 	expect(Math.max(...callsOf("running"))).toBe(0);
 });
