@@ -49,14 +49,17 @@ export class CatalogClient {
 	async #fromLocation(): Promise<Route> {
 		const sandboxId = this.#sandboxId;
 		if (isolateFailureCache(this.#config).get(sandboxId) === undefined) {
-			const entry = await locationCache(this.#config).get(sandboxId);
-			if (entry?.kind === "route") {
-				isolateRouteCache(this.#config).set(sandboxId, entry.route);
-				return entry.route;
+			const held = await locationCache(this.#config).get(sandboxId);
+			// The isolate's copy ends when the location's does: a copy of a copy
+			// must not stretch how long a replaced route is used.
+			if (held?.entry.kind === "route") {
+				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, Date.now(), held.cachedUntil);
+				return held.entry.route;
 			}
-			if (entry?.kind === "failure") {
-				isolateFailureCache(this.#config).set(sandboxId, entry.failure, entry.until);
-				throw failureError(sandboxId, entry.failure);
+			if (held?.entry.kind === "failure") {
+				const { failure, until } = held.entry;
+				isolateFailureCache(this.#config).set(sandboxId, failure, until, Date.now(), held.cachedUntil);
+				throw failureError(sandboxId, failure);
 			}
 		}
 		return this.lookUp();

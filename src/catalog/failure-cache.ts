@@ -38,9 +38,10 @@ export class FailureCache {
 		return { ...entry.error, retryAfterSeconds: Math.max(1, Math.ceil((entry.until - now) / 1000)) };
 	}
 
-	set(sandboxId: string, error: ResumeFailure, until: number, now = Date.now()): void {
+	/** `copiedUntil`: when the copy this one was taken from ends, if it was taken from one. */
+	set(sandboxId: string, error: ResumeFailure, until: number, now = Date.now(), copiedUntil = until): void {
 		if (this.#maxEntries === 0 || this.#ttlMs === 0) return;
-		const cachedUntil = Math.min(now + this.#ttlMs, until);
+		const cachedUntil = Math.min(now + this.#ttlMs, until, copiedUntil);
 		if (cachedUntil <= now) return;
 		this.#entries.delete(sandboxId);
 		this.#entries.set(sandboxId, { error, until, cachedUntil });

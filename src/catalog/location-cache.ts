@@ -7,7 +7,7 @@ export type LocationEntry =
 	| { kind: "route"; route: Route }
 	| { kind: "failure"; failure: ResumeFailure; until: number };
 
-interface StoredEntry {
+export interface StoredEntry {
 	entry: LocationEntry;
 	/** Never later than LOCATION_CACHE_TTL_MS from when it was stored, nor than a failure's own end. */
 	cachedUntil: number;
@@ -39,13 +39,14 @@ export class LocationCache {
 		return this.#ttlMs >= 1000;
 	}
 
-	async get(sandboxId: string, now = Date.now()): Promise<LocationEntry | undefined> {
+	/** The entry, and when this location stops holding it: a copy taken from it must not outlive that. */
+	async get(sandboxId: string, now = Date.now()): Promise<{ entry: LocationEntry; cachedUntil: number } | undefined> {
 		if (!this.enabled) return undefined;
 		try {
 			const response = await (await this.#open()).match(this.#key(sandboxId));
 			if (response === undefined) return undefined;
 			const stored = (await response.json()) as StoredEntry;
-			return stored.cachedUntil > now ? stored.entry : undefined;
+			return stored.cachedUntil > now ? stored : undefined;
 		} catch {
 			return undefined;
 		}

@@ -32,9 +32,10 @@ export class RouteCache {
 		return entry.route;
 	}
 
-	set(sandboxId: string, route: Route, now = Date.now()): void {
+	/** `until`: when the copy this one was taken from ends, if it was taken from one. */
+	set(sandboxId: string, route: Route, now = Date.now(), until = Number.POSITIVE_INFINITY): void {
 		if (this.#maxEntries === 0 || this.#ttlMs === 0) return;
-		const cachedUntil = Math.min(now + this.#ttlMs, route.expiresAt);
+		const cachedUntil = Math.min(now + this.#ttlMs, route.expiresAt, until);
 		if (cachedUntil <= now) return;
 		this.#entries.delete(sandboxId);
 		this.#entries.set(sandboxId, { route, cachedUntil });

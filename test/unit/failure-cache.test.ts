@@ -13,6 +13,13 @@ describe("FailureCache", () => {
 		expect(cache.get("b", 2_000)).toBeUndefined();
 	});
 
+	it("keeps a copy of a location's entry no longer than the location keeps it", () => {
+		const cache = new FailureCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", { code: "sandbox_not_found" }, 30_000, 0, 1_500);
+		expect(cache.get("a", 1_499)?.code).toBe("sandbox_not_found");
+		expect(cache.get("a", 1_500)).toBeUndefined();
+	});
+
 	it("says Retry-After as the object would: until the object's backoff ends", () => {
 		const cache = new FailureCache({ ttlMs: 5_000, maxEntries: 10 });
 		cache.set("a", { code: "control_plane_unavailable", retryAfterSeconds: 9 }, 9_000, 0);

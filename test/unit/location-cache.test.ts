@@ -23,7 +23,8 @@ describe("LocationCache", () => {
 		const id = freshId("ttl");
 		const now = Date.now();
 		await cache.put(id, { kind: "route", route: route("10.0.0.1", now) }, now);
-		expect(await cache.get(id, now + 4_999)).toEqual({ kind: "route", route: route("10.0.0.1", now) });
+		expect((await cache.get(id, now + 4_999))?.entry).toEqual({ kind: "route", route: route("10.0.0.1", now) });
+		expect((await cache.get(id, now))?.cachedUntil).toBe(now + 5_000);
 		expect(await cache.get(id, now + 5_000)).toBeUndefined();
 	});
 
@@ -32,7 +33,7 @@ describe("LocationCache", () => {
 		const now = Date.now();
 		const failure = { code: "sandbox_not_found" as const };
 		await cache.put(id, { kind: "failure", failure, until: now + 2_500 }, now);
-		expect(await cache.get(id, now + 2_000)).toEqual({ kind: "failure", failure, until: now + 2_500 });
+		expect((await cache.get(id, now + 2_000))?.entry).toEqual({ kind: "failure", failure, until: now + 2_500 });
 		expect(await cache.get(id, now + 2_500)).toBeUndefined();
 	});
 
@@ -136,7 +137,7 @@ describe("a stale route in the location's cache", () => {
 		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([id]);
 		// The location now holds the new node, once the write that follows the answer lands.
 		await vi.waitFor(async () => {
-			const entry = await location.get(id);
+			const entry = (await location.get(id))?.entry;
 			expect(entry?.kind === "route" && entry.route.nodeIp).toBe("10.9.9.2");
 		});
 	});

@@ -22,6 +22,14 @@ describe("RouteCache", () => {
 		expect(cache.get("a", t0)).toBeUndefined();
 	});
 
+	it("keeps a copy of a location's entry no longer than the location keeps it", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		const r = route("10.0.0.1");
+		cache.set("a", r, t0, t0 + 1_200);
+		expect(cache.get("a", t0 + 1_199)).toBe(r);
+		expect(cache.get("a", t0 + 1_200)).toBeUndefined();
+	});
+
 	it("misses a sandbox it never saw", () => {
 		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
 		cache.set("a", route("10.0.0.1"), t0);
