@@ -67,9 +67,10 @@ export const defaults = {
 	// by other isolates, while hot traffic still skips the Durable Object.
 	routeCacheTtlMs: 5_000,
 	routeCacheMaxEntries: 10_000,
-	// As long as the isolate's copy: every copy outside the object lives at
-	// most this long, so a replaced route stops being used within it.
-	locationCacheTtlMs: 5_000,
+	// Half of ROUTE_CACHE_TTL_MS: an isolate keeps what it reads from the
+	// location for the other half, so that a replaced route stops being used
+	// within ROUTE_CACHE_TTL_MS of the object's answer, as everywhere else.
+	locationCacheTtlMs: 2_500,
 	// E2B's own edge caches NotFound for 30 s. A sandbox created since is
 	// pushed by the control plane, and a push clears it at once.
 	notFoundCacheMs: 30_000,

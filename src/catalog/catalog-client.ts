@@ -50,15 +50,20 @@ export class CatalogClient {
 		const sandboxId = this.#sandboxId;
 		if (isolateFailureCache(this.#config).get(sandboxId) === undefined) {
 			const held = await locationCache(this.#config).get(sandboxId);
-			// The isolate's copy ends when the location's does: a copy of a copy
-			// must not stretch how long a replaced route is used.
+			// A copy of the location's copy: the location keeps an entry for at
+			// most LOCATION_CACHE_TTL_MS, and the isolate keeps what it read for
+			// the rest of ROUTE_CACHE_TTL_MS, so that a replaced route is used at
+			// most ROUTE_CACHE_TTL_MS after the object gave it. Each isolate's
+			// copy ends at its own time, so the isolates do not all ask at once.
+			const now = Date.now();
+			const until = now + this.#config.routeCacheTtlMs - this.#config.locationCacheTtlMs;
 			if (held?.entry.kind === "route") {
-				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, Date.now(), held.cachedUntil);
+				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, now, until);
 				return held.entry.route;
 			}
 			if (held?.entry.kind === "failure") {
-				const { failure, until } = held.entry;
-				isolateFailureCache(this.#config).set(sandboxId, failure, until, Date.now(), held.cachedUntil);
+				const { failure } = held.entry;
+				isolateFailureCache(this.#config).set(sandboxId, failure, held.entry.until, now, until);
 				throw failureError(sandboxId, failure);
 			}
 		}

@@ -38,10 +38,10 @@ export class FailureCache {
 		return { ...entry.error, retryAfterSeconds: Math.max(1, Math.ceil((entry.until - now) / 1000)) };
 	}
 
-	/** `copiedUntil`: when the copy this one was taken from ends, if it was taken from one. */
-	set(sandboxId: string, error: ResumeFailure, until: number, now = Date.now(), copiedUntil = until): void {
+	/** `keepUntil`: a shorter life for a copy taken from another copy. */
+	set(sandboxId: string, error: ResumeFailure, until: number, now = Date.now(), keepUntil = until): void {
 		if (this.#maxEntries === 0 || this.#ttlMs === 0) return;
-		const cachedUntil = Math.min(now + this.#ttlMs, until, copiedUntil);
+		const cachedUntil = Math.min(now + this.#ttlMs, until, keepUntil);
 		if (cachedUntil <= now) return;
 		this.#entries.delete(sandboxId);
 		this.#entries.set(sandboxId, { error, until, cachedUntil });

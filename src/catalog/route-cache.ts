@@ -32,7 +32,7 @@ export class RouteCache {
 		return entry.route;
 	}
 
-	/** `until`: when the copy this one was taken from ends, if it was taken from one. */
+	/** `until`: a shorter life for a copy taken from another copy. */
 	set(sandboxId: string, route: Route, now = Date.now(), until = Number.POSITIVE_INFINITY): void {
 		if (this.#maxEntries === 0 || this.#ttlMs === 0) return;
 		const cachedUntil = Math.min(now + this.#ttlMs, route.expiresAt, until);

@@ -46,7 +46,7 @@ describe("parseConfig defaults", () => {
 			routeTtlMs: 300_000,
 			routeCacheTtlMs: 5_000,
 			routeCacheMaxEntries: 10_000,
-			locationCacheTtlMs: 5_000,
+			locationCacheTtlMs: 2_500,
 			catalogLocationHint: undefined,
 			notFoundCacheMs: 30_000,
 			refusalCacheMs: 5_000,

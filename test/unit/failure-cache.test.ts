@@ -13,7 +13,7 @@ describe("FailureCache", () => {
 		expect(cache.get("b", 2_000)).toBeUndefined();
 	});
 
-	it("keeps a copy of a location's entry no longer than the location keeps it", () => {
+	it("keeps a copy of another copy no longer than it is told", () => {
 		const cache = new FailureCache({ ttlMs: 5_000, maxEntries: 10 });
 		cache.set("a", { code: "sandbox_not_found" }, 30_000, 0, 1_500);
 		expect(cache.get("a", 1_499)?.code).toBe("sandbox_not_found");

@@ -22,7 +22,7 @@ describe("RouteCache", () => {
 		expect(cache.get("a", t0)).toBeUndefined();
 	});
 
-	it("keeps a copy of a location's entry no longer than the location keeps it", () => {
+	it("keeps a copy of another copy no longer than it is told", () => {
 		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
 		const r = route("10.0.0.1");
 		cache.set("a", r, t0, t0 + 1_200);
