@@ -2,6 +2,7 @@ import { formatNumber, renderTable } from "./format.ts";
 import { definitions, type Params } from "./params.ts";
 import { type SandboxResult, simulateSandbox } from "./sandbox.ts";
 import {
+	cacheKeepsMs,
 	cpThroughput,
 	hotSandbox,
 	rateStep,
@@ -9,6 +10,7 @@ import {
 	resumeStorm,
 	sandboxRun,
 	stormWideLocations,
+	ttlSplits,
 	wakingSandbox,
 } from "./scenarios.ts";
 
@@ -100,6 +102,11 @@ export function runModel(params: Params): Model {
 		hot.limit.isolateAfterWake,
 	);
 	row("H14", "the same, with the tier", hot.limit.tierAfterWake);
+	row(
+		"H15",
+		"longest a copy can serve the route after the object's answer reached the location (ms), with the tier",
+		hot.tier.maxRouteAgeMs,
+	);
 	blocks.set("hot", renderTable(["", "one hot sandbox, steady", "value"], rows.splice(0)));
 
 	const wakeSeconds = wake.isolate.wake.durationMs / 1000;
@@ -124,6 +131,7 @@ export function runModel(params: Params): Model {
 	blocks.set("wake", renderTable(["", "the hot sandbox, paused, woken by its traffic", "value"], rows.splice(0)));
 
 	blocks.set("grid", gridBlock(params, add));
+	blocks.set("split", splitBlock(params, add));
 
 	const storm = resumeStorm(params);
 	const base = storm.base;
@@ -192,16 +200,33 @@ function gridBlock(params: Params, add: (id: string, label: string, value: numbe
 			add(`${id}t`, `object calls/s, ${locations} × ${isolates}, with the tier`, run(true).objectCallsPerSecond, 1),
 		];
 	});
-	const id = `G${gridRows.length + 1}`;
+	const evictedId = `G${gridRows.length + 1}`;
 	const evicted = simulateSandbox(sandboxRun(params, { tier: true, evictPct: params.evictPct })).objectCallsPerSecond;
 	rows.push([
-		id,
+		evictedId,
 		formatNumber(params.locations),
 		formatNumber(params.isolates),
 		"",
 		"",
 		formatNumber(params.locations / (params.locationTtlMs / 1000), 1),
-		add(`${id}t`, `object calls/s, ${formatNumber(params.evictPct)} % of location entries evicted early`, evicted, 1),
+		add(
+			`${evictedId}t`,
+			`object calls/s, ${formatNumber(params.evictPct)} % of location entries evicted early`,
+			evicted,
+			1,
+		),
+	]);
+	const keptId = `G${gridRows.length + 2}`;
+	const keeps = cacheKeepsMs(params);
+	const kept = simulateSandbox(sandboxRun(params, { tier: true, cacheKeepsMs: keeps })).objectCallsPerSecond;
+	rows.push([
+		keptId,
+		formatNumber(params.locations),
+		formatNumber(params.isolates),
+		"",
+		"",
+		formatNumber(params.locations / (Math.min(keeps, params.locationTtlMs) / 1000), 1),
+		add(`${keptId}t`, `object calls/s, location entries kept ${formatNumber(keeps)} ms (their max-age)`, kept, 1),
 	]);
 	return renderTable(
 		[
@@ -210,8 +235,51 @@ function gridBlock(params: Params, add: (id: string, label: string, value: numbe
 			"isolates K",
 			"isolate cache only: N·K per TTL",
 			"isolate cache only: simulated",
-			"with tier: N per TTL",
+			"with tier: N per location TTL",
 			"with tier: simulated",
+		],
+		rows,
+	);
+}
+
+/**
+ * The hot sandbox with the tier, ROUTE_CACHE_TTL_MS split differently
+ * between the location's entries and the isolates' copies of them; the last
+ * row is the split before the bound (an isolate kept a whole TTL).
+ */
+function splitBlock(
+	params: Params,
+	add: (id: string, label: string, value: number, digits?: number) => string,
+): string {
+	const { splits, before } = ttlSplits(params);
+	const rows = [...splits, before].map(({ locationTtlMs, keepFromLocationMs, result }, i) => {
+		const id = `L${i + 1}`;
+		const isBefore = i === splits.length;
+		const life = formatNumber(locationTtlMs);
+		const label = isBefore ? "before the bound" : `location entries of ${life} ms`;
+		return [
+			id,
+			life,
+			formatNumber(keepFromLocationMs),
+			add(`${id}c`, `object calls/s, ${label}`, result.objectCallsPerSecond, 1),
+			add(`${id}l`, `Cache API lookups/s, ${label}`, result.locationLookupsPerSecond, 1),
+			add(`${id}a`, `longest a route is served (ms), ${label}`, result.maxRouteAgeMs),
+			isBefore
+				? "before: an isolate kept a whole TTL from an entry of any age"
+				: locationTtlMs === params.locationTtlMs
+					? "the default"
+					: "",
+		];
+	});
+	return renderTable(
+		[
+			"",
+			"location entry (ms)",
+			"isolate's copy of it (ms)",
+			"object calls/s",
+			"Cache API lookups/s",
+			"longest a route is served (ms)",
+			"",
 		],
 		rows,
 	);

@@ -27,6 +27,7 @@ export interface Params {
 	cpConcurrency: number;
 	resumeMinMs: number;
 	resumeMaxMs: number;
+	pushLeadMs: number;
 	cpRttMs: number;
 	resumeTimeoutMs: number;
 	maxWaiters: number;
@@ -50,14 +51,16 @@ export const definitions: readonly Definition[] = [
 		flag: "ttl-ms",
 		value: 5000,
 		from: "code",
-		meaning: "ROUTE_CACHE_TTL_MS: life of a route's copy in an isolate",
+		meaning:
+			"ROUTE_CACHE_TTL_MS: life of an isolate's copy of the object's answer, and the longest any copy serves a route after it",
 	},
 	{
 		key: "locationTtlMs",
 		flag: "location-ttl-ms",
-		value: 5000,
+		value: 2500,
 		from: "code",
-		meaning: "LOCATION_CACHE_TTL_MS: life of a route's copy in a location's cache (the tier)",
+		meaning:
+			"LOCATION_CACHE_TTL_MS: life of a route's copy in a location's cache (the tier); an isolate keeps what it reads there for ROUTE_CACHE_TTL_MS minus this",
 	},
 	{
 		key: "maxWaiters",
@@ -149,7 +152,7 @@ export const definitions: readonly Definition[] = [
 		value: 25,
 		from: "assumed",
 		meaning:
-			"share of location-cache entries evicted early, at a random point of their life (the tier table's last row)",
+			"share of location-cache entries evicted early, at a random point of their life (the tier table's early-eviction row)",
 	},
 	{
 		key: "cpRttMs",
@@ -178,6 +181,14 @@ export const definitions: readonly Definition[] = [
 		value: 3000,
 		from: "assumed",
 		meaning: "longest; each resume is drawn evenly between, and a hot sandbox's wake takes the mean",
+	},
+	{
+		key: "pushLeadMs",
+		flag: "push-lead-ms",
+		value: 0,
+		from: "assumed",
+		meaning:
+			"how long before its ResumeSandbox answer the control plane pushes the route through the catalog API, which answers the waiters at once (at most the resume's time; 0: the answer comes first, the slowest wake)",
 	},
 	{
 		key: "sandboxes",

@@ -94,9 +94,47 @@ function highestRate(keepsUp: (rate: number) => boolean): number {
 	return good * rateStep;
 }
 
+/**
+ * The hot sandbox with the tier, the isolate's TTL split differently between
+ * the location's entries and the isolates' copies of them: shorter entries
+ * cost more object calls, shorter copies more Cache API lookups, and every
+ * split keeps the same bound on how long a route is served. Last, the split
+ * before this bound: entries as long as the isolate's copies, and an isolate
+ * keeping a whole TTL from a location entry of any age.
+ */
+export function ttlSplits(params: Params) {
+	const { ttlMs } = params;
+	const lives = [...new Set([ttlMs / 5, params.locationTtlMs, (ttlMs * 4) / 5])]
+		.filter((life) => life >= minLocationTtlMs && (life < ttlMs || life === params.locationTtlMs))
+		.sort((a, b) => a - b);
+	const run = (locationTtlMs: number, keepFromLocationMs: number) => ({
+		locationTtlMs,
+		keepFromLocationMs,
+		result: simulateSandbox(sandboxRun(params, { tier: true, locationTtlMs, keepFromLocationMs })),
+	});
+	return {
+		splits: lives.map((life) => run(life, ttlMs - life)),
+		before: run(ttlMs, ttlMs),
+	};
+}
+
+// Under this LOCATION_CACHE_TTL_MS, the tier is off (src/catalog/location-cache.ts).
+export const minLocationTtlMs = 1000;
+
+/**
+ * How long the Cache API keeps a location's entry: the put's max-age, which
+ * counts whole seconds (src/catalog/location-cache.ts), if the cache drops
+ * an entry when its max-age runs out.
+ */
+export function cacheKeepsMs(params: Params): number {
+	return Math.floor(params.locationTtlMs / 1000) * 1000;
+}
+
 /** The hot sandbox, paused, woken by its own traffic; measured from the end of the wake. */
 export function wakingSandbox(params: Params) {
-	const resumeMs = params.cpRttMs + (params.resumeMinMs + params.resumeMaxMs) / 2;
+	// The waiters are answered by the ResumeSandbox answer, or by the push before it.
+	const meanResumeMs = (params.resumeMinMs + params.resumeMaxMs) / 2;
+	const resumeMs = params.cpRttMs + meanResumeMs - Math.min(params.pushLeadMs, meanResumeMs);
 	const wake = { resumeMs, maxWaiters: params.maxWaiters };
 	// The measurement starts once every waiter has its answer.
 	const warmupMs = Math.ceil((resumeMs + params.rttMaxMs) / 1000) * 1000;
@@ -123,6 +161,7 @@ function stormRun(params: Params, scenario: string, overrides: Partial<StormRun>
 		cpConcurrency: params.cpConcurrency,
 		resumeMinMs: params.resumeMinMs,
 		resumeMaxMs: params.resumeMaxMs,
+		pushLeadMs: params.pushLeadMs,
 		resumeTimeoutMs: params.resumeTimeoutMs,
 		clientLimit: params.clientLimit,
 		callerLimit: params.callerLimit,

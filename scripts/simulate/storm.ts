@@ -12,7 +12,11 @@ import { seededRandom } from "./random.ts";
  *   lives) and starts the one ResumeSandbox call; later calls wait on it, up
  *   to RESUME_MAX_WAITERS;
  * - the control plane runs `cpConcurrency` resumes at once, first come first
- *   served, each taking a time drawn evenly between the bounds;
+ *   served, each taking a time drawn evenly between the bounds. It may push
+ *   the route through the catalog API `pushLeadMs` before it answers (the
+ *   catalog API, like the objects, is near it): the push answers the waiters
+ *   and stores the route at once, and the answer that follows changes
+ *   nothing. A learned route is handed to the waiters before it is saved;
  * - a request refused by a budget (429) is sent again after its Retry-After,
  *   and one refused for a full queue (503) after a second. A resume not
  *   answered within RESUME_TIMEOUT_MS is counted and not retried.
@@ -34,6 +38,8 @@ export interface StormRun {
 	cpConcurrency: number;
 	resumeMinMs: number;
 	resumeMaxMs: number;
+	/** How long before its answer the control plane pushes the route (at most the resume's time). */
+	pushLeadMs: number;
 	resumeTimeoutMs: number;
 	clientLimit: number;
 	callerLimit: number;
@@ -174,13 +180,16 @@ export function simulateStorm(run: StormRun): StormResult {
 
 	const resume = (sandbox: number, startedAt: number) => {
 		const now = clock.now;
-		const ends = takeWorker(
-			workerFreeAt,
-			(free) => Math.max(now, free) + run.resumeMinMs + random() * (run.resumeMaxMs - run.resumeMinMs),
-		);
+		let lead = 0;
+		const ends = takeWorker(workerFreeAt, (free) => {
+			const takes = run.resumeMinMs + random() * (run.resumeMaxMs - run.resumeMinMs);
+			lead = Math.min(run.pushLeadMs, takes);
+			return Math.max(now, free) + takes;
+		});
 		rpcArrivals.push(now);
 		rpcEnds.push(ends);
-		const answeredAt = ends + run.cpRttMs / 2;
+		// The push, or else the answer, reaches the object.
+		const answeredAt = ends - lead + run.cpRttMs / 2;
 		// The control plane finishes the resume anyway; the object has given up on it.
 		if (answeredAt - startedAt > run.resumeTimeoutMs) clock.at(startedAt + run.resumeTimeoutMs, timedOut, sandbox);
 		else clock.at(answeredAt, resumed, sandbox);

@@ -56,9 +56,10 @@ export class LocationCache {
 		if (!this.enabled) return;
 		const ends = entry.kind === "route" ? entry.route.expiresAt : entry.until;
 		const cachedUntil = Math.min(now + this.#ttlMs, ends);
-		// The cache counts whole seconds; the entry's own end is checked on every read.
-		const maxAge = Math.floor((cachedUntil - now) / 1000);
-		if (maxAge < 1) return;
+		if (cachedUntil - now < 1000) return;
+		// The cache counts whole seconds. Rounded up, so that it never drops
+		// an entry early; the entry's own end is checked on every read.
+		const maxAge = Math.ceil((cachedUntil - now) / 1000);
 		const stored: StoredEntry = { entry, cachedUntil };
 		try {
 			await (await this.#open()).put(

@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { checkDoc, docBlocks, paramsFromDoc, quotes } from "../../scripts/simulate/doc-check.ts";
 import { type Model, runModel } from "../../scripts/simulate/model.ts";
-import { defaultParams } from "../../scripts/simulate/params.ts";
+import { defaultParams, parseValue } from "../../scripts/simulate/params.ts";
+import { wakingSandbox } from "../../scripts/simulate/scenarios.ts";
 
 // docs/capacity.md quotes the capacity model's figures; `npm run simulate`
 // computes them. This runs the simulation with the parameters the doc
@@ -26,6 +27,30 @@ describe("docs/capacity.md", () => {
 		expect([...docBlocks(doc).keys()].sort()).toEqual([...model.blocks.keys()].sort());
 		// The text quotes the headline figures, not just the tables.
 		expect(quotes(doc).length).toBeGreaterThan(30);
+	});
+});
+
+describe("the model", () => {
+	const figure = (id: string) => parseValue(id, model.figures.get(id)?.text ?? "");
+
+	it("serves no route longer than ROUTE_CACHE_TTL_MS after the answer, plus one Cache API match, whatever the split", () => {
+		const { ttlMs, cacheMs } = defaultParams;
+		const splits = [...model.figures.keys()].filter((id) => /^L\d+a$/.test(id));
+		const before = splits.at(-1) as string;
+		for (const id of ["H15", ...splits.filter((id) => id !== before)]) {
+			expect(figure(id), id).toBeGreaterThanOrEqual(ttlMs);
+			expect(figure(id), id).toBeLessThanOrEqual(ttlMs + cacheMs);
+		}
+		// Before the bound, an isolate kept a whole TTL from a location entry of any age.
+		expect(figure(before)).toBeGreaterThan(ttlMs + cacheMs);
+	});
+
+	it("ends a wake as soon as a push before the answer reaches the waiters", () => {
+		const answered = wakingSandbox(defaultParams).isolate.wake;
+		const pushed = wakingSandbox({ ...defaultParams, pushLeadMs: 500 }).isolate.wake;
+		expect(answered.rpcs).toBe(1);
+		expect(pushed.rpcs).toBe(1);
+		expect(answered.durationMs - pushed.durationMs).toBeCloseTo(500, 6);
 	});
 });
 
