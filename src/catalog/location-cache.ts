@@ -14,6 +14,13 @@ export interface StoredEntry {
 }
 
 const cacheName = "sandbox-routes";
+const maxRememberedPuts = 10_000;
+
+function signatureOf(entry: LocationEntry): string {
+	return entry.kind === "route"
+		? `route ${entry.route.nodeIp} ${entry.route.learnedAt} ${entry.route.resumedAt ?? ""}`
+		: `failure ${entry.failure.code} ${entry.until}`;
+}
 
 /**
  * The location's cache of settled routes (a named Cache API cache, which
@@ -29,6 +36,12 @@ export class LocationCache {
 	readonly #ttlMs: number;
 	readonly #keyOrigin: string;
 	#cache: Promise<Cache> | undefined;
+	/**
+	 * What this isolate last put for each sandbox, and until when it holds:
+	 * the requests that waited on one wake all learn the same route, and one
+	 * put of it is enough. Bounded like the isolate's other caches.
+	 */
+	readonly #lastPut = new Map<string, { signature: string; cachedUntil: number }>();
 
 	constructor(options: { ttlMs: number; keyOrigin: string }) {
 		this.#ttlMs = options.ttlMs;
@@ -57,6 +70,15 @@ export class LocationCache {
 		const ends = entry.kind === "route" ? entry.route.expiresAt : entry.until;
 		const cachedUntil = Math.min(now + this.#ttlMs, ends);
 		if (cachedUntil - now < 1000) return;
+		const signature = signatureOf(entry);
+		const last = this.#lastPut.get(sandboxId);
+		if (last !== undefined && last.signature === signature && last.cachedUntil - now >= 1000) return;
+		this.#lastPut.delete(sandboxId);
+		this.#lastPut.set(sandboxId, { signature, cachedUntil });
+		if (this.#lastPut.size > maxRememberedPuts) {
+			const oldest = this.#lastPut.keys().next().value;
+			if (oldest !== undefined) this.#lastPut.delete(oldest);
+		}
 		// The cache counts whole seconds. Rounded up, so that it never drops
 		// an entry early; the entry's own end is checked on every read.
 		const maxAge = Math.ceil((cachedUntil - now) / 1000);
@@ -75,6 +97,7 @@ export class LocationCache {
 
 	async delete(sandboxId: string): Promise<void> {
 		if (!this.enabled) return;
+		this.#lastPut.delete(sandboxId);
 		try {
 			await (await this.#open()).delete(this.#key(sandboxId));
 		} catch {

@@ -142,3 +142,21 @@ describe("a stale route in the location's cache", () => {
 		});
 	});
 });
+
+describe("puts of one route", () => {
+	it("are made once by an isolate, however many requests learned the route at once", async () => {
+		const cache = new LocationCache({ ttlMs: 5_000, keyOrigin: "https://edge.localhost" });
+		const id = freshId("once");
+		const now = Date.now();
+		const cachePut = vi.spyOn(Cache.prototype, "put");
+		await Promise.all(
+			Array.from({ length: 50 }, () => cache.put(id, { kind: "route", route: route("10.0.0.9", now) }, now)),
+		);
+		expect(cachePut).toHaveBeenCalledTimes(1);
+		// Another route, or the same one after a delete, is put again.
+		await cache.put(id, { kind: "route", route: route("10.0.0.10", now) }, now);
+		await cache.delete(id);
+		await cache.put(id, { kind: "route", route: route("10.0.0.10", now) }, now);
+		expect(cachePut).toHaveBeenCalledTimes(3);
+	});
+});
