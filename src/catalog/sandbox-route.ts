@@ -151,6 +151,8 @@ export class SandboxRoute extends DurableObject<Env> {
 			spent,
 			result: run().finally(() => {
 				if (this.#flights.get(key) === flight) this.#flights.delete(key);
+				// Nobody waits for a push any more: let go of the races that did.
+				if (this.#flights.size === 0) this.#nextPush = undefined;
 			}),
 		};
 		this.#flights.set(key, flight);
