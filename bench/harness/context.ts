@@ -218,4 +218,3 @@ export function rpcsFor(context: Context, sandboxIds: Iterable<string>) {
 	return context.stack.controlPlane.calls().filter((call) => wanted.has(call.sandboxId));
 }
 
-export { apiSecret };
