@@ -217,4 +217,3 @@ export function rpcsFor(context: Context, sandboxIds: Iterable<string>) {
 	const wanted = new Set(sandboxIds);
 	return context.stack.controlPlane.calls().filter((call) => wanted.has(call.sandboxId));
 }
-
