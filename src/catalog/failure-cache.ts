@@ -1,12 +1,11 @@
 import type { Config } from "../config.ts";
 import type { ResumeFailure } from "../resume-types.ts";
+import { TtlCache } from "./ttl-cache.ts";
 
-interface Entry {
+interface Remembered {
 	error: ResumeFailure;
 	/** When the object stops answering with the failure. */
 	until: number;
-	/** When this isolate stops: never later than `until`, nor than ROUTE_CACHE_TTL_MS from now. */
-	cachedUntil: number;
 }
 
 /**
@@ -19,36 +18,21 @@ interface Entry {
  * least recently used out first.
  */
 export class FailureCache {
-	readonly #entries = new Map<string, Entry>();
-	readonly #ttlMs: number;
-	readonly #maxEntries: number;
+	readonly #entries: TtlCache<Remembered>;
 
 	constructor(options: { ttlMs: number; maxEntries: number }) {
-		this.#ttlMs = options.ttlMs;
-		this.#maxEntries = options.maxEntries;
+		this.#entries = new TtlCache(options);
 	}
 
 	get(sandboxId: string, now = Date.now()): ResumeFailure | undefined {
-		const entry = this.#entries.get(sandboxId);
-		if (entry === undefined) return undefined;
-		this.#entries.delete(sandboxId);
-		if (entry.cachedUntil <= now) return undefined;
-		this.#entries.set(sandboxId, entry);
-		if (entry.error.retryAfterSeconds === undefined) return entry.error;
-		return { ...entry.error, retryAfterSeconds: Math.max(1, Math.ceil((entry.until - now) / 1000)) };
+		const remembered = this.#entries.get(sandboxId, now);
+		if (remembered === undefined || remembered.error.retryAfterSeconds === undefined) return remembered?.error;
+		return { ...remembered.error, retryAfterSeconds: Math.max(1, Math.ceil((remembered.until - now) / 1000)) };
 	}
 
 	/** `keepUntil`: a shorter life for a copy taken from another copy. */
 	set(sandboxId: string, error: ResumeFailure, until: number, now = Date.now(), keepUntil = until): void {
-		if (this.#maxEntries === 0 || this.#ttlMs === 0) return;
-		const cachedUntil = Math.min(now + this.#ttlMs, until, keepUntil);
-		if (cachedUntil <= now) return;
-		this.#entries.delete(sandboxId);
-		this.#entries.set(sandboxId, { error, until, cachedUntil });
-		if (this.#entries.size > this.#maxEntries) {
-			const oldest = this.#entries.keys().next().value;
-			if (oldest !== undefined) this.#entries.delete(oldest);
-		}
+		this.#entries.set(sandboxId, { error, until }, now, Math.min(until, keepUntil));
 	}
 
 	/** The catalog was written for the sandbox: what was remembered no longer holds. */
