@@ -85,14 +85,33 @@ export interface TransferResult {
 	memory: MemoryGrowth;
 }
 
-/** Downloads `bytes` through the target, counting what arrives. */
-export async function download(target: Target, host: string, bytes: number): Promise<TransferResult> {
+/**
+ * Times one transfer through the target, with the CPU its workerd spent
+ * and how its memory grew meanwhile; `run` gives the bytes it counted.
+ */
+async function measured(target: Target, run: () => Promise<number>): Promise<TransferResult> {
 	const cpuBefore = cpuSecondsOf(target.pid);
 	const memory = watchMemory(target.pid);
 	const started = performance.now();
-	let received = 0;
+	let bytes: number;
 	let growth: MemoryGrowth;
 	try {
+		bytes = await run();
+	} finally {
+		growth = memory.stop();
+	}
+	return {
+		bytes,
+		seconds: (performance.now() - started) / 1000,
+		cpuSeconds: cpuSecondsOf(target.pid) - cpuBefore,
+		memory: growth,
+	};
+}
+
+/** Downloads `bytes` through the target, counting what arrives. */
+export function download(target: Target, host: string, bytes: number): Promise<TransferResult> {
+	return measured(target, async () => {
+		let received = 0;
 		await new Promise<void>((resolve, reject) => {
 			const req = request(
 				{
@@ -114,26 +133,15 @@ export async function download(target: Target, host: string, bytes: number): Pro
 			req.on("error", reject);
 			req.end();
 		});
-	} finally {
-		growth = memory.stop();
-	}
-	return {
-		bytes: received,
-		seconds: (performance.now() - started) / 1000,
-		cpuSeconds: cpuSecondsOf(target.pid) - cpuBefore,
-		memory: growth,
-	};
+		return received;
+	});
 }
 
 /** Uploads `bytes` with a Content-Length; `bytes` in the result is what the node says it read. */
-export async function upload(target: Target, host: string, bytes: number): Promise<TransferResult> {
-	const cpuBefore = cpuSecondsOf(target.pid);
-	const memory = watchMemory(target.pid);
+export function upload(target: Target, host: string, bytes: number): Promise<TransferResult> {
 	const chunk = Buffer.alloc(256 * 1024, 0x62);
-	const started = performance.now();
-	let nodeRead = -1;
-	let growth: MemoryGrowth;
-	try {
+	return measured(target, async () => {
+		let nodeRead = -1;
 		await new Promise<void>((resolve, reject) => {
 			const req = request(
 				{
@@ -169,15 +177,8 @@ export async function upload(target: Target, host: string, bytes: number): Promi
 			};
 			write();
 		});
-	} finally {
-		growth = memory.stop();
-	}
-	return {
-		bytes: nodeRead,
-		seconds: (performance.now() - started) / 1000,
-		cpuSeconds: cpuSecondsOf(target.pid) - cpuBefore,
-		memory: growth,
-	};
+		return nodeRead;
+	});
 }
 
 export interface EchoResult {
