@@ -22,6 +22,7 @@ export default defineConfig({
 							bindings: {
 								API_SECRET: "unit-test-secret",
 								CATALOG_SECRET: "unit-test-catalog-secret",
+								OAUTH_CLIENT_SECRET: "unit-test-oauth-client-secret",
 								// Nothing listens on port 9: a resume here fails fast, by design.
 								CONTROL_PLANE_URL: "http://127.0.0.1:9",
 							},
@@ -47,6 +48,7 @@ export default defineConfig({
 						miniflare: {
 							bindings: {
 								...propertySecrets,
+								OAUTH_CLIENT_SECRET: "prop-oauth-client-secret-2a9c",
 								CONTROL_PLANE_URL: fakeControlPlaneUrl,
 								ENVIRONMENT: "development",
 								// Longest-match and several domains, as production may have.

@@ -6,12 +6,32 @@
 export type ControlPlaneProtocol = "grpc-web" | "connect";
 export type Environment = "production" | "development";
 
+/**
+ * How the edge proves itself to the control plane: the shared secret of the
+ * original E2B edge (`x-e2b-client-proxy-auth`), or an OAuth2
+ * client-credentials token (`authorization: Bearer`), as E2B's current API
+ * verifies it (scope and organisation claims).
+ */
+export type ControlPlaneAuth =
+	| { mode: "api_secret"; apiSecret: string }
+	| {
+			mode: "oauth2";
+			tokenUrl: string;
+			clientId: string;
+			clientSecret: string;
+			/** Space-separated scopes asked for. */
+			scope: string;
+			audience: string | undefined;
+			/** How long a token request may take. */
+			tokenTimeoutMs: number;
+	  };
+
 export interface Config {
 	/** Base domains served, lowercase, without a leading dot. */
 	sandboxDomains: readonly string[];
 	controlPlaneUrl: string;
 	controlPlaneProtocol: ControlPlaneProtocol;
-	apiSecret: string;
+	controlPlaneAuth: ControlPlaneAuth;
 	/** The catalog API's bearer token; without it the API is off. */
 	catalogSecret: string | undefined;
 	/**
@@ -45,6 +65,8 @@ export interface Config {
 	portRetryDelayMs: number;
 	/** How long a request body may go without sending a byte before it is given up. */
 	bodyIdleTimeoutMs: number;
+	/** The least time between two KeepAliveSandbox calls for one sandbox, across the whole edge. */
+	trafficKeepaliveIntervalMs: number;
 	environment: Environment;
 }
 
@@ -94,6 +116,11 @@ export const defaults = {
 	// Long enough for a client on a poor link; short enough that a stalled
 	// upload does not hold a connection to the node for minutes.
 	bodyIdleTimeoutMs: 30_000,
+	// E2B's own edge (sandbox-catalog's TrafficKeepaliveInterval).
+	trafficKeepaliveIntervalMs: 60_000,
+	// E2B's API checks this scope on the edge's token (ScopeSandboxLifecycle).
+	oauthScope: "sandboxes:lifecycle",
+	oauthTokenTimeoutMs: 10_000,
 	environment: "production",
 } as const;
 
@@ -112,7 +139,15 @@ type SettingName =
 	| "SANDBOX_DOMAIN"
 	| "CONTROL_PLANE_URL"
 	| "CONTROL_PLANE_PROTOCOL"
+	| "CONTROL_PLANE_AUTH"
 	| "API_SECRET"
+	| "OAUTH_TOKEN_URL"
+	| "OAUTH_CLIENT_ID"
+	| "OAUTH_CLIENT_SECRET"
+	| "OAUTH_SCOPE"
+	| "OAUTH_AUDIENCE"
+	| "OAUTH_TOKEN_TIMEOUT_MS"
+	| "TRAFFIC_KEEPALIVE_INTERVAL_MS"
 	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
 	| "RESUME_TIMEOUT_MS"
@@ -145,21 +180,21 @@ export function configFrom(env: object): Config {
 }
 
 export function parseConfig(raw: RawSettings): Config {
-	const apiSecret = parseApiSecret(raw);
+	const environment = parseEnvironment(raw);
+	const controlPlaneAuth = parseControlPlaneAuth(raw, environment);
 	let catalogSecret: string | undefined;
 	let catalogSecretError: ConfigError | undefined;
 	try {
-		catalogSecret = parseCatalogSecret(raw, apiSecret);
+		catalogSecret = parseCatalogSecret(raw, controlPlaneAuth);
 	} catch (error) {
 		if (!(error instanceof ConfigError)) throw error;
 		catalogSecretError = error;
 	}
-	const environment = parseEnvironment(raw);
 	return {
 		sandboxDomains: parseDomains(raw),
 		controlPlaneUrl: parseControlPlaneUrl(raw, environment),
 		controlPlaneProtocol: parseProtocol(raw),
-		apiSecret,
+		controlPlaneAuth,
 		catalogSecret,
 		catalogSecretError,
 		nodeOriginTemplate: parseNodeOriginTemplate(raw),
@@ -184,6 +219,13 @@ export function parseConfig(raw: RawSettings): Config {
 		portRetryAttempts: parseInteger(raw, "PORT_RETRY_ATTEMPTS", defaults.portRetryAttempts, 0, 20),
 		portRetryDelayMs: parseInteger(raw, "PORT_RETRY_DELAY_MS", defaults.portRetryDelayMs, 1, 10_000),
 		bodyIdleTimeoutMs: parseInteger(raw, "BODY_IDLE_TIMEOUT_MS", defaults.bodyIdleTimeoutMs, 1_000, 600_000),
+		trafficKeepaliveIntervalMs: parseInteger(
+			raw,
+			"TRAFFIC_KEEPALIVE_INTERVAL_MS",
+			defaults.trafficKeepaliveIntervalMs,
+			1_000,
+			86_400_000,
+		),
 		environment,
 	};
 }
@@ -236,7 +278,7 @@ function parseControlPlaneUrl(raw: RawSettings, environment: Environment): strin
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
 		throw new ConfigError("CONTROL_PLANE_URL", "must be an http:// or https:// URL");
 	}
-	// Every call carries API_SECRET, which must not cross the network in clear.
+	// Every call carries API_SECRET or a token, which must not cross the network in clear.
 	if (url.protocol === "http:" && environment !== "development") {
 		throw new ConfigError("CONTROL_PLANE_URL", 'must be an https:// URL outside ENVIRONMENT "development"');
 	}
@@ -258,18 +300,64 @@ function parseProtocol(raw: RawSettings): ControlPlaneProtocol {
 	return value;
 }
 
-function parseApiSecret(raw: RawSettings): string {
-	const value = secretValue(raw, "API_SECRET");
-	if (value === undefined) {
-		throw new ConfigError("API_SECRET", "is missing; set it with `wrangler secret put API_SECRET`");
+function parseControlPlaneAuth(raw: RawSettings, environment: Environment): ControlPlaneAuth {
+	const mode = optionalString(raw, "CONTROL_PLANE_AUTH") ?? "api_secret";
+	if (mode === "api_secret") return { mode, apiSecret: requiredSecret(raw, "API_SECRET") };
+	if (mode !== "oauth2") throw new ConfigError("CONTROL_PLANE_AUTH", 'must be "api_secret" or "oauth2"');
+	const audience = optionalString(raw, "OAUTH_AUDIENCE");
+	if (audience !== undefined && hasControlCharacter(audience)) {
+		throw new ConfigError("OAUTH_AUDIENCE", "contains control characters");
 	}
+	return {
+		mode,
+		tokenUrl: parseTokenUrl(raw, environment),
+		clientId: requiredSecret(raw, "OAUTH_CLIENT_ID"),
+		clientSecret: requiredSecret(raw, "OAUTH_CLIENT_SECRET"),
+		scope: parseScope(raw),
+		audience,
+		tokenTimeoutMs: parseInteger(raw, "OAUTH_TOKEN_TIMEOUT_MS", defaults.oauthTokenTimeoutMs, 100, 120_000),
+	};
+}
+
+function requiredSecret(raw: RawSettings, name: SecretName): string {
+	const value = secretValue(raw, name);
+	if (value === undefined) {
+		const how = name === "OAUTH_CLIENT_ID" ? "set it in vars" : `set it with \`wrangler secret put ${name}\``;
+		throw new ConfigError(name, `is missing; ${how}`);
+	}
+	return value;
+}
+
+function parseTokenUrl(raw: RawSettings, environment: Environment): string {
+	const value = requiredString(raw, "OAUTH_TOKEN_URL");
+	let url: URL;
+	try {
+		url = new URL(value);
+	} catch {
+		throw new ConfigError("OAUTH_TOKEN_URL", "is not a valid URL");
+	}
+	if (url.protocol !== "https:" && !(url.protocol === "http:" && environment === "development")) {
+		throw new ConfigError("OAUTH_TOKEN_URL", 'must be an https:// URL (http:// only in ENVIRONMENT "development")');
+	}
+	if (url.username || url.password || url.hash) {
+		throw new ConfigError("OAUTH_TOKEN_URL", "must not carry credentials or a fragment");
+	}
+	return url.href;
+}
+
+// RFC 6749 §3.3: scope tokens are printable ASCII without space, quote or backslash.
+const scopePattern = /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/;
+
+function parseScope(raw: RawSettings): string {
+	const value = (optionalString(raw, "OAUTH_SCOPE") ?? defaults.oauthScope).split(/\s+/).join(" ");
+	if (!scopePattern.test(value)) throw new ConfigError("OAUTH_SCOPE", "must be scope tokens separated by spaces");
 	return value;
 }
 
 // Whoever holds it can point any sandbox's traffic at any address.
 const minCatalogSecretLength = 16;
 
-function parseCatalogSecret(raw: RawSettings, apiSecret: string): string | undefined {
+function parseCatalogSecret(raw: RawSettings, auth: ControlPlaneAuth): string | undefined {
 	const value = secretValue(raw, "CATALOG_SECRET");
 	if (value === undefined) return undefined;
 	// Sent as a bearer token, which has this alphabet (RFC 6750).
@@ -281,12 +369,19 @@ function parseCatalogSecret(raw: RawSettings, apiSecret: string): string | undef
 	}
 	// The two are held by different parties: our edge sends API_SECRET to the
 	// control plane, and the control plane sends CATALOG_SECRET to us.
-	if (value === apiSecret) throw new ConfigError("CATALOG_SECRET", "must differ from API_SECRET");
+	if (auth.mode === "api_secret" && value === auth.apiSecret) {
+		throw new ConfigError("CATALOG_SECRET", "must differ from API_SECRET");
+	}
+	if (auth.mode === "oauth2" && value === auth.clientSecret) {
+		throw new ConfigError("CATALOG_SECRET", "must differ from OAUTH_CLIENT_SECRET");
+	}
 	return value;
 }
 
+type SecretName = "API_SECRET" | "CATALOG_SECRET" | "OAUTH_CLIENT_ID" | "OAUTH_CLIENT_SECRET";
+
 /** A secret's value, or undefined when unset; checked without echoing any part of it. */
-function secretValue(raw: RawSettings, name: "API_SECRET" | "CATALOG_SECRET"): string | undefined {
+function secretValue(raw: RawSettings, name: SecretName): string | undefined {
 	const value = raw[name];
 	if (value === undefined || value === null || value === "") return undefined;
 	if (typeof value !== "string") throw new ConfigError(name, "must be a string");

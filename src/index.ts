@@ -6,6 +6,7 @@ import { proxyRequest } from "./proxy.ts";
 import { routeHost } from "./routing.ts";
 
 export { SandboxRoute } from "./catalog/sandbox-route.ts";
+export { ControlPlaneToken } from "./control-plane/token-object.ts";
 
 // The proxy path is a plain handler, not a Hono route: every request takes
 // it, and a router and its context cost about a tenth of the hot path's CPU

@@ -54,7 +54,10 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 
 	let route = await catalog.route();
 	const answer = await send(route);
-	if (!answer.notHere) return answer.response;
+	if (!answer.notHere) {
+		catalog.reportTraffic(route);
+		return answer.response;
+	}
 
 	// The node does not hold the sandbox (paused, killed or moved since the
 	// route was learned), and said so before it dialed anything: the request
@@ -71,7 +74,10 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	}
 	route = await catalog.lookUp();
 	const again = await send(route);
-	if (!again.notHere) return again.response;
+	if (!again.notHere) {
+		catalog.reportTraffic(route);
+		return again.response;
+	}
 	// Sent at most twice: a sandbox that a fresh resume places on a node that
 	// does not hold it is the control plane's problem to report.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp, afterResume: true });

@@ -24,6 +24,7 @@ export interface ResumeFailure {
 		| "resume_queue_full"
 		| "control_plane_unavailable"
 		| "control_plane_bad_answer"
+		| "control_plane_auth_unavailable"
 		| "resume_timeout"
 		| "proxy_misconfigured"
 	>;

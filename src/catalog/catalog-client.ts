@@ -8,6 +8,7 @@ import { locationCache } from "./location-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
 import type { SandboxRoute } from "./sandbox-route.ts";
+import { TtlCache } from "./ttl-cache.ts";
 
 /**
  * The catalog as one request sees it: the isolate's cache first, then the
@@ -111,9 +112,41 @@ export class CatalogClient {
 		await this.#call((stub) => stub.invalidate(stale, afterResume));
 	}
 
+	/**
+	 * Reports that traffic reached a sandbox whose route asks for keepalive,
+	 * off the request's path. The object decides, for the whole edge, whether
+	 * the control plane hears of it; this isolate only spares it the calls it
+	 * would refuse anyway, reporting at most once per interval.
+	 */
+	reportTraffic(route: Route): void {
+		if (route.keepalive !== true) return;
+		const now = Date.now();
+		const reported = isolateTrafficReports(this.#config);
+		if (reported.get(this.#sandboxId, now) !== undefined) return;
+		reported.set(this.#sandboxId, true, now, Number.POSITIVE_INFINITY);
+		const sandboxId = this.#sandboxId;
+		const credentials = resumeCredentials(this.#headers, this.#port);
+		this.#waitUntil(
+			this.#call((stub) => stub.keepAlive(sandboxId, credentials)).catch(() => {
+				// Logged by callCatalogObject; the next interval tries again.
+			}),
+		);
+	}
+
 	#call<T>(method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>): Promise<T> {
 		return callCatalogObject(this.#env, this.#config, this.#sandboxId, method);
 	}
+}
+
+let trafficReports: TtlCache<true> | undefined;
+
+/** When this isolate last reported traffic to each sandbox's object. */
+function isolateTrafficReports(config: Config): TtlCache<true> {
+	trafficReports ??= new TtlCache({
+		ttlMs: config.trafficKeepaliveIntervalMs,
+		maxEntries: config.routeCacheMaxEntries,
+	});
+	return trafficReports;
 }
 
 function failureError(sandboxId: string, failure: ResumeFailure): ProxyError {

@@ -99,6 +99,7 @@ export class FailureMemory {
 				return error;
 			case "control_plane_unavailable":
 			case "control_plane_bad_answer":
+			case "control_plane_auth_unavailable":
 			case "resume_timeout":
 			case "resume_rate_limited":
 				return this.#backOff(error, now);

@@ -18,7 +18,7 @@ const maxRememberedPuts = 10_000;
 
 function signatureOf(entry: LocationEntry): string {
 	return entry.kind === "route"
-		? `route ${entry.route.nodeIp} ${entry.route.learnedAt} ${entry.route.resumedAt ?? ""}`
+		? `route ${entry.route.nodeIp} ${entry.route.learnedAt} ${entry.route.resumedAt ?? ""} ${entry.route.keepalive ?? ""}`
 		: `failure ${entry.failure.code} ${entry.until}`;
 }
 

@@ -10,6 +10,8 @@ export interface Route {
 	expiresAt: number;
 	/** Epoch milliseconds when this edge's resume gave the route: its apps may still be starting. */
 	resumedAt?: number;
+	/** Its catalog entry asks for traffic keepalive (and names the team): traffic is reported to the object. */
+	keepalive?: true;
 }
 
 /** Whether two routes are the same learning of the sandbox's place, not merely the same node. */

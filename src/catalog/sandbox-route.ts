@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, ConfigError, configFrom, defaults } from "../config.ts";
-import { createResumeClient, type ResumeSandbox } from "../control-plane/resume-client.ts";
+import { edgeAuth } from "../control-plane/edge-auth.ts";
+import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane/sandbox-service.ts";
 import { logEvent } from "../log.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
 import { FailureMemory, type RememberedFailure, type SandboxWideFailures } from "./failure-memory.ts";
@@ -31,7 +32,7 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * served again.
 	 */
 	#doubted: CatalogEntry | undefined;
-	#resumeSandbox: ResumeSandbox | undefined;
+	#controlPlane: ControlPlaneClient | undefined;
 	/** A route whose node's "not here" the control plane contradicted, and until when that holds. */
 	#disputed: { learnedAt: number; until: number } | undefined;
 	/** The route that this object's last successful resume gave, and when. */
@@ -110,8 +111,49 @@ export class SandboxRoute extends DurableObject<Env> {
 	/** Only what forwarding needs crosses to the Worker, and into its cache. */
 	#routeOf(entry: CatalogEntry): Route {
 		const route: Route = { nodeIp: entry.nodeIp, learnedAt: entry.learnedAt, expiresAt: entry.expiresAt };
+		if (keepaliveTeam(entry) !== undefined) route.keepalive = true;
 		const resumed = this.#resumed;
 		return resumed?.learnedAt === entry.learnedAt ? { ...route, resumedAt: resumed.at } : route;
+	}
+
+	/**
+	 * Traffic reached the sandbox. If its catalog entry asks for traffic
+	 * keepalive, tell the control plane, which pushes back the sandbox's
+	 * auto-pause; at most once per TRAFFIC_KEEPALIVE_INTERVAL_MS for the
+	 * whole edge, which this object alone can decide, since every isolate in
+	 * every location reports here. A refusal turns keepalive off for this
+	 * catalog entry, as E2B's edge does; any other failure waits for the next
+	 * interval.
+	 */
+	async keepAlive(sandboxId: string, credentials: ResumeCredentials): Promise<KeepAliveResult> {
+		const config = this.#config();
+		if (!config.ok) return "off";
+		const now = Date.now();
+		const entry = this.#store.current(now);
+		const teamId = entry === null ? undefined : keepaliveTeam(entry);
+		if (entry === null || teamId === undefined) return "off";
+		// Stored, not kept in memory: an object idle between two intervals is evicted.
+		const kv = this.ctx.storage.kv;
+		if (now < (kv.get<number>(keepAliveKey) ?? 0)) return "skipped";
+		kv.put(keepAliveKey, now + config.value.trafficKeepaliveIntervalMs);
+		const outcome = await this.#client(config.value).keepAlive(sandboxId, teamId, credentials);
+		logEvent("keepalive", {
+			sandboxId,
+			outcome: outcome.ok ? "ok" : outcome.refused ? "refused" : "failed",
+			reason: outcome.ok ? undefined : outcome.reason,
+			durationMs: Date.now() - now,
+		});
+		if (outcome.ok) return "sent";
+		if (!outcome.refused) return "failed";
+		if (this.#store.current(Date.now()) === entry) {
+			await this.#save(sandboxId, { ...entry, details: { ...entry.details, trafficKeepalive: false } });
+		}
+		return "off";
+	}
+
+	#client(config: Config): ControlPlaneClient {
+		this.#controlPlane ??= createControlPlaneClient(config, edgeAuth(this.env, config));
+		return this.#controlPlane;
 	}
 
 	/** Waits on `promise` as one of a bounded number of waiters. */
@@ -313,9 +355,8 @@ export class SandboxRoute extends DurableObject<Env> {
 		key: string,
 		config: Config,
 	): Promise<LookupResult> {
-		this.#resumeSandbox ??= createResumeClient(config);
 		const startedAt = Date.now();
-		const outcome = await this.#resumeSandbox(sandboxId, credentials);
+		const outcome = await this.#client(config).resume(sandboxId, credentials);
 		const finishedAt = Date.now();
 		logEvent("resume", {
 			sandboxId,
@@ -375,6 +416,17 @@ export class SandboxRoute extends DurableObject<Env> {
 
 /** The key of the sandbox-wide failures in the object's key-value storage. */
 const failuresKey = "failures";
+/** The key of when the next KeepAliveSandbox call may be made. */
+const keepAliveKey = "keepalive-next";
+
+/** What a traffic report did: called the control plane, found it too soon, found keepalive off, or failed. */
+export type KeepAliveResult = "sent" | "skipped" | "off" | "failed";
+
+/** The team to name in KeepAliveSandbox, when the entry asks for traffic keepalive. */
+function keepaliveTeam(entry: CatalogEntry): string | undefined {
+	// E2B's edge: older entries may say keepalive without a team; they cannot be kept alive.
+	return entry.details.trafficKeepalive === true ? entry.details.teamId : undefined;
+}
 
 // However many distinct credentials ask at once, this many RPCs at most run
 // for one sandbox; a refusal is quick, so the owner's turn comes soon.

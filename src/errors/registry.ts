@@ -49,6 +49,13 @@ export const errorCodes = {
 		message: "The sandbox service returned an invalid node address",
 		retryAfterSeconds: 5,
 	},
+	// CONTROL_PLANE_AUTH=oauth2: the token endpoint is down, slow or answered
+	// garbage, so no call to the control plane could be authenticated.
+	control_plane_auth_unavailable: {
+		status: 503,
+		message: "The sandbox service cannot be reached right now: the edge could not authenticate to it",
+		retryAfterSeconds: 5,
+	},
 	resume_timeout: {
 		status: 504,
 		message: "Timed out waiting for the sandbox to resume",

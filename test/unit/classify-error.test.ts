@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { classifyResumeError } from "../../src/control-plane/classify-error.ts";
 import { isNodeIp } from "../../src/control-plane/node-ip.ts";
-import { resumeHeaders } from "../../src/control-plane/resume-client.ts";
+import { resumeHeaders } from "../../src/control-plane/sandbox-service.ts";
 
 function classify(code: Code, message = "") {
 	return classifyResumeError(new ConnectError(message, code));
@@ -117,8 +117,10 @@ describe("isNodeIp", () => {
 });
 
 describe("resumeHeaders", () => {
+	const secretAuth = { "x-e2b-client-proxy-auth": "s3cret" };
+
 	it("carries the API secret and the requested port", () => {
-		const headers = resumeHeaders("s3cret", { port: 3000 });
+		const headers = resumeHeaders(secretAuth, { port: 3000 });
 		expect([...headers]).toEqual([
 			["e2b-sandbox-request-port", "3000"],
 			["x-e2b-client-proxy-auth", "s3cret"],
@@ -126,18 +128,24 @@ describe("resumeHeaders", () => {
 	});
 
 	it("carries the traffic and envd tokens only when present", () => {
-		const both = resumeHeaders("s3cret", { port: 49983, trafficAccessToken: "tat", envdAccessToken: "eat" });
+		const both = resumeHeaders(secretAuth, { port: 49983, trafficAccessToken: "tat", envdAccessToken: "eat" });
 		expect(both.get("e2b-traffic-access-token")).toBe("tat");
 		expect(both.get("e2b-envd-access-token")).toBe("eat");
 		expect(both.get("x-e2b-client-proxy-auth")).toBe("s3cret");
 		expect(both.get("e2b-sandbox-request-port")).toBe("49983");
 
-		const trafficOnly = resumeHeaders("s3cret", { port: 80, trafficAccessToken: "tat" });
+		const trafficOnly = resumeHeaders(secretAuth, { port: 80, trafficAccessToken: "tat" });
 		expect(trafficOnly.get("e2b-traffic-access-token")).toBe("tat");
 		expect(trafficOnly.has("e2b-envd-access-token")).toBe(false);
 
-		const envdOnly = resumeHeaders("s3cret", { port: 80, envdAccessToken: "eat" });
+		const envdOnly = resumeHeaders(secretAuth, { port: 80, envdAccessToken: "eat" });
 		expect(envdOnly.has("e2b-traffic-access-token")).toBe(false);
 		expect(envdOnly.get("e2b-envd-access-token")).toBe("eat");
+	});
+
+	it("carries an OAuth2 token as E2B's verifier reads it, and no shared secret", () => {
+		const headers = resumeHeaders({ authorization: "Bearer t0k" }, { port: 3000 });
+		expect(headers.get("authorization")).toBe("Bearer t0k");
+		expect(headers.has("x-e2b-client-proxy-auth")).toBe(false);
 	});
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, configFrom, defaults, parseConfig, type RawSettings } from "../../src/config.ts";
+import { type Config, ConfigError, configFrom, defaults, parseConfig, type RawSettings } from "../../src/config.ts";
 
 // Distinctive, so that any echo of it in an error message is caught.
 const secret = "Zq7-SECRET-VALUE-4f1c";
@@ -25,6 +25,10 @@ function configErrorFor(raw: RawSettings): ConfigError {
 	throw new Error(`expected ${JSON.stringify(raw)} to be refused`);
 }
 
+function apiSecretOf(config: Config): string | undefined {
+	return config.controlPlaneAuth.mode === "api_secret" ? config.controlPlaneAuth.apiSecret : undefined;
+}
+
 function expectRefused(raw: RawSettings, setting: string): ConfigError {
 	const error = configErrorFor(raw);
 	expect(error.setting).toBe(setting);
@@ -38,7 +42,7 @@ describe("parseConfig defaults", () => {
 			sandboxDomains: ["e2b.example.com"],
 			controlPlaneUrl: "https://api.example.com",
 			controlPlaneProtocol: "grpc-web",
-			apiSecret: secret,
+			controlPlaneAuth: { mode: "api_secret", apiSecret: secret },
 			catalogSecret: undefined,
 			catalogSecretError: undefined,
 			nodeOriginTemplate: "http://{ip}:5007",
@@ -57,6 +61,7 @@ describe("parseConfig defaults", () => {
 			portRetryAttempts: 5,
 			portRetryDelayMs: 100,
 			bodyIdleTimeoutMs: 30_000,
+			trafficKeepaliveIntervalMs: 60_000,
 			environment: "production",
 		});
 	});
@@ -101,7 +106,7 @@ describe("parseConfig defaults", () => {
 			sandboxDomains: ["a.example.com"],
 			controlPlaneUrl: "http://10.0.0.1:8080/api",
 			controlPlaneProtocol: "connect",
-			apiSecret: secret,
+			controlPlaneAuth: { mode: "api_secret", apiSecret: secret },
 			catalogSecret: "catalog-Secret_0123456789",
 			catalogSecretError: undefined,
 			nodeOriginTemplate: "https://n-{ip_dashed}.nodes.example.com:8443",
@@ -120,6 +125,7 @@ describe("parseConfig defaults", () => {
 			portRetryAttempts: 2,
 			portRetryDelayMs: 50,
 			bodyIdleTimeoutMs: 4000,
+			trafficKeepaliveIntervalMs: 60_000,
 			environment: "development",
 		});
 	});
@@ -207,7 +213,7 @@ describe("API_SECRET", () => {
 	});
 
 	it("is kept verbatim when valid, inner spaces included", () => {
-		expect(parseConfig(with_({ API_SECRET: "a b=c/+" })).apiSecret).toBe("a b=c/+");
+		expect(apiSecretOf(parseConfig(with_({ API_SECRET: "a b=c/+" })))).toBe("a b=c/+");
 	});
 
 	it("never appears in the message of another setting's error", () => {
@@ -258,7 +264,7 @@ describe("CATALOG_SECRET", () => {
 		const problem = catalogProblem(with_({ CATALOG_SECRET: value }));
 		expect(problem.message).not.toContain(String(value).trim());
 		// The sandbox traffic's settings still parse.
-		expect(parseConfig(with_({ CATALOG_SECRET: value })).apiSecret).toBe(secret);
+		expect(apiSecretOf(parseConfig(with_({ CATALOG_SECRET: value })))).toBe(secret);
 	});
 
 	it("must differ from API_SECRET, and says so without echoing either", () => {
@@ -421,17 +427,84 @@ describe("configFrom", () => {
 	it("parses once per env object and reuses the result", () => {
 		const env = { ...minimal };
 		const first = configFrom(env);
-		expect(first.apiSecret).toBe(secret);
+		expect(apiSecretOf(first)).toBe(secret);
 		// A later change to the same object is not seen: the result is cached.
 		env.API_SECRET = "other";
 		expect(configFrom(env)).toBe(first);
 		// A new object is parsed anew.
-		expect(configFrom({ ...env }).apiSecret).toBe("other");
+		expect(apiSecretOf(configFrom({ ...env }))).toBe("other");
 	});
 
 	it("throws the ConfigError for a bad env, every time", () => {
 		const env = with_({ RESUME_TIMEOUT_MS: "soon" });
 		expect(() => configFrom(env)).toThrow(ConfigError);
 		expect(() => configFrom(env)).toThrow(/RESUME_TIMEOUT_MS/);
+	});
+});
+
+describe("CONTROL_PLANE_AUTH", () => {
+	const oauth2: RawSettings = {
+		CONTROL_PLANE_AUTH: "oauth2",
+		OAUTH_TOKEN_URL: "https://auth.example.com/oauth2/token",
+		OAUTH_CLIENT_ID: "edge-client",
+		OAUTH_CLIENT_SECRET: "Client-SECRET-9b2e",
+	};
+
+	it("is the shared secret by default", () => {
+		expect(parseConfig(minimal).controlPlaneAuth).toEqual({ mode: "api_secret", apiSecret: secret });
+	});
+
+	it("oauth2 needs no API_SECRET, and asks for E2B's scope unless told otherwise", () => {
+		const { API_SECRET: _, ...withoutSecret } = minimal;
+		expect(parseConfig({ ...withoutSecret, ...oauth2 }).controlPlaneAuth).toEqual({
+			mode: "oauth2",
+			tokenUrl: "https://auth.example.com/oauth2/token",
+			clientId: "edge-client",
+			clientSecret: "Client-SECRET-9b2e",
+			scope: "sandboxes:lifecycle",
+			audience: undefined,
+			tokenTimeoutMs: 10_000,
+		});
+		const custom = parseConfig(
+			with_({
+				...oauth2,
+				OAUTH_SCOPE: " a:b   c ",
+				OAUTH_AUDIENCE: "https://api.example.com",
+				OAUTH_TOKEN_TIMEOUT_MS: "2500",
+			}),
+		).controlPlaneAuth;
+		expect(custom).toMatchObject({ scope: "a:b c", audience: "https://api.example.com", tokenTimeoutMs: 2500 });
+	});
+
+	it.each(["OAUTH_TOKEN_URL", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET"] as const)("oauth2 requires %s", (setting) => {
+		const raw = with_(oauth2);
+		delete raw[setting];
+		expectRefused(raw, setting);
+	});
+
+	it.each([
+		["CONTROL_PLANE_AUTH", "jwt"],
+		["OAUTH_TOKEN_URL", "http://auth.example.com/token"],
+		["OAUTH_TOKEN_URL", "https://user:pw@auth.example.com/token"],
+		["OAUTH_TOKEN_URL", "not a url"],
+		["OAUTH_SCOPE", 'a "b"'],
+		["OAUTH_TOKEN_TIMEOUT_MS", "50"],
+		["TRAFFIC_KEEPALIVE_INTERVAL_MS", "999"],
+	] as const)("refuses %s=%j", (setting, value) => {
+		expectRefused(with_({ ...oauth2, [setting]: value }), setting);
+	});
+
+	it("allows an http token URL only in development", () => {
+		const raw = with_({ ...oauth2, OAUTH_TOKEN_URL: "http://127.0.0.1:8791/oauth2/token", ENVIRONMENT: "development" });
+		expect(parseConfig(raw).controlPlaneAuth).toMatchObject({ tokenUrl: "http://127.0.0.1:8791/oauth2/token" });
+	});
+
+	it("never echoes the client secret, and keeps the catalog's secret apart from it", () => {
+		const error = configErrorFor(with_({ ...oauth2, OAUTH_CLIENT_SECRET: " Client-SECRET-9b2e" }));
+		expect(error.message).not.toContain("Client-SECRET-9b2e");
+		const shared = "Shared-secret-value-1234567";
+		const config = parseConfig(with_({ ...oauth2, OAUTH_CLIENT_SECRET: shared, CATALOG_SECRET: shared }));
+		expect(config.catalogSecretError?.message).toContain("must differ from OAUTH_CLIENT_SECRET");
+		expect(config.catalogSecretError?.message).not.toContain(shared);
 	});
 });

@@ -1,27 +1,15 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-web";
 import { readUpTo } from "../bytes.ts";
 import type { Config, ControlPlaneProtocol } from "../config.ts";
 import { SandboxService } from "../gen/proxy/proxy_pb.ts";
-import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
-import { classifyResumeError } from "./classify-error.ts";
-import { isNodeIp } from "./node-ip.ts";
 
-export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: ResumeFailure };
-
-export type ResumeSandbox = (sandboxId: string, credentials: ResumeCredentials) => Promise<ResumeOutcome>;
-
-// A SandboxResumeResponse with its trailers is a few hundred bytes at most;
+// A SandboxService answer with its trailers is a few hundred bytes at most;
 // anything far larger is not one.
 const maxResponseBytes = 64 * 1024;
 
-/**
- * Calls `proxy.SandboxService/ResumeSandbox` with E2B's metadata and turns
- * every outcome, including transport failures, into a route or a failure
- * from the error registry. It never throws, and it answers by the deadline
- * even if the control plane keeps a malformed body open.
- */
-export function createResumeClient(config: Config): ResumeSandbox {
+/** A SandboxService client over the configured protocol, which reads answers defensively. */
+export function sandboxServiceClient(config: Config): Client<typeof SandboxService> {
 	const transportOptions = {
 		baseUrl: config.controlPlaneUrl,
 		useBinaryFormat: true,
@@ -31,43 +19,7 @@ export function createResumeClient(config: Config): ResumeSandbox {
 		config.controlPlaneProtocol === "connect"
 			? createConnectTransport(transportOptions)
 			: createGrpcWebTransport(transportOptions);
-	const client = createClient(SandboxService, transport);
-
-	return async (sandboxId, credentials) => {
-		const abort = new AbortController();
-		let timer: ReturnType<typeof setTimeout> | null = null;
-		const deadline = new Promise<ResumeOutcome>((resolve) => {
-			timer = setTimeout(() => {
-				abort.abort();
-				resolve({ ok: false, error: { code: "resume_timeout" } });
-			}, config.resumeTimeoutMs);
-		});
-		const call = client
-			.resumeSandbox(
-				{ sandboxId },
-				{
-					headers: resumeHeaders(config.apiSecret, credentials),
-					timeoutMs: config.resumeTimeoutMs,
-					signal: abort.signal,
-				},
-			)
-			.then(
-				(response): ResumeOutcome => {
-					const nodeIp = response.orchestratorIp.trim();
-					if (nodeIp === "") return { ok: false, error: { code: "sandbox_not_found" } };
-					if (!isNodeIp(nodeIp)) return { ok: false, error: { code: "control_plane_bad_answer" } };
-					return { ok: true, nodeIp };
-				},
-				(error: unknown): ResumeOutcome => ({ ok: false, error: classifyResumeError(error) }),
-			);
-		try {
-			// connect-es's own timeout does not bound reading a body that the
-			// server leaves open, so the deadline is also raced here.
-			return await Promise.race([call, deadline]);
-		} finally {
-			if (timer !== null) clearTimeout(timer);
-		}
-	};
+	return createClient(SandboxService, transport);
 }
 
 /**
@@ -126,18 +78,4 @@ async function readBounded(response: Response, limit: number): Promise<Uint8Arra
 		throw new ConnectError("control plane answer is too large", Code.Unavailable);
 	}
 	return head.bytes;
-}
-
-export function resumeHeaders(apiSecret: string, credentials: ResumeCredentials): Headers {
-	const headers = new Headers({
-		"x-e2b-client-proxy-auth": apiSecret,
-		"e2b-sandbox-request-port": String(credentials.port),
-	});
-	if (credentials.trafficAccessToken !== undefined) {
-		headers.set("e2b-traffic-access-token", credentials.trafficAccessToken);
-	}
-	if (credentials.envdAccessToken !== undefined) {
-		headers.set("e2b-envd-access-token", credentials.envdAccessToken);
-	}
-	return headers;
 }

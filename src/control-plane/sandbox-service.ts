@@ -1,0 +1,129 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Config } from "../config.ts";
+import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
+import { classifyResumeError } from "./classify-error.ts";
+import type { EdgeAuth } from "./edge-auth.ts";
+import { isNodeIp } from "./node-ip.ts";
+import { sandboxServiceClient } from "./rpc-transport.ts";
+
+export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: ResumeFailure };
+
+/**
+ * A KeepAliveSandbox call's outcome. `refused`: the control plane will not
+ * keep this sandbox alive for us (E2B's edge stops asking on these codes);
+ * any other failure is worth another try at the next interval.
+ */
+export type KeepAliveOutcome = { ok: true } | { ok: false; refused: boolean; reason: string };
+
+export interface ControlPlaneClient {
+	resume(sandboxId: string, credentials: ResumeCredentials): Promise<ResumeOutcome>;
+	keepAlive(sandboxId: string, teamId: string, credentials: ResumeCredentials): Promise<KeepAliveOutcome>;
+}
+
+// E2B's edge gives a keepalive call this long (trafficKeepaliveRequestTimeout).
+const keepAliveTimeoutMs = 10_000;
+
+const keepAliveRefusals: ReadonlySet<Code> = new Set([
+	Code.InvalidArgument,
+	Code.Unauthenticated,
+	Code.PermissionDenied,
+	Code.FailedPrecondition,
+]);
+
+/**
+ * Calls `proxy.SandboxService` with E2B's metadata, authenticated as the
+ * edge (see EdgeAuth), and turns every outcome, transport failures included,
+ * into a value: it never throws, and it answers by its deadline even if the
+ * control plane keeps a malformed body open.
+ */
+export function createControlPlaneClient(config: Config, auth: EdgeAuth): ControlPlaneClient {
+	const client = sandboxServiceClient(config);
+	return {
+		async resume(sandboxId, credentials) {
+			const outcome = await authenticated(auth, config.resumeTimeoutMs, (headers, signal) =>
+				client.resumeSandbox(
+					{ sandboxId },
+					{ headers: resumeHeaders(headers, credentials), timeoutMs: config.resumeTimeoutMs, signal },
+				),
+			);
+			if (outcome === "timed_out") return { ok: false, error: { code: "resume_timeout" } };
+			if (outcome === "no_credential") return { ok: false, error: { code: "control_plane_auth_unavailable" } };
+			if (!outcome.ok) return { ok: false, error: classifyResumeError(outcome.error) };
+			const nodeIp = outcome.value.orchestratorIp.trim();
+			if (nodeIp === "") return { ok: false, error: { code: "sandbox_not_found" } };
+			if (!isNodeIp(nodeIp)) return { ok: false, error: { code: "control_plane_bad_answer" } };
+			return { ok: true, nodeIp };
+		},
+
+		async keepAlive(sandboxId, teamId, credentials) {
+			const timeoutMs = Math.min(keepAliveTimeoutMs, config.resumeTimeoutMs);
+			const outcome = await authenticated(auth, timeoutMs, (headers, signal) =>
+				client.keepAliveSandbox(
+					{ sandboxId, teamId },
+					{ headers: resumeHeaders(headers, credentials), timeoutMs, signal },
+				),
+			);
+			if (outcome === "timed_out") return { ok: false, refused: false, reason: "timed out" };
+			if (outcome === "no_credential") return { ok: false, refused: false, reason: "no token" };
+			if (outcome.ok) return { ok: true };
+			const error = ConnectError.from(outcome.error);
+			return { ok: false, refused: keepAliveRefusals.has(error.code), reason: Code[error.code] ?? "unknown" };
+		},
+	};
+}
+
+type Attempt<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+/**
+ * One call with the edge's credential, and, if the control plane refuses
+ * that credential and a fresher one exists, one more: never a third.
+ * Bounded as a whole by `timeoutMs`, token requests included.
+ */
+async function authenticated<T>(
+	auth: EdgeAuth,
+	timeoutMs: number,
+	send: (edgeHeaders: Record<string, string>, signal: AbortSignal) => Promise<T>,
+): Promise<Attempt<T> | "timed_out" | "no_credential"> {
+	const abort = new AbortController();
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const deadline = new Promise<"timed_out">((resolve) => {
+		timer = setTimeout(() => {
+			abort.abort();
+			resolve("timed_out");
+		}, timeoutMs);
+	});
+	const attempt = (headers: Record<string, string>): Promise<Attempt<T>> =>
+		send(headers, abort.signal).then(
+			(value) => ({ ok: true, value }),
+			(error: unknown) => ({ ok: false, error }),
+		);
+	const calls = (async (): Promise<Attempt<T> | "no_credential"> => {
+		const credential = await auth.credential();
+		if (!credential.ok) return "no_credential";
+		const first = await attempt(credential.headers);
+		if (first.ok || abort.signal.aborted) return first;
+		const fresher = await auth.afterRejection(credential, ConnectError.from(first.error).code);
+		if (fresher === undefined || !fresher.ok || abort.signal.aborted) return first;
+		return attempt(fresher.headers);
+	})();
+	try {
+		// connect-es's own timeout does not bound reading a body that the
+		// server leaves open, so the deadline is also raced here.
+		return await Promise.race([calls, deadline]);
+	} finally {
+		if (timer !== null) clearTimeout(timer);
+	}
+}
+
+/** The edge's own credential, then the caller's: the metadata E2B's API reads. */
+export function resumeHeaders(edgeHeaders: Record<string, string>, credentials: ResumeCredentials): Headers {
+	const headers = new Headers(edgeHeaders);
+	headers.set("e2b-sandbox-request-port", String(credentials.port));
+	if (credentials.trafficAccessToken !== undefined) {
+		headers.set("e2b-traffic-access-token", credentials.trafficAccessToken);
+	}
+	if (credentials.envdAccessToken !== undefined) {
+		headers.set("e2b-envd-access-token", credentials.envdAccessToken);
+	}
+	return headers;
+}
