@@ -1,7 +1,8 @@
 // One Redis catalog entry -> one catalog API put item, or the reason it cannot
 // be routed. The value is Go's encoding/json of E2B's SandboxInfo
 // (packages/shared/pkg/sandbox-catalog); older versions lack team_id,
-// sandbox_end_time and traffic_keepalive.
+// sandbox_end_time and the keepalive policy, which E2B has written both as
+// `traffic_keepalive: bool` and as `keepalive: {traffic: {enabled: bool}}`.
 
 import { isIP } from "node:net";
 
@@ -96,8 +97,19 @@ export function translate(sandboxId: string, value: string, pttlMs: number, defa
 	if (hasMaxHours) item.sandbox_max_length_in_hours = maxHours;
 	const teamId = nonEmpty(fields.team_id);
 	if (teamId !== undefined) item.team_id = teamId;
-	if (typeof fields.traffic_keepalive === "boolean") item.traffic_keepalive = fields.traffic_keepalive;
+	const trafficKeepalive = trafficKeepaliveOf(fields);
+	if (trafficKeepalive !== undefined) item.traffic_keepalive = trafficKeepalive;
 	return { ok: true, item };
+}
+
+function trafficKeepaliveOf(fields: Record<string, unknown>): boolean | undefined {
+	if (typeof fields.traffic_keepalive === "boolean") return fields.traffic_keepalive;
+	const keepalive = fields.keepalive;
+	if (typeof keepalive !== "object" || keepalive === null) return undefined;
+	const traffic = (keepalive as Record<string, unknown>).traffic;
+	if (typeof traffic !== "object" || traffic === null) return undefined;
+	const enabled = (traffic as Record<string, unknown>).enabled;
+	return typeof enabled === "boolean" ? enabled : undefined;
 }
 
 /** Optional text the edge would refuse (and refuse the whole route with) is left out instead. */
