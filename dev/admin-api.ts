@@ -8,9 +8,11 @@ import { FaultError, type FaultSlot, parseFault } from "./fault.ts";
 import { BodyTooLargeError, pathOf, queryOf, readBody, sendJson, sendNoContent } from "./http-util.ts";
 import {
 	type CreateSandboxInput,
+	type KeepAliveCall,
 	MAX_PORT_OPEN_DELAY_MS,
 	type RecordedCall,
 	SANDBOX_STATES,
+	type SandboxChanges,
 	type SandboxState,
 	type SandboxView,
 } from "./model.ts";
@@ -20,6 +22,8 @@ export interface AdminBackend {
 	registry: SandboxRegistry;
 	calls(): RecordedCall[];
 	resetCalls(): void;
+	keepAliveCalls(): KeepAliveCall[];
+	resetKeepAliveCalls(): void;
 	fault: FaultSlot;
 }
 
@@ -39,16 +43,19 @@ const REQUIREMENTS =
 
 const ROUTES = [
 	"GET /admin/sandboxes [?tokens=1]",
-	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?, portOpenDelayMs?}",
+	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?, portOpenDelayMs?, teamId?, trafficKeepalive?, timeoutMs?}",
 	"GET /admin/sandboxes/:id",
+	"PATCH /admin/sandboxes/:id {trafficKeepalive} (the catalog entry is not rewritten)",
 	"DELETE /admin/sandboxes/:id",
 	"POST /admin/sandboxes/:id/pause [?wait=false]",
 	"POST /admin/sandboxes/:id/resume",
 	"POST /admin/sandboxes/:id/kill",
 	"GET /admin/calls",
 	"DELETE /admin/calls",
+	"GET /admin/keepalive-calls",
+	"DELETE /admin/keepalive-calls",
 	"GET /admin/fault",
-	"PUT /admin/fault {code?, message?, delayMs?, httpStatus?, garbage?, hang?, sandboxId?, times?}",
+	"PUT /admin/fault {rpc?, code?, message?, delayMs?, httpStatus?, garbage?, hang?, sandboxId?, times?}",
 	"DELETE /admin/fault",
 ];
 
@@ -68,22 +75,45 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 	}
 }
 
-const CREATE_KEYS = new Set(["id", "autoResume", "public", "secure", "state", "ports", "portOpenDelayMs"]);
+const CREATE_KEYS = new Set([
+	"id",
+	"autoResume",
+	"public",
+	"secure",
+	"state",
+	"ports",
+	"portOpenDelayMs",
+	"teamId",
+	"trafficKeepalive",
+	"timeoutMs",
+]);
 
-function parseCreate(value: unknown): CreateSandboxInput {
+/** A JSON object with only the given fields. */
+function fieldsOf(value: unknown, allowed: ReadonlySet<string>): Record<string, unknown> {
 	if (typeof value !== "object" || value === null || Array.isArray(value)) {
 		throw new HttpError(400, "body must be a JSON object");
 	}
 	const body = value as Record<string, unknown>;
 	for (const key of Object.keys(body)) {
-		if (!CREATE_KEYS.has(key)) throw new HttpError(400, `unknown field "${key}"`);
+		if (!allowed.has(key)) throw new HttpError(400, `unknown field "${key}"`);
 	}
+	return body;
+}
+
+function parseCreate(value: unknown): CreateSandboxInput {
+	const body = fieldsOf(value, CREATE_KEYS);
 	const input: CreateSandboxInput = {};
-	if (body.id !== undefined) {
-		if (typeof body.id !== "string") throw new HttpError(400, "id must be a string");
-		input.id = body.id;
+	for (const name of ["id", "teamId"] as const) {
+		if (body[name] === undefined) continue;
+		if (typeof body[name] !== "string") throw new HttpError(400, `${name} must be a string`);
+		input[name] = body[name];
 	}
-	for (const flag of ["autoResume", "public", "secure"] as const) {
+	if (body.timeoutMs !== undefined) {
+		// The registry checks the range, which depends on its longest life.
+		if (typeof body.timeoutMs !== "number") throw new HttpError(400, "timeoutMs must be an integer");
+		input.timeoutMs = body.timeoutMs;
+	}
+	for (const flag of ["autoResume", "public", "secure", "trafficKeepalive"] as const) {
 		if (body[flag] === undefined) continue;
 		if (typeof body[flag] !== "boolean") throw new HttpError(400, `${flag} must be a boolean`);
 		input[flag] = body[flag];
@@ -108,6 +138,14 @@ function parseCreate(value: unknown): CreateSandboxInput {
 		input.portOpenDelayMs = delay;
 	}
 	return input;
+}
+
+const CHANGE_KEYS = new Set(["trafficKeepalive"]);
+
+function parseChanges(value: unknown): SandboxChanges {
+	const body = fieldsOf(value, CHANGE_KEYS);
+	if (typeof body.trafficKeepalive !== "boolean") throw new HttpError(400, "trafficKeepalive must be a boolean");
+	return { trafficKeepalive: body.trafficKeepalive };
 }
 
 /** Whether `?tokens=` asks for access tokens in the list. */
@@ -158,12 +196,16 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
 		}
 		if (action === undefined) {
 			if (method === "GET") return sendJson(res, 200, mustFind(backend, id));
+			if (method === "PATCH") {
+				mustFind(backend, id);
+				return sendJson(res, 200, registry.update(id, parseChanges(await readJson(req))));
+			}
 			if (method === "DELETE") {
 				mustFind(backend, id);
 				await registry.remove(id);
 				return sendNoContent(res);
 			}
-			methodNotAllowed(["GET", "DELETE"]);
+			methodNotAllowed(["GET", "PATCH", "DELETE"]);
 		}
 		if (action === "pause" || action === "resume" || action === "kill") {
 			if (method !== "POST") methodNotAllowed(["POST"]);
@@ -184,6 +226,15 @@ async function route(backend: AdminBackend, req: IncomingMessage, res: ServerRes
 		if (method === "GET") return sendJson(res, 200, { calls: backend.calls().map(withoutSecret) });
 		if (method === "DELETE") {
 			backend.resetCalls();
+			return sendNoContent(res);
+		}
+		methodNotAllowed(["GET", "DELETE"]);
+	}
+
+	if (resource === "keepalive-calls" && id === undefined) {
+		if (method === "GET") return sendJson(res, 200, { calls: backend.keepAliveCalls().map(withoutSecret) });
+		if (method === "DELETE") {
+			backend.resetKeepAliveCalls();
 			return sendNoContent(res);
 		}
 		methodNotAllowed(["GET", "DELETE"]);
@@ -229,9 +280,14 @@ export function createAdminHandler(backend: AdminBackend): (req: IncomingMessage
 /** The admin API is unauthenticated: it says whether the secret came, never what it was. */
 // The edge's secret, and the callers' own tokens, which a call shows to
 // whoever lists the calls: said to be there, never shown.
-const maskedCallHeaders = ["x-e2b-client-proxy-auth", "e2b-traffic-access-token", "e2b-envd-access-token"];
+const maskedCallHeaders = [
+	"x-e2b-client-proxy-auth",
+	"authorization",
+	"e2b-traffic-access-token",
+	"e2b-envd-access-token",
+];
 
-function withoutSecret(call: RecordedCall): RecordedCall {
+function withoutSecret<Call extends RecordedCall>(call: Call): Call {
 	const headers = { ...call.headers };
 	for (const name of maskedCallHeaders) {
 		if (headers[name] !== undefined) headers[name] = "(present)";

@@ -1,7 +1,7 @@
 // Typed fetch client for the control plane's /admin API. Uses only fetch, so
 // it also runs in workerd-based tests.
 
-import type { CreateSandboxInput, Fault, RecordedCall, SandboxView } from "./model.ts";
+import type { CreateSandboxInput, Fault, KeepAliveCall, RecordedCall, SandboxChanges, SandboxView } from "./model.ts";
 
 export class AdminApiError extends Error {
 	readonly status: number;
@@ -27,13 +27,19 @@ export interface AdminClient {
 	list(options?: { tokens?: boolean }): Promise<SandboxView[]>;
 	get(id: string): Promise<SandboxView>;
 	create(input?: CreateSandboxInput): Promise<SandboxView>;
+	/** PATCH: changes what may change without a new catalog entry (trafficKeepalive). */
+	update(id: string, changes: SandboxChanges): Promise<SandboxView>;
 	/** Resolves once "paused"; with `{ wait: false }`, at once with "pausing". */
 	pause(id: string, options?: { wait?: boolean }): Promise<SandboxView>;
 	resume(id: string): Promise<SandboxView>;
 	kill(id: string): Promise<SandboxView>;
 	remove(id: string): Promise<void>;
+	/** ResumeSandbox calls, secrets and tokens masked. */
 	calls(): Promise<RecordedCall[]>;
 	resetCalls(): Promise<void>;
+	/** KeepAliveSandbox calls, secrets and tokens masked. */
+	keepAliveCalls(): Promise<KeepAliveCall[]>;
+	resetKeepAliveCalls(): Promise<void>;
 	fault(): Promise<Fault | null>;
 	setFault(fault: Fault): Promise<void>;
 	clearFault(): Promise<void>;
@@ -76,12 +82,15 @@ export function createAdminClient(baseUrl: string, fetchImpl: typeof fetch = fet
 				.sandboxes,
 		get: (id) => call("GET", sandbox(id)),
 		create: (input = {}) => call("POST", "/sandboxes", input),
+		update: (id, changes) => call("PATCH", sandbox(id), changes),
 		pause: (id, options = {}) => call("POST", `${sandbox(id)}/pause${options.wait === false ? "?wait=false" : ""}`),
 		resume: (id) => call("POST", `${sandbox(id)}/resume`),
 		kill: (id) => call("POST", `${sandbox(id)}/kill`),
 		remove: (id) => call("DELETE", sandbox(id)),
 		calls: async () => (await call<{ calls: RecordedCall[] }>("GET", "/calls")).calls,
 		resetCalls: () => call("DELETE", "/calls"),
+		keepAliveCalls: async () => (await call<{ calls: KeepAliveCall[] }>("GET", "/keepalive-calls")).calls,
+		resetKeepAliveCalls: () => call("DELETE", "/keepalive-calls"),
 		fault: async () => (await call<{ fault: Fault | null }>("GET", "/fault")).fault,
 		setFault: async (fault) => {
 			await call("PUT", "/fault", fault);

@@ -14,7 +14,10 @@ export interface PushedSandbox {
 	executionId: string;
 	startedAt: Date;
 	maxLengthInHours: number;
+	/** The team's UUID. */
 	teamId: string;
+	/** E2B's traffic keepalive policy, which tells the edge to call KeepAliveSandbox. */
+	trafficKeepalive: boolean;
 }
 
 /** Where the registry reports sandboxes starting and stopping. */
@@ -98,6 +101,7 @@ export function createCatalogWriter(options: CatalogWriterOptions): CatalogSink 
 				sandbox_started_at: sandbox.startedAt.toISOString(),
 				sandbox_max_length_in_hours: sandbox.maxLengthInHours,
 				team_id: sandbox.teamId,
+				traffic_keepalive: sandbox.trafficKeepalive,
 			}),
 		remove: (sandboxId, executionId) =>
 			write(

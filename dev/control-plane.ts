@@ -1,26 +1,39 @@
-// The development control plane: ResumeSandbox over gRPC-web and Connect, plus
-// the /admin JSON API, on one HTTP/1.1 port.
+// The development control plane: proxy.SandboxService (ResumeSandbox and
+// KeepAliveSandbox) over gRPC-web and Connect, plus the /admin JSON API, on
+// one HTTP/1.1 port.
 
 import { createServer, IncomingMessage, type ServerResponse } from "node:http";
 import { type ContextValues, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { sleep as sleepUnlessAborted } from "../bridge/backoff.ts";
 import { createAdminHandler } from "./admin-api.ts";
+import { callInfoKey } from "./call-info.ts";
+import { type ControlPlaneAuth, createClientProxyAuth } from "./client-proxy-auth.ts";
 import { answerRawFault, createFaultSlot, describeFault, isGarbage, parseFault } from "./fault.ts";
-import { BodyTooLargeError, headerRecord, pathOf, readBody, sendJson } from "./http-util.ts";
-import { type Fault, type Log, type RecordedCall, silent } from "./model.ts";
+import { BodyTooLargeError, delayUnlessClosed, headerRecord, pathOf, readBody, sendJson } from "./http-util.ts";
+import { type Fault, type KeepAliveCall, type Log, type RecordedCall, type RpcName, silent } from "./model.ts";
 import type { SandboxRegistry } from "./registry.ts";
-import { callInfoKey, resumeRoutes, type TokenPolicy } from "./resume-service.ts";
-import { protocolOf, sandboxIdFromBody } from "./rpc-body.ts";
+import type { TokenPolicy } from "./resume-service.ts";
+import { keepAliveFieldsFromBody, protocolOf, sandboxIdFromBody } from "./rpc-body.ts";
+import { sandboxServiceRoutes } from "./sandbox-service.ts";
 import { listen } from "./server-lifecycle.ts";
 
+export type { ControlPlaneAuth } from "./client-proxy-auth.ts";
+
 export const RESUME_SANDBOX_PATH = "/proxy.SandboxService/ResumeSandbox";
+export const KEEP_ALIVE_SANDBOX_PATH = "/proxy.SandboxService/KeepAliveSandbox";
+const RPC_PATHS: ReadonlyMap<string, RpcName> = new Map([
+	[RESUME_SANDBOX_PATH, "ResumeSandbox"],
+	[KEEP_ALIVE_SANDBOX_PATH, "KeepAliveSandbox"],
+]);
 export const DEFAULT_CONTROL_PLANE_PORT = 8790;
 // E2B's API (autoResumeTransitionWaitBudget) waits this long for a pausing sandbox.
 export const DEFAULT_TRANSITION_WAIT_MS = 60_000;
 
 export interface ControlPlaneOptions {
+	/** x-e2b-client-proxy-auth's value in api_secret mode; unused in oauth2 mode. */
 	apiSecret: string;
+	/** How calls from the edge are authenticated; default { mode: "api_secret" }. */
+	auth?: ControlPlaneAuth;
 	registry: SandboxRegistry;
 	/** Default 8790; 0 picks a free port. */
 	port?: number;
@@ -39,6 +52,9 @@ export interface ControlPlane {
 	/** Every ResumeSandbox POST received, oldest first, faulted ones included. */
 	calls(): RecordedCall[];
 	resetCalls(): void;
+	/** Every KeepAliveSandbox POST received, oldest first, faulted ones included. */
+	keepAliveCalls(): KeepAliveCall[];
+	resetKeepAliveCalls(): void;
 	fault(): Fault | undefined;
 	/** Validates like PUT /admin/fault and throws FaultError on bad input. */
 	setFault(fault: Fault): void;
@@ -55,14 +71,6 @@ const MAX_RPC_BODY_BYTES = 1024 * 1024;
  */
 function preciseNow(): number {
 	return performance.timeOrigin + performance.now();
-}
-
-/** Resolves true after `ms`, or false as soon as the response closes. */
-function delayUnlessClosed(ms: number, res: ServerResponse): Promise<boolean> {
-	const closed = new AbortController();
-	const onClose = () => closed.abort();
-	res.once("close", onClose);
-	return sleepUnlessAborted(ms, closed.signal).finally(() => res.off("close", onClose));
 }
 
 /**
@@ -88,16 +96,17 @@ function replayRequest(req: IncomingMessage, body: Buffer): IncomingMessage {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
 	const { apiSecret, registry } = options;
 	const log = options.log ?? silent;
-	if (apiSecret === "") throw new Error("apiSecret must not be empty");
+	const auth = await createClientProxyAuth(apiSecret, options.auth ?? { mode: "api_secret" }, log);
 
 	let calls: RecordedCall[] = [];
+	let keepAliveCalls: KeepAliveCall[] = [];
 	const faults = createFaultSlot();
 	const shutdown = new AbortController();
 	const contexts = new WeakMap<IncomingMessage, ContextValues>();
 
 	const rpc = connectNodeAdapter({
-		routes: resumeRoutes({
-			apiSecret,
+		routes: sandboxServiceRoutes({
+			auth,
 			registry,
 			tokenPolicy: options.tokenPolicy ?? "e2b",
 			transitionWaitMs: options.transitionWaitMs ?? DEFAULT_TRANSITION_WAIT_MS,
@@ -111,16 +120,41 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 	});
 	// Copies, so that a caller's snapshot does not change as calls finish.
 	const snapshot = () => calls.map((call) => ({ ...call }));
+	const keepAliveSnapshot = () => keepAliveCalls.map((call) => ({ ...call }));
+	const resetCalls = () => {
+		calls = [];
+	};
+	const resetKeepAliveCalls = () => {
+		keepAliveCalls = [];
+	};
 	const admin = createAdminHandler({
 		registry,
 		calls: snapshot,
-		resetCalls: () => {
-			calls = [];
-		},
+		resetCalls,
+		keepAliveCalls: keepAliveSnapshot,
+		resetKeepAliveCalls,
 		fault: faults,
 	});
 
-	async function handleRpc(req: IncomingMessage, res: ServerResponse): Promise<void> {
+	/** Records the call in its RPC's list, with the fields read from its body. */
+	function record(rpc: RpcName, req: IncomingMessage, body: Buffer): RecordedCall {
+		const protocol = protocolOf(req.headers["content-type"]);
+		const headers = headerRecord(req.headers);
+		const at = preciseNow();
+		if (rpc === "KeepAliveSandbox") {
+			const call: KeepAliveCall = { ...keepAliveFieldsFromBody(req.headers, body), protocol, headers, at };
+			keepAliveCalls.push(call);
+			if (keepAliveCalls.length > MAX_RECORDED_CALLS)
+				keepAliveCalls.splice(0, keepAliveCalls.length - MAX_RECORDED_CALLS);
+			return call;
+		}
+		const call: RecordedCall = { sandboxId: sandboxIdFromBody(req.headers, body), protocol, headers, at };
+		calls.push(call);
+		if (calls.length > MAX_RECORDED_CALLS) calls.splice(0, calls.length - MAX_RECORDED_CALLS);
+		return call;
+	}
+
+	async function handleRpc(rpcName: RpcName, req: IncomingMessage, res: ServerResponse): Promise<void> {
 		let body: Buffer;
 		try {
 			body = await readBody(req, MAX_RPC_BODY_BYTES);
@@ -129,11 +163,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 			res.destroy();
 			return;
 		}
-		const protocol = protocolOf(req.headers["content-type"]);
-		const sandboxId = sandboxIdFromBody(req.headers, body);
-		const call: RecordedCall = { sandboxId, protocol, headers: headerRecord(req.headers), at: preciseNow() };
-		calls.push(call);
-		if (calls.length > MAX_RECORDED_CALLS) calls.splice(0, calls.length - MAX_RECORDED_CALLS);
+		const call = record(rpcName, req, body);
+		const { sandboxId, protocol } = call;
 		// Whichever comes first: a hung or abandoned call ends when its connection does.
 		const finish = () => {
 			call.finishedAt ??= preciseNow();
@@ -141,11 +172,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 		res.once("finish", finish);
 		res.once("close", finish);
 
-		const fault = faults.take(sandboxId);
+		const fault = faults.take(rpcName, sandboxId);
 		if (fault !== undefined) {
 			const raw = fault.hang === true || fault.httpStatus !== undefined || isGarbage(fault);
 			if (raw || fault.delayMs !== undefined) {
-				log(`ResumeSandbox ${sandboxId || "<empty>"} (${protocol}) fault: ${describeFault(fault)}`);
+				log(`${rpcName} ${sandboxId || "<empty>"} (${protocol}) fault: ${describeFault(fault)}`);
 			}
 			if (fault.delayMs !== undefined && !(await delayUnlessClosed(fault.delayMs, res))) return;
 			if (answerRawFault(fault, protocol, res)) return;
@@ -158,33 +189,37 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 	const server = createServer((req, res) => {
 		const path = pathOf(req);
 		if (path === "/admin" || path.startsWith("/admin/")) return admin(req, res);
-		if (path === RESUME_SANDBOX_PATH && req.method === "POST") {
-			handleRpc(req, res).catch((error: unknown) => {
-				log(`ResumeSandbox failed: ${error instanceof Error ? error.message : String(error)}`);
+		const rpcName = RPC_PATHS.get(path);
+		if (rpcName !== undefined && req.method === "POST") {
+			handleRpc(rpcName, req, res).catch((error: unknown) => {
+				log(`${rpcName} failed: ${error instanceof Error ? error.message : String(error)}`);
 				if (!res.headersSent) sendJson(res, 500, { message: "internal error", code: 500 });
 				else res.destroy();
 			});
 			return;
 		}
-		if (path === RESUME_SANDBOX_PATH) return rpc(req, res);
+		if (rpcName !== undefined) return rpc(req, res);
 		sendJson(res, 404, {
-			message: `no route; the RPC is POST ${RESUME_SANDBOX_PATH} and the admin API is under /admin`,
+			message: `no route; the RPCs are POST ${[...RPC_PATHS.keys()].join(" and ")}, and the admin API is under /admin`,
 			code: 404,
 		});
 	});
 
 	const managed = await listen(server, options.port ?? DEFAULT_CONTROL_PLANE_PORT);
 	const url = `http://127.0.0.1:${managed.port}`;
-	log(`listening on ${url} (ResumeSandbox over grpc-web and connect; admin API at ${url}/admin)`);
+	const authText = options.auth?.mode === "oauth2" ? `OAuth2 tokens from ${options.auth.issuerUrl}` : "the API secret";
+	log(
+		`listening on ${url} (ResumeSandbox and KeepAliveSandbox over grpc-web and connect, checking ${authText}; admin API at ${url}/admin)`,
+	);
 
 	return {
 		url,
 		port: managed.port,
 		sandboxes: registry,
 		calls: snapshot,
-		resetCalls: () => {
-			calls = [];
-		},
+		resetCalls,
+		keepAliveCalls: keepAliveSnapshot,
+		resetKeepAliveCalls,
 		fault: () => faults.current(),
 		setFault: (fault) => faults.set(parseFault(fault)),
 		clearFault: () => faults.clear(),

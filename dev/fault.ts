@@ -1,9 +1,10 @@
-// Fault injection for ResumeSandbox, so tests can reach every row of the
-// Worker's error table against a real server rather than a mock.
+// Fault injection for ResumeSandbox and KeepAliveSandbox, so tests can reach
+// every row of the Worker's error table against a real server rather than a
+// mock.
 
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { FAULT_CODES, type Fault, type FaultCode, type RpcProtocol } from "./model.ts";
+import { FAULT_CODES, type Fault, type FaultCode, RPC_NAMES, type RpcName, type RpcProtocol } from "./model.ts";
 
 export class FaultError extends Error {
 	constructor(message: string) {
@@ -12,7 +13,17 @@ export class FaultError extends Error {
 	}
 }
 
-const FAULT_KEYS = new Set(["code", "message", "delayMs", "httpStatus", "garbage", "hang", "sandboxId", "times"]);
+const FAULT_KEYS = new Set([
+	"rpc",
+	"code",
+	"message",
+	"delayMs",
+	"httpStatus",
+	"garbage",
+	"hang",
+	"sandboxId",
+	"times",
+]);
 
 function isFaultCode(value: unknown): value is FaultCode {
 	return typeof value === "string" && (FAULT_CODES as readonly string[]).includes(value);
@@ -35,8 +46,15 @@ export function parseFault(value: unknown): Fault {
 		if (!FAULT_KEYS.has(key)) throw new FaultError(`unknown fault field "${key}"`);
 	}
 	const fault: Fault = {};
+	if (input.rpc !== undefined) {
+		if (!RPC_NAMES.includes(input.rpc as RpcName)) throw new FaultError(`rpc must be one of ${RPC_NAMES.join(", ")}`);
+		fault.rpc = input.rpc as RpcName;
+	}
 	if (input.code !== undefined) {
 		if (!isFaultCode(input.code)) throw new FaultError(`code must be one of ${FAULT_CODES.join(", ")}`);
+		if (input.code === "ok-empty-ip" && fault.rpc === "KeepAliveSandbox") {
+			throw new FaultError("ok-empty-ip is a ResumeSandbox answer; KeepAliveSandbox's has no fields");
+		}
 		fault.code = input.code;
 	}
 	if (input.message !== undefined) {
@@ -76,7 +94,7 @@ export interface FaultSlot {
 	set(fault: Fault): void;
 	clear(): void;
 	/** The fault for this call, if any, counting it against `times`. */
-	take(sandboxId: string): Fault | undefined;
+	take(rpc: RpcName, sandboxId: string): Fault | undefined;
 }
 
 export function createFaultSlot(): FaultSlot {
@@ -91,8 +109,9 @@ export function createFaultSlot(): FaultSlot {
 		clear() {
 			fault = undefined;
 		},
-		take(sandboxId) {
+		take(rpc, sandboxId) {
 			if (fault === undefined) return undefined;
+			if ((fault.rpc ?? "ResumeSandbox") !== rpc) return undefined;
 			if (fault.sandboxId !== undefined && fault.sandboxId !== sandboxId) return undefined;
 			const taken = fault;
 			remaining -= 1;

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import { sleep } from "../bridge/backoff.ts";
 
 export function sendJson(
 	res: ServerResponse,
@@ -57,4 +58,12 @@ export function pathOf(req: IncomingMessage): string {
 
 export function queryOf(req: IncomingMessage): URLSearchParams {
 	return new URL(req.url ?? "/", "http://localhost").searchParams;
+}
+
+/** Resolves true after `ms`, or false as soon as the response closes (the caller went away). */
+export function delayUnlessClosed(ms: number, res: ServerResponse): Promise<boolean> {
+	const closed = new AbortController();
+	const onClose = () => closed.abort();
+	res.once("close", onClose);
+	return sleep(ms, closed.signal).finally(() => res.off("close", onClose));
 }

@@ -16,6 +16,14 @@ export const ENVD_PORT = 49983;
 
 export const MAX_PORT_OPEN_DELAY_MS = 600_000;
 
+/** The stack's team unless a sandbox is created with its own: E2B's team IDs are UUIDs. */
+export const DEV_TEAM_ID = "0e2b0de7-7ea1-4c0d-8e5f-5a4db0c0de01";
+
+/** The two RPCs of proxy.SandboxService that the edge calls. */
+export type RpcName = "ResumeSandbox" | "KeepAliveSandbox";
+
+export const RPC_NAMES: readonly RpcName[] = ["ResumeSandbox", "KeepAliveSandbox"];
+
 /** A sandbox as the admin API and the CLI see it. */
 export interface SandboxView {
 	id: string;
@@ -40,6 +48,14 @@ export interface SandboxView {
 	localPorts?: Record<string, number>;
 	/** Present when the app's ports open this long after each start or resume. */
 	portOpenDelayMs?: number;
+	/** The team's UUID, which its catalog entry carries and KeepAliveSandbox names. */
+	teamId: string;
+	/** E2B's traffic keepalive policy: whether KeepAliveSandbox may push back its auto-pause. */
+	trafficKeepalive: boolean;
+	/** Its timeout: it pauses by itself this long after each start or resume unless kept alive. */
+	timeoutMs?: number;
+	/** Epoch ms when it pauses by itself; only while running with a timeout. */
+	endTime?: number;
 	createdAt: number;
 }
 
@@ -59,6 +75,21 @@ export interface CreateSandboxInput {
 	 * is not delayed. Default 0, at most MAX_PORT_OPEN_DELAY_MS.
 	 */
 	portOpenDelayMs?: number;
+	/** A UUID, in any form Go's uuid.Parse takes; default the stack's team (DEV_TEAM_ID). */
+	teamId?: string;
+	/** Default false. */
+	trafficKeepalive?: boolean;
+	/**
+	 * Absent: it never pauses by itself. Otherwise it pauses (as an E2B sandbox
+	 * with auto-pause does) this long after each start or resume, or after the
+	 * last KeepAliveSandbox pushed that back. At most its longest life (1 h).
+	 */
+	timeoutMs?: number;
+}
+
+/** What may change on an existing sandbox without a new catalog entry (PATCH /admin/sandboxes/:id). */
+export interface SandboxChanges {
+	trafficKeepalive?: boolean;
 }
 
 export type RpcProtocol = "grpc-web" | "connect" | "unknown";
@@ -101,11 +132,14 @@ export const FAULT_CODES = [
 export type FaultCode = (typeof FAULT_CODES)[number];
 
 /**
- * What the control plane does to matching ResumeSandbox calls instead of (or
- * before) its normal behaviour. Precedence: delayMs first, then hang, then
- * httpStatus, then garbage, then code.
+ * What the control plane does to matching calls instead of (or before) its
+ * normal behaviour. Precedence: delayMs first, then hang, then httpStatus,
+ * then garbage, then code.
  */
 export interface Fault {
+	/** The RPC it applies to; default "ResumeSandbox". */
+	rpc?: RpcName;
+	/** "ok-empty-ip" only for ResumeSandbox. */
 	code?: FaultCode;
 	message?: string;
 	delayMs?: number;
@@ -119,6 +153,12 @@ export interface Fault {
 	sandboxId?: string;
 	/** Apply to this many matching calls, then clear itself; absent means until cleared. */
 	times?: number;
+}
+
+/** One KeepAliveSandbox request as the control plane received it, faulted or not. */
+export interface KeepAliveCall extends RecordedCall {
+	/** The request's team_id, as sent ("" when the body was unreadable). */
+	teamId: string;
 }
 
 /** One request the dev node received, for asserting what reached a node. */

@@ -5,13 +5,17 @@
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { sleep as sleepUnlessAborted } from "../bridge/backoff.ts";
 import type { CatalogSink } from "./catalog-writer.ts";
+import { createDeadlines } from "./deadlines.ts";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
+import { parseUuid } from "./ids.ts";
 import {
 	type CreateSandboxInput,
 	DEMO_PORTS,
+	DEV_TEAM_ID,
 	type Log,
 	MAX_PORT_OPEN_DELAY_MS,
 	SANDBOX_ID_PATTERN,
+	type SandboxChanges,
 	type SandboxState,
 	type SandboxView,
 	silent,
@@ -32,6 +36,8 @@ export interface RegistryOptions {
 	pauseDelayMs?: number;
 	/** A sandbox's longest life, which is how long its catalog entry lives; default 1. */
 	maxLengthInHours?: number;
+	/** The team of sandboxes created without one; a UUID, default DEV_TEAM_ID. */
+	teamId?: string;
 	log?: Log;
 }
 
@@ -51,6 +57,17 @@ export interface SandboxRegistry extends SandboxDirectory {
 	resume(sandboxId: string): Promise<SandboxView>;
 	kill(sandboxId: string): Promise<SandboxView>;
 	remove(sandboxId: string): Promise<void>;
+	/** Changes what may change without a new catalog entry; the catalog is not written. */
+	update(sandboxId: string, changes: SandboxChanges): SandboxView;
+	/** Whether the team exists: the stack's own, or one a sandbox was created in. */
+	hasTeam(teamId: string): boolean;
+	/**
+	 * E2B's KeepAliveFor(timeout, allowShorter = false) with the sandbox's
+	 * timeout: its end time becomes max(end time, now + timeout), within its
+	 * longest life. 404 unless running or pausing, 409 while pausing, 400 past
+	 * its longest life. A sandbox without a timeout has nothing to move.
+	 */
+	keepAlive(sandboxId: string): SandboxView;
 	/**
 	 * Resolves once the sandbox is no longer pausing, or after `ms`, or when
 	 * `signal` aborts, with the sandbox as it then is.
@@ -84,6 +101,11 @@ interface SandboxRecord {
 	ports: number[];
 	portOpenDelayMs: number;
 	createdAt: number;
+	teamId: string;
+	trafficKeepalive: boolean;
+	timeoutMs?: number | undefined;
+	/** When it pauses by itself: set at each start or resume, moved by keepalives, gone when stopped. */
+	endTime?: number | undefined;
 	/** The current run's ID, as E2B's execution ID: new at each start or resume, gone when stopped. */
 	executionId?: string | undefined;
 	startedAt?: Date | undefined;
@@ -127,7 +149,12 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 	const records = new Map<string, SandboxRecord>();
 	const shutdown = new AbortController();
 	const maxLengthInHours = options.maxLengthInHours ?? 1;
+	const maxLengthMs = maxLengthInHours * 3_600_000;
+	const defaultTeamId = parseUuid(options.teamId ?? DEV_TEAM_ID);
+	if (defaultTeamId === undefined) throw new Error(`teamId must be a UUID (got "${options.teamId}")`);
+	const teams = new Set([defaultTeamId]);
 	let catalog: CatalogSink | undefined;
+	const deadlines = createDeadlines(onEndTime);
 
 	function setState(r: SandboxRecord, state: SandboxState): void {
 		r.state = state;
@@ -135,17 +162,25 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		r.stateWaiters.clear();
 	}
 
-	/** A new run: a new execution ID, pushed to the catalog before the caller hears of it, as E2B does. */
+	/**
+	 * A new run: a new execution ID, pushed to the catalog before the caller
+	 * hears of it, as E2B does; and its end time, timeout from now.
+	 */
 	async function publish(r: SandboxRecord): Promise<void> {
 		r.executionId = randomUUID();
 		r.startedAt = new Date();
+		if (r.timeoutMs !== undefined) {
+			r.endTime = r.startedAt.getTime() + r.timeoutMs;
+			deadlines.set(r.id, r.endTime);
+		}
 		await catalog?.put({
 			sandboxId: r.id,
 			orchestratorIp,
 			executionId: r.executionId,
 			startedAt: r.startedAt,
 			maxLengthInHours,
-			teamId: "dev-team",
+			teamId: r.teamId,
+			trafficKeepalive: r.trafficKeepalive,
 		});
 	}
 
@@ -154,7 +189,27 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		const executionId = r.executionId;
 		r.executionId = undefined;
 		r.startedAt = undefined;
+		r.endTime = undefined;
+		deadlines.clear(r.id);
 		if (executionId !== undefined) await catalog?.remove(r.id, executionId);
+	}
+
+	/**
+	 * Its timer fired. Keepalives move the end time without touching the
+	 * timer, so a moved end time only re-arms it; one that stands pauses the
+	 * sandbox, catalog DELETE and all, as a pause by hand does.
+	 */
+	function onEndTime(id: string): void {
+		const r = records.get(id);
+		if (r === undefined || r.endTime === undefined || r.state !== "running") return;
+		if (Date.now() < r.endTime) {
+			deadlines.set(id, r.endTime);
+			return;
+		}
+		log(`sandbox ${id} reached its end time (timeout ${r.timeoutMs}ms) -> auto-pause`);
+		registry.pause(id).catch((error: unknown) => {
+			log(`sandbox ${id} auto-pause failed: ${error instanceof Error ? error.message : String(error)}`);
+		});
 	}
 
 	/** Resolves false instead of rejecting when the registry closes, so no timer outlives close(). */
@@ -172,8 +227,12 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			ports: [...r.ports],
 			resuming: r.resuming !== undefined,
 			hasSnapshot: r.hasSnapshot,
+			teamId: r.teamId,
+			trafficKeepalive: r.trafficKeepalive,
 			createdAt: r.createdAt,
 		};
+		if (r.timeoutMs !== undefined) v.timeoutMs = r.timeoutMs;
+		if (r.endTime !== undefined) v.endTime = r.endTime;
 		if (r.executionId !== undefined) v.executionId = r.executionId;
 		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
 		if (r.envdAccessToken !== undefined) v.envdAccessToken = r.envdAccessToken;
@@ -248,9 +307,21 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (delay !== undefined && !(Number.isInteger(delay) && delay >= 0 && delay <= MAX_PORT_OPEN_DELAY_MS)) {
 			throw new RegistryError(400, `portOpenDelayMs must be an integer from 0 to ${MAX_PORT_OPEN_DELAY_MS}`);
 		}
+		if (input.teamId !== undefined && parseUuid(input.teamId) === undefined) {
+			throw new RegistryError(400, "teamId must be a UUID");
+		}
+		const timeout = input.timeoutMs;
+		if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= 1 && timeout <= maxLengthMs)) {
+			throw new RegistryError(400, `timeoutMs must be an integer from 1 to ${maxLengthMs} (its longest life)`);
+		}
 	}
 
-	return {
+	function notFound(id: string): RegistryError {
+		// E2B's utils.SandboxNotFoundMsg.
+		return new RegistryError(404, `Sandbox "${id}" doesn't exist or you don't have access to it`);
+	}
+
+	const registry: SandboxRegistry = {
 		orchestratorIp,
 
 		async create(input = {}) {
@@ -266,6 +337,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				ports: [...new Set(input.ports ?? DEMO_PORTS)],
 				portOpenDelayMs: input.portOpenDelayMs ?? 0,
 				createdAt: Date.now(),
+				teamId: input.teamId === undefined ? defaultTeamId : (parseUuid(input.teamId) ?? defaultTeamId),
+				trafficKeepalive: input.trafficKeepalive ?? false,
+				timeoutMs: input.timeoutMs,
 				// A sandbox created paused or pausing stands for one that ran before.
 				hasSnapshot: input.state === "paused" || input.state === "pausing",
 				stateWaiters: new Set(),
@@ -276,6 +350,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			records.set(id, r);
 			const flags = [r.public ? "public" : "private", r.autoResume ? "auto-resume" : "no auto-resume"];
 			if (input.secure === true) flags.push("secure");
+			if (r.trafficKeepalive) flags.push("traffic keepalive");
+			if (r.timeoutMs !== undefined) flags.push(`timeout ${r.timeoutMs}ms`);
+			teams.add(r.teamId);
 			log(`sandbox ${id} created ${r.state} (${flags.join(", ")})`);
 			if (r.state === "running") {
 				try {
@@ -385,6 +462,33 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			log(`sandbox ${id} deleted`);
 		},
 
+		update(id, changes) {
+			const r = mustGet(id);
+			if (changes.trafficKeepalive !== undefined && changes.trafficKeepalive !== r.trafficKeepalive) {
+				r.trafficKeepalive = changes.trafficKeepalive;
+				log(`sandbox ${id} traffic keepalive ${r.trafficKeepalive ? "on" : "off"} (catalog entry unchanged)`);
+			}
+			return view(r);
+		},
+
+		hasTeam(teamId) {
+			return teams.has(teamId);
+		},
+
+		keepAlive(id) {
+			const r = records.get(id);
+			if (r === undefined || r.state === "killed" || r.state === "paused") throw notFound(id);
+			// E2B's utils.SandboxChangingStateMsg, for a sandbox that is not running.
+			if (r.state !== "running") throw new RegistryError(409, `Sandbox "${id}" is being paused`);
+			if (r.endTime === undefined || r.timeoutMs === undefined || r.startedAt === undefined) return view(r);
+			const now = Date.now();
+			const lived = now - r.startedAt.getTime();
+			if (lived > maxLengthMs) throw new RegistryError(400, "Max instance length exceeded");
+			const endTime = now + Math.min(maxLengthMs - lived, r.timeoutMs);
+			if (endTime > r.endTime) r.endTime = endTime;
+			return view(r);
+		},
+
 		async waitWhilePausing(id, ms, signal) {
 			const r = records.get(id);
 			if (r === undefined || r.state !== "pausing") return r === undefined ? undefined : view(r);
@@ -419,7 +523,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 		async close() {
 			shutdown.abort();
+			deadlines.close();
 			await Promise.all([...records.values()].map(stopServers));
 		},
 	};
+	return registry;
 }

@@ -3,10 +3,11 @@
 // what the edge can observe: auth, the snapshot and its auto-resume policy,
 // the sandbox's state (waiting out a pause), tokens, then the resume.
 
-import { timingSafeEqual } from "node:crypto";
-import { Code, ConnectError, type ConnectRouter, createContextKey, type HandlerContext } from "@connectrpc/connect";
-import { SandboxService } from "../src/gen/proxy/proxy_pb.ts";
-import { ENVD_PORT, type Fault, type Log, type RpcProtocol, SANDBOX_ID_PATTERN, type SandboxView } from "./model.ts";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { callInfoKey, throwFaultCode } from "./call-info.ts";
+import { type ClientProxyAuth, sameSecret } from "./client-proxy-auth.ts";
+import { shortId } from "./ids.ts";
+import { ENVD_PORT, type SandboxView } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 
 /**
@@ -17,28 +18,12 @@ import { RegistryError, type SandboxRegistry } from "./registry.ts";
  */
 export type TokenPolicy = "always" | "e2b";
 
-export interface CallInfo {
-	protocol: RpcProtocol;
-	fault?: Fault | undefined;
-}
-
-/** Set by the control plane's pre-adapter stage for each call. */
-export const callInfoKey = createContextKey<CallInfo | undefined>(undefined, { description: "dev call info" });
-
 export interface ResumeServiceOptions {
-	apiSecret: string;
+	auth: ClientProxyAuth;
 	registry: SandboxRegistry;
 	tokenPolicy: TokenPolicy;
 	/** How long a call for a pausing sandbox waits for the pause to finish; E2B waits 60 s. */
 	transitionWaitMs: number;
-	log: Log;
-}
-
-function sameSecret(provided: string | null, expected: string): boolean {
-	if (provided === null) return false;
-	const a = Buffer.from(provided);
-	const b = Buffer.from(expected);
-	return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function checkTokens(sandbox: SandboxView, header: Headers, policy: TokenPolicy): void {
@@ -68,22 +53,23 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
 	});
 }
 
-export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRouter) => void {
-	const { apiSecret, registry, tokenPolicy, transitionWaitMs, log } = options;
+/** Answers one ResumeSandbox call with the node's IP; `say` logs a step of it. */
+export type ResumeHandler = (sandboxId: string, ctx: HandlerContext, say: (line: string) => void) => Promise<string>;
 
-	async function resume(sandboxId: string, ctx: HandlerContext, say: (line: string) => void): Promise<string> {
+export function createResumeHandler(options: ResumeServiceOptions): ResumeHandler {
+	const { auth, registry, tokenPolicy, transitionWaitMs } = options;
+
+	return async (requestedId, ctx, say) => {
 		const fault = ctx.values.get(callInfoKey)?.fault;
 		if (fault?.code === "ok-empty-ip") {
 			say('-> "" [fault]');
 			return "";
 		}
-		if (fault?.code !== undefined) {
-			throw new ConnectError(fault.message ?? `injected ${fault.code} fault`, Code[fault.code]);
-		}
-		if (!sameSecret(ctx.requestHeader.get("x-e2b-client-proxy-auth"), apiSecret)) {
-			throw new ConnectError("invalid client proxy auth", Code.Unauthenticated);
-		}
-		if (!SANDBOX_ID_PATTERN.test(sandboxId)) throw new ConnectError("invalid sandbox ID", Code.InvalidArgument);
+		throwFaultCode(fault);
+		// The shared secret came first, before E2B's API moved to bearer tokens.
+		auth.requireSecret(ctx.requestHeader);
+		const sandboxId = shortId(requestedId);
+		if (sandboxId === undefined) throw new ConnectError("invalid sandbox ID", Code.InvalidArgument);
 		// E2B looks for the snapshot first: a sandbox that never paused has none,
 		// so it cannot be resumed even while it runs; its route comes from the catalog.
 		let sandbox = registry.get(sandboxId);
@@ -91,6 +77,8 @@ export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRou
 			throw new ConnectError("snapshot not found", Code.NotFound);
 		}
 		if (!sandbox.autoResume) throw new ConnectError("sandbox auto-resume disabled", Code.NotFound);
+		// Then the snapshot's team, which names the cluster whose auth org the token must carry.
+		await auth.requireToken(ctx.requestHeader, ctx.signal);
 		if (tokenPolicy === "always") checkTokens(sandbox, ctx.requestHeader, tokenPolicy);
 		if (sandbox.state === "pausing") {
 			// E2B waits for the pause to finish, then resumes; past its budget
@@ -121,28 +109,5 @@ export function resumeRoutes(options: ResumeServiceOptions): (router: ConnectRou
 			if (error.status === 503) throw new ConnectError(error.message, Code.Unavailable);
 			throw new ConnectError("sandbox is still transitioning", Code.FailedPrecondition);
 		}
-	}
-
-	return (router) => {
-		router.service(SandboxService, {
-			async resumeSandbox(request, ctx) {
-				const protocol = ctx.values.get(callInfoKey)?.protocol ?? "unknown";
-				const prefix = `ResumeSandbox ${request.sandboxId || "<empty>"} (${protocol})`;
-				let said = false;
-				const say = (line: string) => {
-					said = true;
-					log(`${prefix} ${line}`);
-				};
-				try {
-					return { orchestratorIp: await resume(request.sandboxId, ctx, say) };
-				} catch (error) {
-					const err = ConnectError.from(error);
-					const faulted = ctx.values.get(callInfoKey)?.fault?.code !== undefined ? " [fault]" : "";
-					// A resume that already logged its start reports its outcome as a follow-up.
-					log(`${prefix} ${said ? "-> " : ""}${Code[err.code]}: ${err.rawMessage}${faulted}`);
-					throw err;
-				}
-			},
-		});
 	};
 }

@@ -1,11 +1,11 @@
-// Reads the sandbox ID out of a ResumeSandbox request body before the Connect
-// adapter sees it, so that calls are recorded, and raw faults are scoped, even
-// when the adapter never runs.
+// Reads the fields of a ResumeSandbox or KeepAliveSandbox request body before
+// the Connect adapter sees it, so that calls are recorded, and raw faults are
+// scoped, even when the adapter never runs.
 
 import type { IncomingHttpHeaders } from "node:http";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { fromBinary, fromJsonString } from "@bufbuild/protobuf";
-import { SandboxResumeRequestSchema } from "../src/gen/proxy/proxy_pb.ts";
+import { type DescMessage, fromBinary, fromJsonString, type MessageShape } from "@bufbuild/protobuf";
+import { SandboxKeepAliveRequestSchema, SandboxResumeRequestSchema } from "../src/gen/proxy/proxy_pb.ts";
 import type { RpcProtocol } from "./model.ts";
 
 export function protocolOf(contentType: string | undefined): RpcProtocol {
@@ -37,8 +37,12 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 	return Array.isArray(value) ? value[0] : value;
 }
 
-/** The request's sandbox_id, or "" when the body is not a readable ResumeSandbox request. */
-export function sandboxIdFromBody(headers: IncomingHttpHeaders, body: Uint8Array): string {
+/** The request message, or undefined when the body is not a readable one. */
+function decodeRequest<Desc extends DescMessage>(
+	headers: IncomingHttpHeaders,
+	body: Uint8Array,
+	schema: Desc,
+): MessageShape<Desc> | undefined {
 	const contentType = header(headers, "content-type");
 	try {
 		let message = body;
@@ -51,11 +55,24 @@ export function sandboxIdFromBody(headers: IncomingHttpHeaders, body: Uint8Array
 		} else {
 			message = decompress(message, header(headers, "content-encoding"));
 		}
-		const request = isJson(contentType)
-			? fromJsonString(SandboxResumeRequestSchema, Buffer.from(message).toString("utf8"))
-			: fromBinary(SandboxResumeRequestSchema, message);
-		return request.sandboxId;
+		return isJson(contentType)
+			? fromJsonString(schema, Buffer.from(message).toString("utf8"))
+			: fromBinary(schema, message);
 	} catch {
-		return "";
+		return undefined;
 	}
+}
+
+/** The request's sandbox_id, or "" when the body is not a readable ResumeSandbox request. */
+export function sandboxIdFromBody(headers: IncomingHttpHeaders, body: Uint8Array): string {
+	return decodeRequest(headers, body, SandboxResumeRequestSchema)?.sandboxId ?? "";
+}
+
+/** The request's sandbox_id and team_id, each "" when the body is not a readable KeepAliveSandbox request. */
+export function keepAliveFieldsFromBody(
+	headers: IncomingHttpHeaders,
+	body: Uint8Array,
+): { sandboxId: string; teamId: string } {
+	const request = decodeRequest(headers, body, SandboxKeepAliveRequestSchema);
+	return { sandboxId: request?.sandboxId ?? "", teamId: request?.teamId ?? "" };
 }

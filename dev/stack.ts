@@ -1,16 +1,44 @@
-// The whole local backend in one process: control plane, node, and the demo
-// sandboxes the node routes to. Tests start it with ports 0 and logging off.
+// The whole local backend in one process: control plane, node, the demo
+// sandboxes the node routes to, and in oauth2 mode the token endpoint. Tests
+// start it with ports 0 and logging off.
 
 import { createCatalogWriter } from "./catalog-writer.ts";
+import { SANDBOX_LIFECYCLE_SCOPE } from "./client-proxy-auth.ts";
 import { type ControlPlane, DEFAULT_CONTROL_PLANE_PORT, startControlPlane } from "./control-plane.ts";
 import { createDemoRuntime } from "./demo-sandbox.ts";
 import { type Log, silent } from "./model.ts";
 import { DEFAULT_NODE_PORT, type DevNode, startNode } from "./node.ts";
 import { createRegistry } from "./registry.ts";
 import type { TokenPolicy } from "./resume-service.ts";
+import { type OAuthClient, startTokenEndpoint, type TokenEndpoint } from "./token-endpoint.ts";
+
+/** The client a stack in oauth2 mode registers unless told otherwise (its orgId is the stack's authOrgId). */
+export const DEFAULT_OAUTH_CLIENT_ID = "sandbox-edge-proxy-dev";
+export const DEFAULT_OAUTH_CLIENT_SECRET = "dev-oauth-client-secret-4d7b2e";
+
+export type StackAuth =
+	| { mode: "api_secret" }
+	| {
+			mode: "oauth2";
+			/** The cluster's auth org ID, which tokens' org_id must equal. */
+			authOrgId: string;
+			tokenEndpoint?: {
+				/** Default: one client, DEFAULT_OAUTH_CLIENT_ID / _SECRET, in authOrgId, with sandboxes:lifecycle. */
+				clients?: OAuthClient[];
+				/** Default 3600. */
+				tokenTtlSeconds?: number;
+			};
+	  };
 
 export interface StackOptions {
+	/** x-e2b-client-proxy-auth's value in api_secret mode; unused in oauth2 mode. */
 	apiSecret: string;
+	/** How the control plane authenticates the edge; default { mode: "api_secret" }. */
+	auth?: StackAuth;
+	/** The token endpoint's port in oauth2 mode; default 0 (ephemeral). */
+	tokenEndpointPort?: number;
+	/** The team of sandboxes created without one; a UUID, default DEV_TEAM_ID. */
+	teamId?: string;
 	/** Default 8790; 0 = ephemeral. */
 	controlPlanePort?: number;
 	/** Default 5007; 0 = ephemeral. */
@@ -50,6 +78,8 @@ export interface Stack {
 	nodeOriginTemplate: string;
 	controlPlane: ControlPlane;
 	node: DevNode;
+	/** The OAuth2 token endpoint and issuer, in oauth2 mode; undefined in api_secret mode. */
+	tokenEndpoint: TokenEndpoint | undefined;
 	/**
 	 * Points the control plane's catalog writes at an edge (started after the
 	 * stack, since it needs the stack's addresses), or turns them off.
@@ -65,11 +95,31 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		(line) =>
 			log(`[${prefix}] ${line}`);
 
+	const auth = options.auth ?? { mode: "api_secret" };
+	const tokenEndpoint =
+		auth.mode === "oauth2"
+			? await startTokenEndpoint({
+					clients: auth.tokenEndpoint?.clients ?? [
+						{
+							clientId: DEFAULT_OAUTH_CLIENT_ID,
+							clientSecret: DEFAULT_OAUTH_CLIENT_SECRET,
+							orgId: auth.authOrgId,
+							scopes: [SANDBOX_LIFECYCLE_SCOPE],
+						},
+					],
+					port: options.tokenEndpointPort ?? 0,
+					...(auth.tokenEndpoint?.tokenTtlSeconds === undefined
+						? {}
+						: { tokenTtlSeconds: auth.tokenEndpoint.tokenTtlSeconds }),
+					log: prefixed("token-endpoint"),
+				})
+			: undefined;
 	const registry = createRegistry({
 		runtime: createDemoRuntime({ log: prefixed("control-plane") }),
 		orchestratorIp: options.orchestratorIp ?? "127.0.0.1",
 		resumeDelayMs: options.resumeDelayMs ?? 1000,
 		pauseDelayMs: options.pauseDelayMs ?? 300,
+		...(options.teamId === undefined ? {} : { teamId: options.teamId }),
 		log: prefixed("control-plane"),
 	});
 	const connectCatalog = (connection: CatalogConnection | undefined) =>
@@ -77,17 +127,28 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 			connection === undefined ? undefined : createCatalogWriter({ ...connection, log: prefixed("control-plane") }),
 		);
 	connectCatalog(options.catalog);
-	const node = await startNode({
-		directory: registry,
-		port: options.nodePort ?? DEFAULT_NODE_PORT,
-		notFoundHeader: options.nodeNotFoundHeader ?? false,
-		stripNotHereHeader: options.nodeStripsNotHereHeader ?? true,
-		log: prefixed("node"),
-	});
+	let node: DevNode;
+	try {
+		node = await startNode({
+			directory: registry,
+			port: options.nodePort ?? DEFAULT_NODE_PORT,
+			notFoundHeader: options.nodeNotFoundHeader ?? false,
+			stripNotHereHeader: options.nodeStripsNotHereHeader ?? true,
+			log: prefixed("node"),
+		});
+	} catch (error) {
+		await registry.close();
+		await tokenEndpoint?.close();
+		throw error;
+	}
 	let controlPlane: ControlPlane;
 	try {
 		controlPlane = await startControlPlane({
 			apiSecret: options.apiSecret,
+			auth:
+				tokenEndpoint === undefined || auth.mode !== "oauth2"
+					? { mode: "api_secret" }
+					: { mode: "oauth2", issuerUrl: tokenEndpoint.url, authOrgId: auth.authOrgId },
 			registry,
 			port: options.controlPlanePort ?? DEFAULT_CONTROL_PLANE_PORT,
 			tokenPolicy: options.tokenPolicy ?? "e2b",
@@ -97,6 +158,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 	} catch (error) {
 		await node.close();
 		await registry.close();
+		await tokenEndpoint?.close();
 		throw error;
 	}
 
@@ -107,11 +169,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		nodeOriginTemplate: `http://{ip}:${node.port}`,
 		controlPlane,
 		node,
+		tokenEndpoint,
 		connectCatalog,
 		close() {
 			closing ??= (async () => {
 				await Promise.all([controlPlane.close(), node.close()]);
 				await registry.close();
+				await tokenEndpoint?.close();
 			})();
 			return closing;
 		},
