@@ -49,8 +49,11 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 
 async function findAndForward(context: ProxyContext, catalog: CatalogClient, body: OutgoingBody): Promise<Response> {
 	const { target } = context;
+	// Only a route this edge's resume gave can meet a port still opening.
 	const send = (route: Route) =>
-		sendWhilePortOpens(context, body, route, () => sendToNode(context, catalog, body, route));
+		route.resumedAt === undefined
+			? sendToNode(context, catalog, body, route)
+			: sendWhilePortOpens(context, body, route, () => sendToNode(context, catalog, body, route));
 
 	let route = await catalog.route();
 	const answer = await send(route);
