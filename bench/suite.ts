@@ -102,12 +102,10 @@ export async function runSuite(
 				const file = join(root, `bench/results/${c.key}.cpuprofile`);
 				mkdirSync(dirname(file), { recursive: true });
 				writeFileSync(file, JSON.stringify(profile));
-				const { totalMs, idleMs, top } = hotspots(profile);
-				log(
-					`${c.key}: proxy isolate profiled, ${totalMs.toFixed(0)} ms sampled, ${idleMs.toFixed(0)} ms idle; written to ${file}`,
-				);
+				const { samples, busySamples, top } = hotspots(profile);
+				log(`${c.key}: proxy isolate profiled, ${samples} samples, ${busySamples} busy; written to ${file}`);
 				for (const spot of top)
-					log(`  ${(spot.share * 100).toFixed(1).padStart(5)} %  ${spot.ms.toFixed(0).padStart(6)} ms  ${spot.name}`);
+					log(`  ${(spot.share * 100).toFixed(1).padStart(5)} %  ${String(spot.samples).padStart(6)}  ${spot.name}`);
 			}
 			log(`${result.name}: ${result.seconds.toFixed(1)} s`);
 			results.push(result);

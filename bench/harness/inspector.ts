@@ -68,12 +68,20 @@ export async function startProfiler(inspectorUrl: URL, workerName: string): Prom
 
 export interface Hotspot {
 	name: string;
-	ms: number;
+	/** Samples that landed in the function itself. */
+	samples: number;
+	/** Its part of the samples taken while the isolate was busy. */
 	share: number;
 }
 
-/** Self time by function (and file), the largest first. */
-export function hotspots(profile: CpuProfile, count = 15): { totalMs: number; idleMs: number; top: Hotspot[] } {
+/**
+ * Self samples by function (and file), the most first. Counted, not
+ * weighted by time: when the isolate leaves JavaScript for the runtime, the
+ * sampler cannot take a sample until it comes back, and the next sample
+ * then carries the whole gap (seconds, at times), which would charge it to
+ * whichever function happened to run first.
+ */
+export function hotspots(profile: CpuProfile, count = 15): { samples: number; busySamples: number; top: Hotspot[] } {
 	const names = new Map(
 		profile.nodes.map((node) => {
 			const { functionName, url, lineNumber } = node.callFrame;
@@ -82,19 +90,15 @@ export function hotspots(profile: CpuProfile, count = 15): { totalMs: number; id
 		}),
 	);
 	const self = new Map<string, number>();
-	let total = 0;
-	profile.samples.forEach((id, i) => {
-		const micros = profile.timeDeltas[i] ?? 0;
+	for (const id of profile.samples) {
 		const name = names.get(id) ?? "?";
-		total += micros;
-		self.set(name, (self.get(name) ?? 0) + micros);
-	});
-	const idle = self.get("(idle)") ?? 0;
-	const busy = total - idle;
+		self.set(name, (self.get(name) ?? 0) + 1);
+	}
+	const busy = profile.samples.length - (self.get("(idle)") ?? 0);
 	const top = [...self.entries()]
 		.filter(([name]) => name !== "(idle)")
 		.sort((a, b) => b[1] - a[1])
 		.slice(0, count)
-		.map(([name, micros]) => ({ name, ms: micros / 1000, share: busy === 0 ? 0 : micros / busy }));
-	return { totalMs: total / 1000, idleMs: idle / 1000, top };
+		.map(([name, samples]) => ({ name, samples, share: busy === 0 ? 0 : samples / busy }));
+	return { samples: profile.samples.length, busySamples: busy, top };
 }
