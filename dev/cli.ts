@@ -3,27 +3,45 @@
 import { AdminApiError, AdminUnreachableError, createAdminClient } from "./admin-client.ts";
 import { readCatalogEntry } from "./catalog-writer.ts";
 import { loadDevVars } from "./dev-vars.ts";
-import { type CreateSandboxInput, MAX_PORT_OPEN_DELAY_MS, type RecordedCall, type SandboxView } from "./model.ts";
+import {
+	type CreateSandboxInput,
+	type KeepAliveCall,
+	MAX_PORT_OPEN_DELAY_MS,
+	type RecordedCall,
+	type SandboxView,
+} from "./model.ts";
 
 const USAGE = `Usage: npm run sandbox -- <command>
 
 Commands:
   list [--tokens]                        list sandboxes (with their access tokens if asked)
   create [id] [--private] [--secure] [--no-auto-resume] [--paused] [--port-open-delay-ms N]
+         [--timeout-ms N] [--traffic-keepalive] [--team-id UUID]
                                          create a sandbox (running unless --paused); with
                                          --port-open-delay-ms, its app ports open N ms after
-                                         each start or resume
+                                         each start or resume; with --timeout-ms, it pauses
+                                         by itself N ms after each start or resume unless
+                                         KeepAliveSandbox pushes that back, which
+                                         --traffic-keepalive allows
   get <id>                               show one sandbox as JSON
+  keepalive <id> on|off                  turn its traffic keepalive policy on or off (the
+                                         catalog entry is not rewritten, as in E2B)
   pause <id>                             pause a sandbox
   resume <id>                            resume a paused sandbox
   kill <id>                              kill a sandbox
   delete <id>                            forget a sandbox entirely
   route <id>                             what the Worker's catalog holds for a sandbox
   calls                                  ResumeSandbox calls the control plane received
+  keepalive-calls                        KeepAliveSandbox calls the control plane received
   fault [<json> | clear]                 show, set or clear the injected fault
+                                         ({"rpc":"KeepAliveSandbox",...} for that RPC)
+  token-fault [<json> | clear]           the same for the OAuth2 token endpoint
+                                         (AUTH_MODE=oauth2 npm start), e.g.
+                                         '{"down":true,"durationMs":30000}'
 
 Environment:
   CONTROL_PLANE_ADMIN_URL  default http://127.0.0.1:8790
+  TOKEN_ENDPOINT_URL       default http://127.0.0.1:8791
   WORKER_PORT              default 8787, used for sandbox URLs and the catalog API`;
 
 class UsageError extends Error {}
@@ -31,6 +49,7 @@ class UsageError extends Error {}
 const adminUrl = process.env.CONTROL_PLANE_ADMIN_URL ?? "http://127.0.0.1:8790";
 const workerPort = process.env.WORKER_PORT ?? "8787";
 const admin = createAdminClient(adminUrl);
+const tokenEndpointUrl = (process.env.TOKEN_ENDPOINT_URL ?? "http://127.0.0.1:8791").replace(/\/+$/, "");
 
 function table(headers: string[], rows: string[][]): string {
 	const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -53,6 +72,12 @@ function printSandbox(sandbox: SandboxView): void {
 	if (sandbox.portOpenDelayMs !== undefined) {
 		console.log(`ports:  the app's ports open ${sandbox.portOpenDelayMs}ms after each start or resume`);
 	}
+	console.log(`team:   ${sandbox.teamId}`);
+	console.log(`traffic keepalive: ${sandbox.trafficKeepalive ? "on" : "off"}`);
+	if (sandbox.timeoutMs !== undefined) {
+		const ends = sandbox.endTime === undefined ? "" : `; pauses at ${new Date(sandbox.endTime).toISOString()}`;
+		console.log(`timeout: ${sandbox.timeoutMs}ms${ends}`);
+	}
 	if (sandbox.trafficAccessToken !== undefined) {
 		console.log(`traffic access token (send as e2b-traffic-access-token): ${sandbox.trafficAccessToken}`);
 	}
@@ -74,12 +99,14 @@ function printList(sandboxes: SandboxView[], withTokens: boolean): void {
 			s.public ? "public" : "private",
 			s.secure ? "yes" : "no",
 			s.ports.join(","),
+			s.trafficKeepalive ? "on" : "off",
+			s.endTime === undefined ? "-" : `${Math.max(0, Math.round((s.endTime - Date.now()) / 1000))}s`,
 			sandboxUrl(s.id),
 		];
 		if (withTokens) row.push(s.trafficAccessToken ?? "-", s.envdAccessToken ?? "-");
 		return row;
 	});
-	const headers = ["ID", "STATE", "AUTO-RESUME", "TRAFFIC", "SECURE", "PORTS", "URL"];
+	const headers = ["ID", "STATE", "AUTO-RESUME", "TRAFFIC", "SECURE", "PORTS", "KEEPALIVE", "PAUSES-IN", "URL"];
 	if (withTokens) headers.push("TRAFFIC-TOKEN", "ENVD-TOKEN");
 	console.log(table(headers, rows));
 }
@@ -102,8 +129,44 @@ function printCalls(calls: RecordedCall[]): void {
 		c.headers["e2b-sandbox-request-port"] ?? "",
 		// Presence only: the values are secrets.
 		c.headers["x-e2b-client-proxy-auth"] === undefined ? "missing" : "present",
+		c.headers.authorization === undefined ? "missing" : "present",
 	]);
-	console.log(table(["AT", "SANDBOX", "PROTOCOL", "PORT", "CLIENT-PROXY-AUTH"], rows));
+	console.log(table(["AT", "SANDBOX", "PROTOCOL", "PORT", "CLIENT-PROXY-AUTH", "AUTHORIZATION"], rows));
+}
+
+function printKeepAliveCalls(calls: KeepAliveCall[]): void {
+	if (calls.length === 0) {
+		console.log("no KeepAliveSandbox calls received yet");
+		return;
+	}
+	const rows = calls.map((c) => [
+		new Date(c.at).toISOString(),
+		c.sandboxId || "<none>",
+		c.teamId || "<none>",
+		c.protocol,
+		c.headers["x-e2b-client-proxy-auth"] === undefined ? "missing" : "present",
+		c.headers.authorization === undefined ? "missing" : "present",
+	]);
+	console.log(table(["AT", "SANDBOX", "TEAM", "PROTOCOL", "CLIENT-PROXY-AUTH", "AUTHORIZATION"], rows));
+}
+
+/** The token endpoint's own admin route (loopback Host, JSON), which the control plane's client does not know. */
+async function tokenFault(method: "GET" | "PUT" | "DELETE", body?: unknown): Promise<unknown> {
+	let res: Response;
+	try {
+		res = await fetch(`${tokenEndpointUrl}/admin/fault`, {
+			method,
+			headers: method === "GET" ? {} : { "content-type": "application/json" },
+			body: body === undefined ? null : JSON.stringify(body),
+		});
+	} catch {
+		throw new UsageError(
+			`cannot reach the token endpoint at ${tokenEndpointUrl}; is \`AUTH_MODE=oauth2 npm start\` running?`,
+		);
+	}
+	const text = await res.text();
+	if (!res.ok) throw new AdminApiError(res.status, (JSON.parse(text) as { message?: string }).message ?? text);
+	return text === "" ? undefined : (JSON.parse(text) as { fault: unknown }).fault;
 }
 
 /** Asks the Worker's catalog API, with CATALOG_SECRET from .dev.vars as `npm start` uses it. */
@@ -129,12 +192,29 @@ function parseDelay(raw: string | undefined): number {
 	return value;
 }
 
+function parseTimeout(raw: string | undefined): number {
+	if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < 1) {
+		throw new UsageError("--timeout-ms takes a number of milliseconds of at least 1");
+	}
+	return Number(raw);
+}
+
+function parseTeam(raw: string | undefined): string {
+	if (raw === undefined || raw.startsWith("-")) throw new UsageError("--team-id takes a UUID");
+	return raw;
+}
+
 function parseCreate(args: string[]): CreateSandboxInput {
 	const input: CreateSandboxInput = {};
 	for (let i = 0; i < args.length; i++) {
 		const arg = args[i] ?? "";
 		if (arg === "--port-open-delay-ms") input.portOpenDelayMs = parseDelay(args[++i]);
 		else if (arg.startsWith("--port-open-delay-ms=")) input.portOpenDelayMs = parseDelay(arg.split("=")[1]);
+		else if (arg === "--timeout-ms") input.timeoutMs = parseTimeout(args[++i]);
+		else if (arg.startsWith("--timeout-ms=")) input.timeoutMs = parseTimeout(arg.split("=")[1]);
+		else if (arg === "--team-id") input.teamId = parseTeam(args[++i]);
+		else if (arg.startsWith("--team-id=")) input.teamId = parseTeam(arg.split("=")[1]);
+		else if (arg === "--traffic-keepalive") input.trafficKeepalive = true;
 		else if (arg === "--private") input.public = false;
 		else if (arg === "--secure") input.secure = true;
 		else if (arg === "--no-auto-resume") input.autoResume = false;
@@ -179,6 +259,30 @@ async function run(argv: string[]): Promise<void> {
 			return printRoute(oneId(command, args));
 		case "calls":
 			return printCalls(await admin.calls());
+		case "keepalive-calls":
+			return printKeepAliveCalls(await admin.keepAliveCalls());
+		case "keepalive": {
+			const [id, setting, ...extra] = args;
+			if (id === undefined || (setting !== "on" && setting !== "off") || extra.length > 0) {
+				throw new UsageError("keepalive takes <id> on|off");
+			}
+			const sandbox = await admin.update(id, { trafficKeepalive: setting === "on" });
+			return console.log(`${sandbox.id}: traffic keepalive ${sandbox.trafficKeepalive ? "on" : "off"}`);
+		}
+		case "token-fault": {
+			if (args.length === 0) return console.log(JSON.stringify((await tokenFault("GET")) ?? null));
+			if (args.length === 1 && args[0] === "clear") {
+				await tokenFault("DELETE");
+				return console.log("token endpoint fault cleared");
+			}
+			let fault: unknown;
+			try {
+				fault = JSON.parse(args.join(" "));
+			} catch {
+				throw new UsageError(`token-fault expects JSON such as '{"httpStatus":500}' or "clear"`);
+			}
+			return console.log(`token endpoint fault set: ${JSON.stringify(await tokenFault("PUT", fault))}`);
+		}
 		case "fault": {
 			if (args.length === 0) return console.log(JSON.stringify(await admin.fault()));
 			if (args.length === 1 && args[0] === "clear") {

@@ -168,7 +168,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 		return transitions;
 	}
 
-	function setFault(next: TokenEndpointFault): Promise<void> {
+	async function setFault(next: TokenEndpointFault): Promise<void> {
 		const parsed = parseTokenFault(next);
 		clearTimeout(faultTimer);
 		fault = parsed;
@@ -179,7 +179,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 			}, parsed.durationMs);
 			faultTimer.unref();
 		}
-		return settle();
+		await settle();
 	}
 
 	function clearFault(): Promise<void> {
