@@ -1,6 +1,12 @@
 import { unstable_startWorker } from "wrangler";
 import { type AdminClient, createAdminClient } from "../../dev/admin-client.ts";
-import { type Stack, startStack } from "../../dev/stack.ts";
+import {
+	DEFAULT_OAUTH_CLIENT_ID,
+	DEFAULT_OAUTH_CLIENT_SECRET,
+	type Stack,
+	type StackAuth,
+	startStack,
+} from "../../dev/stack.ts";
 
 export const apiSecret = "e2e-secret-7f3a9c";
 export const catalogSecret = "e2e-catalog-secret-5b21d0";
@@ -25,12 +31,14 @@ export async function startWorker(
 	vars: Record<string, string>,
 	secret = apiSecret,
 	limits: ResumeLimits = {},
+	secrets: Record<string, string> = {},
 ): Promise<RunningWorker> {
 	const logs: string[] = [];
 	const bindings: Record<string, object> = {
 		API_SECRET: { type: "secret_text", value: secret },
 		CATALOG_SECRET: { type: "secret_text", value: catalogSecret },
 	};
+	for (const [name, value] of Object.entries(secrets)) bindings[name] = { type: "secret_text", value };
 	for (const [name, value] of Object.entries({ SANDBOX_DOMAIN: "localhost", ...vars })) {
 		bindings[name] = { type: "plain_text", value };
 	}
@@ -92,6 +100,8 @@ export interface E2eStackOptions {
 	nodeStripsNotHereHeader?: boolean;
 	/** The Worker's resume budgets; default wrangler.toml's. */
 	limits?: ResumeLimits;
+	/** How the control plane authenticates the edge; with oauth2 the Worker is set up to match. */
+	auth?: StackAuth;
 }
 
 export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eStack> {
@@ -106,14 +116,21 @@ export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eS
 			? {}
 			: { nodeStripsNotHereHeader: options.nodeStripsNotHereHeader }),
 		...(options.orchestratorIp === undefined ? {} : { orchestratorIp: options.orchestratorIp }),
+		...(options.auth === undefined ? {} : { auth: options.auth }),
 	});
+	const tokenUrl = stack.tokenEndpoint?.tokenUrl;
 	const vars = {
 		CONTROL_PLANE_URL: stack.controlPlaneUrl,
 		NODE_ORIGIN_TEMPLATE: `http://{ip}:${stack.nodePort}`,
 		RESUME_TIMEOUT_MS: "5000",
+		...(tokenUrl === undefined
+			? {}
+			: { CONTROL_PLANE_AUTH: "oauth2", OAUTH_TOKEN_URL: tokenUrl, OAUTH_CLIENT_ID: DEFAULT_OAUTH_CLIENT_ID }),
 		...options.workerVars,
 	};
-	const worker = await startWorker(vars, apiSecret, options.limits);
+	const secrets: Record<string, string> =
+		tokenUrl === undefined ? {} : { OAUTH_CLIENT_SECRET: DEFAULT_OAUTH_CLIENT_SECRET };
+	const worker = await startWorker(vars, apiSecret, options.limits, secrets);
 	if (options.catalogWrites !== false) stack.connectCatalog({ edgeUrl: edgeUrl(worker), secret: catalogSecret });
 	return {
 		stack,
