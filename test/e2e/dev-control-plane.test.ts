@@ -81,6 +81,19 @@ describe("the development control plane's ResumeSandbox, as E2B's", () => {
 		expect(await refusal("Not-An-ID")).toEqual({ code: Code.InvalidArgument, message: "invalid sandbox ID" });
 	});
 
+	it("takes E2B's composite ID, <id>-<client ID>, as utils.ShortID does, and nothing with more dashes", async () => {
+		const id = freshId();
+		await stack.controlPlane.sandboxes.create({ id });
+		await stack.controlPlane.sandboxes.pause(id);
+		expect(await resume(`${id}-legacyclient`)).toBe("127.0.0.1");
+		expect(stack.controlPlane.sandboxes.get(id)?.state).toBe("running");
+		expect(await refusal(`${id}-legacy-client`)).toEqual({ code: Code.InvalidArgument, message: "invalid sandbox ID" });
+		expect(await refusal(`${id.toUpperCase()}-x`)).toEqual({
+			code: Code.InvalidArgument,
+			message: "invalid sandbox ID",
+		});
+	});
+
 	it("returns the node of a running sandbox that has a snapshot, at once", async () => {
 		const id = freshId();
 		await stack.controlPlane.sandboxes.create({ id });
