@@ -92,7 +92,7 @@ function isFormType(contentType: string | undefined): boolean {
 	return (contentType ?? "").split(";", 1)[0]?.trim().toLowerCase() === "application/x-www-form-urlencoded";
 }
 
-/** Judges a token request against the registered clients. Never throws. */
+/** Judges a token request against the registered clients; what is wrong with it comes back as `error`. */
 export function judgeTokenRequest(input: TokenRequestInput, clients: ReadonlyMap<string, OAuthClient>): JudgedRequest {
 	const judged: JudgedRequest = { authMethod: "none" };
 	try {
