@@ -5,7 +5,7 @@ import type { CatalogEntry, RouteDetails, RouteSource } from "./route.ts";
  * brought up to date on every wake however old the object's storage is.
  * Append new steps; never edit one that has shipped.
  */
-const migrations: readonly string[] = [
+export const migrations: readonly string[] = [
 	`CREATE TABLE route (
 		singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
 		sandbox_id TEXT NOT NULL,
@@ -20,6 +20,23 @@ const migrations: readonly string[] = [
 	// The optional SandboxInfo fields of a push, as JSON: kept for operators, never routed on.
 	"ALTER TABLE route ADD COLUMN details TEXT NOT NULL DEFAULT '{}'",
 ];
+
+/**
+ * What all the steps above build, made at once for a new object: every new
+ * sandbox gets an object, and one statement costs its first write a fraction
+ * of the steps' SQLite work. Update it with each new step;
+ * test/unit/route-store-schema.test.ts checks that the two agree.
+ */
+export const currentSchema = `CREATE TABLE route (
+	singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+	sandbox_id TEXT NOT NULL,
+	node_ip TEXT NOT NULL,
+	learned_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	source TEXT NOT NULL DEFAULT 'resume',
+	execution_id TEXT,
+	details TEXT NOT NULL DEFAULT '{}'
+)`;
 
 export class SqlError extends Error {
 	constructor(statement: string, cause: unknown) {
@@ -134,11 +151,22 @@ function hasSchema(sql: SqlStorage): boolean {
 	);
 }
 
-function migrate(sql: SqlStorage): void {
+export function migrate(sql: SqlStorage, fresh = currentSchema): void {
 	sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
 	const applied = sql
 		.exec<{ version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
 		.one().version;
+	if (applied === 0 && fresh !== "") {
+		try {
+			sql.exec(fresh);
+			const now = Date.now();
+			const rows = migrations.map((_, i) => `(${i + 1}, ${now})`).join(", ");
+			sql.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ${rows}`);
+		} catch (error) {
+			throw new SqlError(fresh, error);
+		}
+		return;
+	}
 	for (let version = applied + 1; version <= migrations.length; version++) {
 		const statement = migrations[version - 1];
 		if (statement === undefined) break;
