@@ -122,7 +122,8 @@ describe("deploys", () => {
 		expect(String(production.vars.CONTROL_PLANE_URL)).toMatch(/^https:\/\//);
 		expect(production.vars.ENVIRONMENT ?? "production").toBe("production");
 		const names = (bindings: readonly { name: string }[]) => bindings.map((binding) => binding.name).sort();
-		expect(names(production.durable_objects.bindings)).toEqual(["SANDBOX_ROUTE"]);
+		expect(names(production.durable_objects.bindings)).toEqual(names(local.durable_objects.bindings));
+		expect(names(production.durable_objects.bindings)).toEqual(["CONTROL_PLANE_TOKEN", "SANDBOX_ROUTE"]);
 		expect(names(production.ratelimits)).toEqual(names(local.ratelimits));
 	});
 });
