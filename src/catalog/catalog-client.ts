@@ -139,13 +139,12 @@ export class CatalogClient {
 }
 
 let trafficReports: TtlCache<true> | undefined;
+const maxTrafficReports = 10_000;
 
 /** When this isolate last reported traffic to each sandbox's object. */
 function isolateTrafficReports(config: Config): TtlCache<true> {
-	trafficReports ??= new TtlCache({
-		ttlMs: config.trafficKeepaliveIntervalMs,
-		maxEntries: config.routeCacheMaxEntries,
-	});
+	// Its own bound: even with the route cache off, a busy sandbox is reported once per interval.
+	trafficReports ??= new TtlCache({ ttlMs: config.trafficKeepaliveIntervalMs, maxEntries: maxTrafficReports });
 	return trafficReports;
 }
 

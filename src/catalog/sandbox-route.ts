@@ -121,9 +121,10 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * keepalive, tell the control plane, which pushes back the sandbox's
 	 * auto-pause; at most once per TRAFFIC_KEEPALIVE_INTERVAL_MS for the
 	 * whole edge, which this object alone can decide, since every isolate in
-	 * every location reports here. A refusal turns keepalive off for this
-	 * catalog entry, as E2B's edge does; any other failure waits for the next
-	 * interval.
+	 * every location reports here. A refusal of the entry (its policy is off,
+	 * its IDs are not the control plane's) turns keepalive off for it; a
+	 * refusal of the credentials, which may be one stranger's, and any other
+	 * failure wait for the next interval.
 	 */
 	async keepAlive(sandboxId: string, credentials: ResumeCredentials): Promise<KeepAliveResult> {
 		const config = this.#config();
@@ -139,12 +140,12 @@ export class SandboxRoute extends DurableObject<Env> {
 		const outcome = await this.#client(config.value).keepAlive(sandboxId, teamId, credentials);
 		logEvent("keepalive", {
 			sandboxId,
-			outcome: outcome.ok ? "ok" : outcome.refused ? "refused" : "failed",
+			outcome: outcome.ok ? "ok" : outcome.verdict,
 			reason: outcome.ok ? undefined : outcome.reason,
 			durationMs: Date.now() - now,
 		});
 		if (outcome.ok) return "sent";
-		if (!outcome.refused) return "failed";
+		if (outcome.verdict !== "off") return "failed";
 		if (this.#store.current(Date.now()) === entry) {
 			await this.#save(sandboxId, { ...entry, details: { ...entry.details, trafficKeepalive: false } });
 		}
@@ -277,6 +278,8 @@ export class SandboxRoute extends DurableObject<Env> {
 					executionId: write.route.executionId,
 					details: write.route.details,
 				};
+				// A new entry's keepalive starts afresh: a resumed sandbox's first traffic is reported.
+				this.ctx.storage.kv.delete(keepAliveKey);
 				const saved = this.#save(sandboxId, entry);
 				this.#wakeWaiters(entry, now);
 				await saved;

@@ -6,7 +6,8 @@ import type { ResumeFailure } from "../resume-types.ts";
 // as E2B's API words it.
 const transitioningMessage = "sandbox is still transitioning";
 const maxPassedOnMessageLength = 200;
-const clientProtocolErrorPrefix = "protocol error";
+/** How connect-es starts the messages of errors it makes up for answers it cannot parse. */
+export const clientProtocolErrorPrefix = "protocol error";
 
 /**
  * Maps a failed ResumeSandbox call to the contract's table. Anything that is

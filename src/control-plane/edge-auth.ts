@@ -1,17 +1,18 @@
 import { Code } from "@connectrpc/connect";
 import type { Config } from "../config.ts";
-import type { Rejection, TokenAnswer } from "./token-object.ts";
+import { deniedTokenMinAgeMs, type Rejection, type TokenAnswer } from "./token-object.ts";
 import type { IssuedToken } from "./token-request.ts";
 
 /** The metadata that authenticates one call of the edge to the control plane. */
-export type EdgeCredential = { ok: true; headers: Record<string, string>; accessToken?: string } | { ok: false };
+export type EdgeCredential = { ok: true; headers: Record<string, string>; token?: IssuedToken } | { ok: false };
 
 /** How the edge authenticates its calls to the control plane; see ControlPlaneAuth. */
 export interface EdgeAuth {
 	credential(): Promise<EdgeCredential>;
 	/**
 	 * The control plane refused `used` with `code`: a different credential to
-	 * retry with once, or none (the refusal stands as the answer).
+	 * retry with once, `{ ok: false }` if one is needed but none can be had,
+	 * or undefined when the refusal stands as the answer.
 	 */
 	afterRejection(used: EdgeCredential, code: Code): Promise<EdgeCredential | undefined>;
 }
@@ -39,10 +40,14 @@ export function edgeAuth(env: Env, config: Config): EdgeAuth {
 		},
 		async afterRejection(used, code) {
 			const rejection = rejectionOf(code);
-			if (rejection === undefined || !used.ok || used.accessToken === undefined) return undefined;
-			if (held?.accessToken === used.accessToken) held = undefined;
+			const token = used.ok ? used.token : undefined;
+			if (rejection === undefined || token === undefined) return undefined;
+			// Most PermissionDenied answers are a caller's wrong access token:
+			// a token this young is not suspected, and the object is not asked.
+			if (rejection === "permission_denied" && Date.now() - token.obtainedAt < deniedTokenMinAgeMs) return undefined;
+			if (rejection === "unauthenticated" && held?.accessToken === token.accessToken) held = undefined;
 			const answer = await askSafely(
-				() => tokenObject().rejected(used.accessToken as string, rejection) as Promise<TokenAnswer | null>,
+				() => tokenObject().rejected(token.accessToken, rejection) as Promise<TokenAnswer | null>,
 			);
 			return answer === null ? undefined : fromAnswer(answer);
 		},
@@ -66,10 +71,11 @@ async function askSafely<T extends TokenAnswer | null>(ask: () => Promise<T>): P
 
 function fromAnswer(answer: TokenAnswer): EdgeCredential {
 	if (!answer.ok) return { ok: false };
-	held = answer.token;
+	// Answers can land out of order: an older token never replaces a newer one.
+	if (held === undefined || answer.token.obtainedAt >= held.obtainedAt) held = answer.token;
 	return bearer(answer.token);
 }
 
 function bearer(token: IssuedToken): EdgeCredential {
-	return { ok: true, headers: { authorization: `Bearer ${token.accessToken}` }, accessToken: token.accessToken };
+	return { ok: true, headers: { authorization: `Bearer ${token.accessToken}` }, token };
 }

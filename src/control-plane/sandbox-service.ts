@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Config } from "../config.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
-import { classifyResumeError } from "./classify-error.ts";
+import { classifyResumeError, clientProtocolErrorPrefix } from "./classify-error.ts";
 import type { EdgeAuth } from "./edge-auth.ts";
 import { isNodeIp } from "./node-ip.ts";
 import { sandboxServiceClient } from "./rpc-transport.ts";
@@ -9,11 +9,14 @@ import { sandboxServiceClient } from "./rpc-transport.ts";
 export type ResumeOutcome = { ok: true; nodeIp: string } | { ok: false; error: ResumeFailure };
 
 /**
- * A KeepAliveSandbox call's outcome. `refused`: the control plane will not
- * keep this sandbox alive for us (E2B's edge stops asking on these codes);
- * any other failure is worth another try at the next interval.
+ * A KeepAliveSandbox call's outcome, as the edge acts on it:
+ * - `off`: the control plane will not keep this sandbox alive (its policy
+ *   is off, or the IDs are not ones it knows): stop asking for this entry;
+ * - `refused`: it refused the credentials, which may be one caller's
+ *   missing access token: keep asking, at the next interval;
+ * - `failed`: anything else; try again at the next interval.
  */
-export type KeepAliveOutcome = { ok: true } | { ok: false; refused: boolean; reason: string };
+export type KeepAliveOutcome = { ok: true } | { ok: false; verdict: "off" | "refused" | "failed"; reason: string };
 
 export interface ControlPlaneClient {
 	resume(sandboxId: string, credentials: ResumeCredentials): Promise<ResumeOutcome>;
@@ -23,12 +26,13 @@ export interface ControlPlaneClient {
 // E2B's edge gives a keepalive call this long (trafficKeepaliveRequestTimeout).
 const keepAliveTimeoutMs = 10_000;
 
-const keepAliveRefusals: ReadonlySet<Code> = new Set([
-	Code.InvalidArgument,
-	Code.Unauthenticated,
-	Code.PermissionDenied,
-	Code.FailedPrecondition,
-]);
+// E2B's KeepAliveSandbox answers FailedPrecondition when the sandbox's
+// traffic keepalive policy is off, and InvalidArgument for IDs it cannot
+// parse: the entry's, whoever asks. PermissionDenied and Unauthenticated
+// can be one caller's missing token (E2B checks the traffic token of private
+// sandboxes here too): they must not let a stranger turn keepalive off.
+const entryRefusals: ReadonlySet<Code> = new Set([Code.InvalidArgument, Code.FailedPrecondition]);
+const callerRefusals: ReadonlySet<Code> = new Set([Code.Unauthenticated, Code.PermissionDenied]);
 
 /**
  * Calls `proxy.SandboxService` with E2B's metadata, authenticated as the
@@ -63,11 +67,17 @@ export function createControlPlaneClient(config: Config, auth: EdgeAuth): Contro
 					{ headers: resumeHeaders(headers, credentials), timeoutMs, signal },
 				),
 			);
-			if (outcome === "timed_out") return { ok: false, refused: false, reason: "timed out" };
-			if (outcome === "no_credential") return { ok: false, refused: false, reason: "no token" };
+			if (outcome === "timed_out") return { ok: false, verdict: "failed", reason: "timed out" };
+			if (outcome === "no_credential") return { ok: false, verdict: "failed", reason: "no token" };
 			if (outcome.ok) return { ok: true };
 			const error = ConnectError.from(outcome.error);
-			return { ok: false, refused: keepAliveRefusals.has(error.code), reason: Code[error.code] ?? "unknown" };
+			// connect-es reports an answer it cannot parse with codes a server
+			// could send too (InvalidArgument among them): garbage, not a verdict.
+			if (error.rawMessage.startsWith(clientProtocolErrorPrefix)) {
+				return { ok: false, verdict: "failed", reason: "garbage" };
+			}
+			const verdict = entryRefusals.has(error.code) ? "off" : callerRefusals.has(error.code) ? "refused" : "failed";
+			return { ok: false, verdict, reason: Code[error.code] ?? "unknown" };
 		},
 	};
 }
@@ -103,7 +113,10 @@ async function authenticated<T>(
 		const first = await attempt(credential.headers);
 		if (first.ok || abort.signal.aborted) return first;
 		const fresher = await auth.afterRejection(credential, ConnectError.from(first.error).code);
-		if (fresher === undefined || !fresher.ok || abort.signal.aborted) return first;
+		if (fresher === undefined || abort.signal.aborted) return first;
+		// Our credential was refused and no other can be had: that is ours to
+		// report (a 503), not a refusal of the caller.
+		if (!fresher.ok) return "no_credential";
 		return attempt(fresher.headers);
 	})();
 	try {

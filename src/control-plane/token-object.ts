@@ -9,25 +9,42 @@ export type TokenAnswer = { ok: true; token: IssuedToken } | { ok: false; retryA
 /** Why the control plane refused a token: Connect's Unauthenticated, or PermissionDenied. */
 export type Rejection = "unauthenticated" | "permission_denied";
 
-// E2B's API answers PermissionDenied both for a token it cannot verify and for
-// a caller's wrong access token; only a token this old is suspected then, so
-// a stranger's refused requests cannot make us ask for tokens at will.
-const deniedTokenMinAgeMs = 30_000;
+// E2B's API answers PermissionDenied both for a token it cannot verify and
+// for a caller's wrong access token, which strangers send all day. So such
+// an answer replaces only a token this old, and at most this often: a flood
+// of refused requests cannot make us ask the token endpoint at will.
+export const deniedTokenMinAgeMs = 30_000;
+const deniedRefreshIntervalMs = 5 * 60_000;
 // A token endpoint that failed is asked again after this, doubling.
 const firstBackoffMs = 1_000;
 const maxBackoffMs = 30_000;
+/** The token's key in the object's storage. */
+const tokenKey = "token";
 
 /**
  * The edge's one OAuth2 client-credentials token (CONTROL_PLANE_AUTH=oauth2),
  * kept in a single Durable Object so that one request to the token endpoint
  * serves every catalog object that needs a token: their calls meet here, in
- * one object, where sharing the refresh in flight is safe. The token lives in
- * memory only; an evicted object asks again.
+ * one object, where sharing the refresh in flight is safe. The token is also
+ * stored (in this object's own storage, which nothing else reads), because
+ * isolates keep copies and leave the object idle long enough to be evicted:
+ * without it, each eviction would cost a token request.
  */
 export class ControlPlaneToken extends DurableObject<Env> {
 	#token: IssuedToken | undefined;
 	#refreshing: Promise<TokenAnswer> | undefined;
 	#failure: { retryAt: number; backoffMs: number } | undefined;
+	#lastDeniedRefreshAt = 0;
+
+	constructor(ctx: DurableObjectState, env: Env) {
+		super(ctx, env);
+		const stored = ctx.storage.kv.get<StoredToken>(tokenKey);
+		// A token got with other settings (a new client, scope or endpoint) is not used.
+		const settings = oauth2Settings(env);
+		if (stored !== undefined && settings !== undefined && stored.settings === fingerprint(settings)) {
+			this.#token = stored.token;
+		}
+	}
 
 	/** The current token, asked for if there is none fit to use. */
 	async token(): Promise<TokenAnswer> {
@@ -45,28 +62,42 @@ export class ControlPlaneToken extends DurableObject<Env> {
 	async rejected(accessToken: string, rejection: Rejection): Promise<TokenAnswer | null> {
 		const now = Date.now();
 		const current = this.#token;
-		if (current !== undefined && current.accessToken !== accessToken) return { ok: true, token: current };
-		if (this.#refreshing !== undefined) return this.#refreshing;
-		if (current !== undefined) {
-			if (rejection === "permission_denied" && now - current.obtainedAt < deniedTokenMinAgeMs) return null;
-			this.#token = undefined;
+		if (current !== undefined && current.accessToken !== accessToken) {
+			return now < current.expiresAt ? { ok: true, token: current } : null;
 		}
-		const answer = await this.#refresh(now);
-		return answer.ok && answer.token.accessToken === accessToken ? null : answer;
+		if (this.#refreshing !== undefined) return this.#different(await this.#refreshing, accessToken);
+		if (rejection === "permission_denied") {
+			const young = current !== undefined && now - current.obtainedAt < deniedTokenMinAgeMs;
+			if (young || now - this.#lastDeniedRefreshAt < deniedRefreshIntervalMs) return null;
+			this.#lastDeniedRefreshAt = now;
+		}
+		// Unauthenticated says the token itself is bad: it is not served again.
+		if (rejection === "unauthenticated") this.#drop();
+		return this.#different(await this.#refresh(now, true), accessToken);
 	}
 
-	#refresh(now: number): Promise<TokenAnswer> {
+	#different(answer: TokenAnswer, rejected: string): TokenAnswer | null {
+		return answer.ok && answer.token.accessToken === rejected ? null : answer;
+	}
+
+	#refresh(now: number, replacing = false): Promise<TokenAnswer> {
 		if (this.#refreshing !== undefined) return this.#refreshing;
 		if (this.#failure !== undefined && now < this.#failure.retryAt) {
-			return Promise.resolve({ ok: false, retryAt: this.#failure.retryAt });
+			return Promise.resolve(this.#stillValid(now, replacing) ?? { ok: false, retryAt: this.#failure.retryAt });
 		}
-		this.#refreshing = this.#fetch().finally(() => {
+		this.#refreshing = this.#fetch(replacing).finally(() => {
 			this.#refreshing = undefined;
 		});
 		return this.#refreshing;
 	}
 
-	async #fetch(): Promise<TokenAnswer> {
+	/** The token in hand while it has not expired, for when no new one can be had; not one being replaced. */
+	#stillValid(now: number, replacing: boolean): TokenAnswer | undefined {
+		const token = this.#token;
+		return !replacing && token !== undefined && now < token.expiresAt ? { ok: true, token } : undefined;
+	}
+
+	async #fetch(replacing: boolean): Promise<TokenAnswer> {
 		const settings = oauth2Settings(this.env);
 		if (settings === undefined) return { ok: false, retryAt: Date.now() + maxBackoffMs };
 		const startedAt = Date.now();
@@ -79,13 +110,33 @@ export class ControlPlaneToken extends DurableObject<Env> {
 		});
 		if (outcome.ok) {
 			this.#token = outcome.token;
+			this.ctx.storage.kv.put(tokenKey, {
+				token: outcome.token,
+				settings: fingerprint(settings),
+			} satisfies StoredToken);
 			this.#failure = undefined;
 			return { ok: true, token: outcome.token };
 		}
 		const backoffMs = Math.min(maxBackoffMs, (this.#failure?.backoffMs ?? firstBackoffMs / 2) * 2);
 		this.#failure = { retryAt: now + backoffMs, backoffMs };
-		return { ok: false, retryAt: this.#failure.retryAt };
+		return this.#stillValid(now, replacing) ?? { ok: false, retryAt: this.#failure.retryAt };
 	}
+
+	#drop(): void {
+		this.#token = undefined;
+		this.ctx.storage.kv.delete(tokenKey);
+	}
+}
+
+interface StoredToken {
+	token: IssuedToken;
+	/** The settings it was got with; see fingerprint. */
+	settings: string;
+}
+
+/** The settings a token depends on; the client secret is left out, so that it is never stored. */
+function fingerprint(settings: OAuth2Settings): string {
+	return JSON.stringify([settings.tokenUrl, settings.clientId, settings.scope, settings.audience ?? null]);
 }
 
 function oauth2Settings(env: Env): OAuth2Settings | undefined {

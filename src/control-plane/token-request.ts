@@ -8,8 +8,10 @@ export interface IssuedToken {
 	accessToken: string;
 	/** Epoch ms when it was received. */
 	obtainedAt: number;
-	/** Epoch ms after which it is no longer used: shortly before it expires. */
+	/** Epoch ms after which it is replaced: shortly before it expires. */
 	refreshAt: number;
+	/** Epoch ms when it expires: until then it still serves if no replacement can be had. */
+	expiresAt: number;
 }
 
 export type TokenRequestOutcome = { ok: true; token: IssuedToken } | { ok: false; reason: string };
@@ -109,7 +111,20 @@ export function parseTokenAnswer(text: string, now: number): TokenRequestOutcome
 		lifetimeMs = seconds * 1000;
 	}
 	const margin = Math.min(maxRefreshMarginMs, lifetimeMs / 4);
-	return { ok: true, token: { accessToken, obtainedAt: now, refreshAt: now + lifetimeMs - margin } };
+	return {
+		ok: true,
+		token: { accessToken, obtainedAt: now, refreshAt: now + lifetimeMs - margin, expiresAt: now + lifetimeMs },
+	};
+}
+
+/** RFC 6749 §5.2's error code, for the log: " (invalid_client)", or nothing. */
+function oauthErrorOf(text: string): string {
+	try {
+		const error = (JSON.parse(text) as { error?: unknown }).error;
+		return typeof error === "string" && /^[a-z_]{1,64}$/.test(error) ? ` (${error})` : "";
+	} catch {
+		return "";
+	}
 }
 
 /** application/x-www-form-urlencoded, as RFC 6749 §2.3.1 asks before Basic encoding. */

@@ -132,8 +132,26 @@ describe("traffic keepalive", () => {
 		await sleep(300);
 		expect(keepAliveCallsFor(id)).toHaveLength(2);
 		expect(env.worker.logText()).toMatch(
-			new RegExp(`"event":"keepalive","sandboxId":"${id}","outcome":"refused","reason":"FailedPrecondition"`),
+			new RegExp(`"event":"keepalive","sandboxId":"${id}","outcome":"off","reason":"FailedPrecondition"`),
 		);
+	});
+
+	it("does not let a stranger without the traffic token turn keepalive off", async () => {
+		const { id, view } = await runningSandbox({ trafficKeepalive: true, timeoutMs: 60_000, public: false });
+		// The stranger's request comes first in its interval; the control plane refuses its credentials.
+		await get(id, { "e2b-traffic-access-token": "a-strangers-guess" });
+		await until("the stranger's call", async () => keepAliveCallsFor(id)[0]);
+		const refused = new RegExp(
+			`"event":"keepalive","sandboxId":"${id}","outcome":"refused","reason":"PermissionDenied"`,
+		);
+		await until("the refusal's log line", async () => (refused.test(env.worker.logText()) ? true : undefined));
+		expect((await catalogEntry(id))?.traffic_keepalive).toBe(true);
+		// The owner's traffic in the next interval keeps the sandbox alive.
+		await sleep(intervalMs + 100);
+		expect((await get(id, { "e2b-traffic-access-token": view.trafficAccessToken ?? "" })).status).toBe(200);
+		await until("the owner's call", async () => (keepAliveCallsFor(id).length === 2 ? true : undefined));
+		const ok = new RegExp(`"event":"keepalive","sandboxId":"${id}","outcome":"ok"`);
+		await until("the owner's log line", async () => (ok.test(env.worker.logText()) ? true : undefined));
 	});
 
 	it("tries again at the next interval after a failure that is not a refusal", async () => {

@@ -217,14 +217,17 @@ describe("a token endpoint that fails", () => {
 	it("answers 503 for a slow endpoint (past OAUTH_TOKEN_TIMEOUT_MS) and for garbage, asking it again only after a wait", async () => {
 		const endpoint = env.stack.tokenEndpoint;
 		if (endpoint === undefined) throw new Error("no token endpoint");
-		// A 401 from the control plane drops the token, so the next call needs a new one.
+		// A 401 from the control plane drops the token, so the next call needs a
+		// new one; and when none can be had, that is ours to report, not a refusal.
 		const { id: dropper } = await pausedSandbox(env);
 		await env.admin.setFault({ sandboxId: dropper, code: "Unauthenticated" });
 		await endpoint.setFault({ delayMs: 3_000 });
 		const slowStart = Date.now();
 		try {
 			const response = await fetchVia(env.worker.url, sandboxHost(dropper), "/", { headers: json });
-			expect(response.status).toBe(403);
+			expect(response.status).toBe(503);
+			expect(response.json()).toMatchObject({ reason: "control_plane_auth_unavailable" });
+			expect(callsFor(env, dropper)).toHaveLength(1);
 			const { id } = await pausedSandbox(env);
 			await expectAuthUnavailable(id);
 			expect(Date.now() - slowStart).toBeLessThan(2_900);

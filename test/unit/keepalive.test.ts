@@ -86,19 +86,32 @@ describe("SandboxRoute.keepAlive", () => {
 
 	it.each([
 		["InvalidArgument", grpcCode.invalidArgument],
-		["Unauthenticated", grpcCode.unauthenticated],
-		["PermissionDenied", grpcCode.permissionDenied],
 		["FailedPrecondition", grpcCode.failedPrecondition],
-	])("turns keepalive off for the entry on %s", async (_, code) => {
+	])("turns keepalive off for the entry on %s, the entry's refusal", async (_, code) => {
 		spyKeepAlive(code);
 		const sandboxId = freshSandboxId();
 		await pushRoute(sandboxId, true);
 		expect(await keepAlive(sandboxId)).toBe("off");
 		const stored = await env.SANDBOX_ROUTE.getByName(sandboxId).describe();
 		expect(stored?.details.trafficKeepalive).toBe(false);
-		// A new push with keepalive on turns it back on.
+		// A new push with keepalive on turns it back on, and reports its traffic at once.
 		await pushRoute(sandboxId, true);
 		expect((await env.SANDBOX_ROUTE.getByName(sandboxId).describe())?.details.trafficKeepalive).toBe(true);
+		expect(await keepAlive(sandboxId)).toBe("off");
+	});
+
+	it.each([
+		["PermissionDenied", grpcCode.permissionDenied],
+		["Unauthenticated", grpcCode.unauthenticated],
+	])("keeps it on after %s, which may be one stranger's missing token", async (_, code) => {
+		const upstream = spyKeepAlive(code);
+		const sandboxId = freshSandboxId();
+		await pushRoute(sandboxId, true);
+		expect(await keepAlive(sandboxId)).toBe("failed");
+		expect((await env.SANDBOX_ROUTE.getByName(sandboxId).describe())?.details.trafficKeepalive).toBe(true);
+		// Nor can such requests buy more calls than one per interval.
+		expect(await keepAlive(sandboxId)).toBe("skipped");
+		expect(upstream.calls).toHaveLength(1);
 	});
 
 	it("keeps it on after any other failure, for the next interval", async () => {

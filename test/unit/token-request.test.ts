@@ -11,7 +11,7 @@ describe("parseTokenAnswer", () => {
 		);
 		expect(outcome).toEqual({
 			ok: true,
-			token: { accessToken: "eyJ.abc.def", obtainedAt: now, refreshAt: now + 3_540_000 },
+			token: { accessToken: "eyJ.abc.def", obtainedAt: now, refreshAt: now + 3_540_000, expiresAt: now + 3_600_000 },
 		});
 	});
 
