@@ -9,6 +9,7 @@ import { outcomeOf, type RpcOutcome, sandboxServiceClient } from "../../dev/rpc-
 import { type Stack, startStack } from "../../dev/stack.ts";
 import { type OAuthClient, startTokenEndpoint, type TokenEndpoint } from "../../dev/token-endpoint.ts";
 import { apiSecret, freshId } from "./fixture.ts";
+import { until } from "./until.ts";
 
 // In oauth2 mode the development control plane must check the edge's bearer
 // tokens as E2B's API does (packages/api/internal/oauth: go-oidc, then scope
@@ -105,14 +106,6 @@ function keepAlive(
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await condition())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((resolve) => setTimeout(resolve, 20));
-	}
-}
 
 describe("the control plane in oauth2 mode", () => {
 	it("takes a good bearer token for both RPCs, over gRPC-web and Connect, and needs no API secret", async () => {

@@ -10,6 +10,7 @@ import { outcomeOf, type RpcOutcome, sandboxServiceClient } from "../../dev/rpc-
 import { type Stack, startStack } from "../../dev/stack.ts";
 import { apiSecret, freshId } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
+import { until } from "./until.ts";
 
 // KeepAliveSandbox must answer as E2B's API does, in its order, and a
 // sandbox with a timeout must pause by itself at its end time, as an E2B
@@ -86,14 +87,6 @@ function view(id: string): SandboxView {
 	const sandbox = stack.controlPlane.sandboxes.get(id);
 	if (sandbox === undefined) throw new Error(`no sandbox ${id}`);
 	return sandbox;
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await condition())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((resolve) => setTimeout(resolve, 10));
-	}
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

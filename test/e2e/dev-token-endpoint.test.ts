@@ -2,6 +2,7 @@ import { createPublicKey, type JsonWebKey, verify } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OAuthClient, startTokenEndpoint, type TokenEndpoint } from "../../dev/token-endpoint.ts";
 import { fetchVia } from "./http-client.ts";
+import { until } from "./until.ts";
 
 // The token endpoint the edge gets its bearer tokens from must behave as an
 // OAuth2 authorization server does (RFC 6749 §4.4, §2.3.1, §5), and publish
@@ -59,14 +60,6 @@ async function verifyAgainstJwks(token: string): Promise<boolean> {
 		createPublicKey({ key: jwk, format: "jwk" }),
 		Buffer.from(signature ?? "", "base64url"),
 	);
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await condition())) {
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((resolve) => setTimeout(resolve, 20));
-	}
 }
 
 /** What a token request on a new connection ends in: a status, or the network error's code. */

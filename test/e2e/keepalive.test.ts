@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiSecret, catalogSecret, type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
+import { until } from "./until.ts";
 
 // Traffic keepalive against the development control plane, which pauses a
 // sandbox at its end time unless KeepAliveSandbox pushes that back, as E2B's
@@ -25,16 +26,6 @@ function keepAliveCallsFor(sandboxId: string) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		const value = await probe();
-		if (value !== undefined) return value;
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await sleep(50);
-	}
-}
 
 /** A running sandbox whose route the control plane has pushed to the edge. */
 async function runningSandbox(options: { trafficKeepalive: boolean; timeoutMs: number; public?: boolean }) {

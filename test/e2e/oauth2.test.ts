@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_OAUTH_CLIENT_ID, DEFAULT_OAUTH_CLIENT_SECRET } from "../../dev/stack.ts";
 import { type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
+import { until } from "./until.ts";
 
 // CONTROL_PLANE_AUTH=oauth2 against the development stack's real token
 // endpoint, whose tokens the development control plane verifies as E2B's
@@ -60,16 +61,6 @@ function expectNoSecrets(env: E2eStack, ...texts: string[]): void {
 	for (const text of [...texts, env.worker.logText()]) {
 		expect(text).not.toContain(DEFAULT_OAUTH_CLIENT_SECRET);
 		expect(text).not.toMatch(/eyJ[\w-]+\.[\w-]+\.[\w-]+/); // no JWT
-	}
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-	const deadline = Date.now() + timeoutMs;
-	for (;;) {
-		const value = await probe();
-		if (value !== undefined) return value;
-		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-		await new Promise((resolve) => setTimeout(resolve, 100));
 	}
 }
 
