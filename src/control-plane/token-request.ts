@@ -64,10 +64,16 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 			return { ok: false, reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint unreachable" };
 		}
 		const reader = response.body?.getReader();
-		const head =
-			reader === undefined
-				? { bytes: new Uint8Array(), complete: true }
-				: await readUpTo(reader, maxAnswerBytes, deadline);
+		let head: { bytes: Uint8Array; complete: boolean };
+		try {
+			head =
+				reader === undefined
+					? { bytes: new Uint8Array(), complete: true }
+					: await readUpTo(reader, maxAnswerBytes, deadline);
+		} catch {
+			// The connection broke mid-answer.
+			return { ok: false, reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint answer cut off" };
+		}
 		if (!head.complete) {
 			await reader?.cancel().catch(() => {});
 			return {
@@ -75,8 +81,11 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 				reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint answer too large",
 			};
 		}
-		if (response.status !== 200) return { ok: false, reason: `token endpoint answered ${response.status}` };
-		return parseTokenAnswer(new TextDecoder().decode(head.bytes), Date.now());
+		const text = new TextDecoder().decode(head.bytes);
+		if (response.status !== 200) {
+			return { ok: false, reason: `token endpoint answered ${response.status}${oauthErrorOf(text)}` };
+		}
+		return parseTokenAnswer(text, Date.now());
 	} finally {
 		if (timer !== null) clearTimeout(timer);
 	}
