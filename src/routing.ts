@@ -69,21 +69,28 @@ function targetFromLabel(label: string): SandboxTarget {
 			message: "The host must be <port>-<sandboxId>.<domain>; the sandbox ID is missing",
 		});
 	}
-	return { port: parsePort(portText), sandboxId: checkSandboxId(sandboxId) };
+	return { port: parsePort(portText, sandboxId), sandboxId: checkSandboxId(sandboxId) };
 }
 
 function targetFromHeaders(headers: Headers): SandboxTarget {
 	const sandboxId = headers.get(sandboxIdHeader);
 	const port = headers.get(sandboxPortHeader);
 	if (sandboxId === null || port === null) throw new ProxyError("missing_routing_headers");
-	return { port: parsePort(port.trim()), sandboxId: checkSandboxId(sandboxId.trim()) };
+	const id = sandboxId.trim();
+	return { port: parsePort(port.trim(), id), sandboxId: checkSandboxId(id) };
 }
 
-export function parsePort(text: string): number {
+/**
+ * The port of `<port>-<sandboxId>`. A bad one is refused naming the sandbox
+ * when `sandboxId` is a valid ID, so that the caller sees which sandbox the
+ * request was for ("0-abc.example.com" is about "abc").
+ */
+export function parsePort(text: string, sandboxId?: string): number {
 	const port = portPattern.test(text) ? Number(text) : Number.NaN;
 	if (!(port >= 1 && port <= 65535)) {
 		throw new ProxyError("invalid_port", {
 			message: `The sandbox port must be a decimal number from 1 to 65535, got "${excerpt(text, 64)}"`,
+			...(sandboxId !== undefined && isSandboxId(sandboxId) ? { sandboxId } : {}),
 		});
 	}
 	return port;

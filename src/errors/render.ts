@@ -32,7 +32,9 @@ export function renderJsonError(error: ProxyError, extraHeaders: Record<string, 
 	const headers = errorHeaders(error);
 	for (const [name, value] of Object.entries(extraHeaders)) headers.set(name, value);
 	headers.set("content-type", "application/json; charset=utf-8");
-	return new Response(JSON.stringify(errorBody(error)), { status: error.status, headers });
+	// Ends with a newline, as the HTML page does, so that a terminal's prompt
+	// after `curl` starts on a line of its own.
+	return new Response(`${JSON.stringify(errorBody(error))}\n`, { status: error.status, headers });
 }
 
 function errorHeaders(error: ProxyError): Headers {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { wantsJson } from "../../src/errors/negotiate.ts";
 import { ProxyError } from "../../src/errors/proxy-error.ts";
 import { type ErrorCode, type ErrorDefinition, errorCodes } from "../../src/errors/registry.ts";
-import { renderError } from "../../src/errors/render.ts";
+import { renderError, renderJsonError } from "../../src/errors/render.ts";
 
 const browserUa =
 	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
@@ -83,6 +83,23 @@ describe("renderError", () => {
 			code: 502,
 			reason: "sandbox_not_found",
 		});
+	});
+
+	it("ends every body with a newline, JSON and HTML alike, so that a shell prompt after curl starts on its own line", async () => {
+		const error = new ProxyError("sandbox_not_found", { sandboxId: "abc123" });
+		const bodies = {
+			json: await renderError(error, new Headers(jsonClient)).text(),
+			html: await renderError(error, new Headers(browserNavigation)).text(),
+			"JSON for an API": await renderJsonError(error, { allow: "GET" }).text(),
+		};
+		for (const [kind, body] of Object.entries(bodies)) {
+			expect(body.endsWith("\n"), kind).toBe(true);
+			expect(body.endsWith("\n\n"), kind).toBe(false);
+		}
+		expect(bodies.json).toBe(
+			'{"sandboxId":"abc123","message":"The sandbox was not found","code":502,"reason":"sandbox_not_found"}\n',
+		);
+		expect(bodies.html.endsWith("</html>\n")).toBe(true);
 	});
 
 	it("uses an empty sandboxId when the error has none, and a custom message when given", async () => {

@@ -22,17 +22,21 @@ function route(host: string, headers: Record<string, string> = {}, config = prod
 	return routed.target;
 }
 
-function reasonFor(host: string, headers: Record<string, string> = {}, config = production): string {
+function refusal(host: string, headers: Record<string, string> = {}, config = production): ProxyError {
 	try {
 		route(host, headers, config);
 	} catch (error) {
 		if (error instanceof ProxyError) {
 			expect(error.status).toBe(400);
-			return error.code;
+			return error;
 		}
 		throw error;
 	}
 	throw new Error(`expected ${host} to be refused`);
+}
+
+function reasonFor(host: string, headers: Record<string, string> = {}, config = production): string {
+	return refusal(host, headers, config).code;
 }
 
 describe("host routing", () => {
@@ -90,6 +94,28 @@ describe("host routing", () => {
 		["3000-abc123..e2b.example.com", "invalid_host"],
 	])("refuses %s (%s)", (host, reason) => {
 		expect(reasonFor(host)).toBe(reason);
+	});
+
+	it.each([
+		["0-abc123.e2b.example.com", "abc123"],
+		["99999-abc123.e2b.example.com", "abc123"],
+		["http-abc123.e2b.example.com", "abc123"],
+		["-abc123.e2b.example.com", "abc123"],
+		["0-abc123-clientid.e2b.example.com", "abc123"],
+		// Not a valid ID: the port is still the complaint, about no sandbox.
+		["0-ABC123.e2b.example.com", undefined],
+		["0-abc_123.e2b.example.com", undefined],
+		[`0-${"a".repeat(64)}.e2b.example.com`, undefined],
+	])("names the sandbox of %s in its invalid_port refusal when the ID is valid (%s)", (host, sandboxId) => {
+		const error = refusal(host);
+		expect(error.code).toBe("invalid_port");
+		expect(error.sandboxId).toBe(sandboxId);
+	});
+
+	it("names the sandbox of the routing headers in an invalid_port refusal when the ID is valid", () => {
+		const shared = "sandbox.e2b.example.com";
+		expect(refusal(shared, { "E2b-Sandbox-Id": " abc ", "E2b-Sandbox-Port": "0" }).sandboxId).toBe("abc");
+		expect(refusal(shared, { "E2b-Sandbox-Id": "ABC", "E2b-Sandbox-Port": "0" }).sandboxId).toBeUndefined();
 	});
 
 	it("ignores the client's routing headers on a per-sandbox host", () => {

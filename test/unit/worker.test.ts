@@ -43,7 +43,10 @@ interface ErrorJson {
 
 async function errorJson(response: Response): Promise<ErrorJson> {
 	expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
-	const body = (await response.json()) as ErrorJson;
+	const text = await response.text();
+	// One newline at the end, so that a shell prompt after curl starts on its own line.
+	expect(text).toMatch(/}\n$/);
+	const body = JSON.parse(text) as ErrorJson;
 	expect(Object.keys(body).sort()).toEqual(["code", "message", "reason", "sandboxId"]);
 	expect(body.code).toBe(response.status);
 	return body;
@@ -88,6 +91,26 @@ describe("Worker: requests it refuses itself", () => {
 		const body = await errorJson(response);
 		expect(body.reason).toBe(reason);
 		expect(body.message).not.toBe("");
+	});
+
+	it.each([
+		["http://0-abc123.localhost/", "abc123"],
+		["http://99999-abc123.localhost/", "abc123"],
+		["http://0-abc_123.localhost/", ""],
+	])("names the sandbox of %s in its invalid_port answer when the ID is valid", async (url, sandboxId) => {
+		const body = await errorJson(await send(url));
+		expect(body.reason).toBe("invalid_port");
+		expect(body.sandboxId).toBe(sandboxId);
+		const html = await (await send(url, { headers: browserHeaders })).text();
+		expect(html.endsWith("</html>\n")).toBe(true);
+		if (sandboxId === "") expect(html).not.toContain("Sandbox <code>");
+		else expect(html).toContain(`Sandbox <code>${sandboxId}</code>`);
+	});
+
+	it("ends the catalog API's JSON errors with a newline too", async () => {
+		const response = await exports.default.fetch(new Request("http://edge.localhost/no-such-path"));
+		expect(response.status).toBeGreaterThanOrEqual(400);
+		await errorJson(response);
 	});
 
 	it.each(["http://3000-abc123.example.com/", "http://3000-abc123.localhost.evil.com/", "http://sandbox.example.com/"])(
