@@ -67,6 +67,8 @@ export interface Config {
 	bodyIdleTimeoutMs: number;
 	/** The least time between two KeepAliveSandbox calls for one sandbox, across the whole edge. */
 	trafficKeepaliveIntervalMs: number;
+	/** Whether responses carry a Server-Timing header with the request's phases. */
+	serverTiming: boolean;
 	environment: Environment;
 }
 
@@ -148,6 +150,7 @@ type SettingName =
 	| "OAUTH_AUDIENCE"
 	| "OAUTH_TOKEN_TIMEOUT_MS"
 	| "TRAFFIC_KEEPALIVE_INTERVAL_MS"
+	| "SERVER_TIMING"
 	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
 	| "RESUME_TIMEOUT_MS"
@@ -226,6 +229,7 @@ export function parseConfig(raw: RawSettings): Config {
 			1_000,
 			86_400_000,
 		),
+		serverTiming: parseSwitch(raw, "SERVER_TIMING", true),
 		environment,
 	};
 }
@@ -449,6 +453,14 @@ function parseLocationHint(raw: RawSettings): DurableObjectLocationHint | undefi
 	const hint = locationHints.find((candidate) => candidate === value);
 	if (hint === undefined) throw new ConfigError("CATALOG_LOCATION_HINT", `must be one of ${locationHints.join(", ")}`);
 	return hint;
+}
+
+function parseSwitch(raw: RawSettings, name: SettingName, fallback: boolean): boolean {
+	const value = optionalString(raw, name);
+	if (value === undefined) return fallback;
+	if (value === "on") return true;
+	if (value === "off") return false;
+	throw new ConfigError(name, 'must be "on" or "off"');
 }
 
 function parseEnvironment(raw: RawSettings): Environment {

@@ -1,9 +1,12 @@
 import { catalogApi } from "./catalog-api/app.ts";
-import { configFrom } from "./config.ts";
+import { type Config, configFrom } from "./config.ts";
 import { renderError } from "./errors/render.ts";
 import { reportError } from "./errors/report.ts";
+import { logEvent } from "./log.ts";
 import { proxyRequest } from "./proxy.ts";
 import { routeHost } from "./routing.ts";
+import { recordMetrics } from "./telemetry/metrics.ts";
+import { RequestTrace } from "./telemetry/request-trace.ts";
 
 export { SandboxRoute } from "./catalog/sandbox-route.ts";
 export { ControlPlaneToken } from "./control-plane/token-object.ts";
@@ -13,21 +16,49 @@ export { ControlPlaneToken } from "./control-plane/token-object.ts";
 // (see BENCHMARKS.md). Hono serves the catalog API, which has real routes.
 export default {
 	async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+		const trace = new RequestTrace(request);
+		let config: Config | undefined;
+		let response: Response;
 		try {
-			const config = configFrom(env);
+			config = configFrom(env);
 			const url = new URL(request.url);
 			const routed = routeHost(request.headers.get("host") ?? url.host, request.headers, config);
 			if (routed.kind === "catalog-api") return await catalogApi.fetch(request, env, ctx);
-			return await proxyRequest({
+			trace.sandboxId = routed.target.sandboxId;
+			trace.port = routed.target.port;
+			response = await proxyRequest({
 				request,
 				url,
 				target: routed.target,
 				env,
 				config,
+				trace,
 				waitUntil: (promise) => ctx.waitUntil(promise),
 			});
 		} catch (error) {
-			return renderError(reportError(error, "proxy_error"), request.headers);
+			const proxyError = reportError(error, "proxy_error");
+			trace.reason = proxyError.code;
+			trace.sandboxId ??= proxyError.sandboxId;
+			response = renderError(proxyError, request.headers);
 		}
+		trace.status = response.status;
+		logEvent("request", trace.logFields());
+		recordMetrics(env, trace);
+		return withTiming(response, trace, config?.serverTiming ?? true);
 	},
 } satisfies ExportedHandler<Env>;
+
+/**
+ * The response with the request's phases (Server-Timing) and, when it woke
+ * or waited for a wake, Sandbox-Edge-Wake. A WebSocket's 101 goes untouched:
+ * it cannot be rebuilt.
+ */
+function withTiming(response: Response, trace: RequestTrace, serverTiming: boolean): Response {
+	const wake = trace.wakeHeader();
+	if (response.status === 101 || (response.webSocket ?? null) !== null) return response;
+	if (!serverTiming && wake === undefined) return response;
+	const timed = new Response(response.body, response);
+	if (serverTiming) timed.headers.append("server-timing", trace.serverTiming());
+	if (wake !== undefined) timed.headers.set("sandbox-edge-wake", wake);
+	return timed;
+}

@@ -8,6 +8,7 @@ import { bodyInit, type OutgoingBody, outgoingBody } from "./forwarding/outgoing
 import { type NodeAnswer, readNodeAnswer } from "./forwarding/sandbox-not-here.ts";
 import { logEvent } from "./log.ts";
 import type { SandboxTarget } from "./routing.ts";
+import type { RequestTrace } from "./telemetry/request-trace.ts";
 
 export interface ProxyContext {
 	request: Request;
@@ -15,6 +16,8 @@ export interface ProxyContext {
 	target: SandboxTarget;
 	env: Env;
 	config: Config;
+	/** Where the request's phases are recorded. */
+	trace: RequestTrace;
 	waitUntil: (promise: Promise<unknown>) => void;
 }
 
@@ -29,6 +32,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		sandboxId: target.sandboxId,
 		port: target.port,
 		headers: request.headers,
+		trace: context.trace,
 		waitUntil: context.waitUntil,
 	});
 	const body = await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
@@ -132,6 +136,7 @@ async function sendToNode(
 	route: Route,
 ): Promise<NodeAnswer> {
 	let response: Response;
+	const sentAt = Date.now();
 	try {
 		response = await forwardToNode({
 			request: context.request,
@@ -159,5 +164,6 @@ async function sendToNode(
 		}
 		throw error;
 	}
+	context.trace.nodeMs = Date.now() - sentAt;
 	return readNodeAnswer(response, context.target, context.request.method);
 }

@@ -3,6 +3,7 @@ import { resumeCredentials } from "../control-plane/credentials.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 import { logEvent } from "../log.ts";
 import type { ResumeFailure } from "../resume-types.ts";
+import type { RequestTrace } from "../telemetry/request-trace.ts";
 import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
@@ -22,6 +23,7 @@ export class CatalogClient {
 	readonly #sandboxId: string;
 	readonly #port: number;
 	readonly #headers: Headers;
+	readonly #trace: RequestTrace | undefined;
 	readonly #waitUntil: (promise: Promise<unknown>) => void;
 
 	constructor(options: {
@@ -30,6 +32,8 @@ export class CatalogClient {
 		sandboxId: string;
 		port: number;
 		headers: Headers;
+		/** Where the route's source and the lookup's timings are recorded. */
+		trace?: RequestTrace;
 		/** Lets the location's copy be written after the answer goes. */
 		waitUntil: (promise: Promise<unknown>) => void;
 	}) {
@@ -38,12 +42,23 @@ export class CatalogClient {
 		this.#sandboxId = options.sandboxId;
 		this.#port = options.port;
 		this.#headers = options.headers;
+		this.#trace = options.trace;
 		this.#waitUntil = options.waitUntil;
 	}
 
 	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
 	async route(): Promise<Route> {
-		return isolateRouteCache(this.#config).get(this.#sandboxId) ?? this.#fromLocation();
+		const cached = isolateRouteCache(this.#config).get(this.#sandboxId);
+		if (cached !== undefined) {
+			if (this.#trace !== undefined) this.#trace.routeSource = "isolate";
+			return cached;
+		}
+		const startedAt = Date.now();
+		try {
+			return await this.#fromLocation();
+		} finally {
+			if (this.#trace !== undefined) this.#trace.lookupMs = Date.now() - startedAt;
+		}
 	}
 
 	/** The location's copy, kept in the isolate too; else the object's. */
@@ -60,11 +75,13 @@ export class CatalogClient {
 			const until = now + this.#config.routeCacheTtlMs - this.#config.locationCacheTtlMs;
 			if (held?.entry.kind === "route") {
 				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, now, until);
+				if (this.#trace !== undefined) this.#trace.routeSource = "location";
 				return held.entry.route;
 			}
 			if (held?.entry.kind === "failure") {
 				const { failure } = held.entry;
 				isolateFailureCache(this.#config).set(sandboxId, failure, held.entry.until, now, until);
+				if (this.#trace !== undefined) this.#trace.negativeHit = "location";
 				throw failureError(sandboxId, failure);
 			}
 		}
@@ -76,7 +93,10 @@ export class CatalogClient {
 		const sandboxId = this.#sandboxId;
 		const failures = isolateFailureCache(this.#config);
 		const remembered = failures.get(sandboxId);
-		if (remembered !== undefined) throw failureError(sandboxId, remembered);
+		if (remembered !== undefined) {
+			if (this.#trace !== undefined) this.#trace.negativeHit = "isolate";
+			throw failureError(sandboxId, remembered);
+		}
 
 		// Read only now, off the hot path: a cached route needs no credentials.
 		const credentials = resumeCredentials(this.#headers, this.#port);
@@ -98,6 +118,13 @@ export class CatalogClient {
 		}
 		isolateRouteCache(this.#config).set(sandboxId, result.route);
 		this.#waitUntil(locationCache(this.#config).put(sandboxId, { kind: "route", route: result.route }));
+		const trace = this.#trace;
+		if (trace !== undefined) {
+			trace.routeSource = result.via ?? "object";
+			if (result.wake !== undefined) trace.wake = result.wake;
+			if (result.rpcMs !== undefined) trace.resumeMs = result.rpcMs;
+			if (result.waitedMs !== undefined) trace.waitMs = result.waitedMs;
+		}
 		return result.route;
 	}
 

@@ -55,9 +55,22 @@ export interface PushedRoute {
 /** One write to a sandbox's catalog, applied in order with the others of its batch. */
 export type CatalogWrite = { op: "put"; route: PushedRoute } | { op: "delete"; executionId: string };
 
+/** How the object had the route: stored, from a resume's answer, or pushed while the request waited. */
+export type RouteVia = "object" | "resume" | "push";
+
 /** What a catalog lookup tells the Worker: a route, or why there is none. */
 export type LookupResult =
-	| { ok: true; route: Route }
+	| {
+			ok: true;
+			route: Route;
+			via?: RouteVia;
+			/** Whether this request's call woke the sandbox, or it waited for a wake another started. */
+			wake?: "resumed" | "joined";
+			/** How long the ResumeSandbox call took, when one gave the route. */
+			rpcMs?: number;
+			/** How long this lookup waited in the object for a resume or a push. */
+			waitedMs?: number;
+	  }
 	/**
 	 * `remembered`: how the object will answer every caller until then, so
 	 * that the Worker may answer so too without asking it.

@@ -59,17 +59,20 @@ export class SandboxRoute extends DurableObject<Env> {
 		// with, so a caller with others then makes its own call, and a
 		// stranger's rejected attempt cannot fail the owner's requests.
 		let joinAny = true;
+		const askedAt = Date.now();
+		const waited = (result: LookupResult, wake: "resumed" | "joined"): LookupResult =>
+			result.ok ? { ...result, wake, waitedMs: Date.now() - askedAt } : result;
 		for (;;) {
 			const now = Date.now();
 			const entry = this.#store.current(now);
-			if (entry !== null && entry !== this.#doubted) return { ok: true, route: this.#routeOf(entry) };
+			if (entry !== null && entry !== this.#doubted) return { ok: true, route: this.#routeOf(entry), via: "object" };
 			const remembered = failures.recall(key, now);
 			if (remembered !== undefined) {
 				// The control plane cannot be asked about a doubted pushed route
 				// now (it failed for everyone): its pushed word stands.
 				if (entry !== null && remembered.sandboxWide) {
 					this.#doubted = undefined;
-					return { ok: true, route: this.#routeOf(entry) };
+					return { ok: true, route: this.#routeOf(entry), via: "object" };
 				}
 				return failed(remembered.error, remembered);
 			}
@@ -77,7 +80,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			const joinable = this.#flights.get(key) ?? (joinAny ? firstOf(this.#flights) : undefined);
 			if (joinable !== undefined) {
 				const result = await this.#wait(config.value, this.#orPush(joinable.result));
-				if (result.ok) return result;
+				if (result.ok) return waited(result, "joined");
 				// A budget refused is the flyer's own; so is a refusal of its credentials.
 				const { overBudget } = joinable.spent;
 				const answersUs = joinable.key === key && (!overBudget || joinable.clientIp === clientIp);
@@ -94,7 +97,7 @@ export class SandboxRoute extends DurableObject<Env> {
 				if (!waited.ok && waited.error.code === "resume_queue_full") return waited;
 				continue;
 			}
-			return this.#orPush(this.#fly(sandboxId, credentials, clientIp, key, config.value));
+			return waited(await this.#orPush(this.#fly(sandboxId, credentials, clientIp, key, config.value)), "resumed");
 		}
 	}
 
@@ -326,7 +329,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		if (waiters === undefined) return;
 		// Pushed because a resume is under way: its apps may still be starting.
 		if (this.#flights.size > 0) this.#resumed = { learnedAt: entry.learnedAt, at: now };
-		waiters.resolve({ ok: true, route: this.#routeOf(entry) });
+		waiters.resolve({ ok: true, route: this.#routeOf(entry), via: "push" });
 	}
 
 	/**
@@ -375,7 +378,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			const pushed = this.#store.current(finishedAt);
 			if (pushed !== null && pushed.learnedAt >= startedAt) {
 				this.#doubted = undefined;
-				return { ok: true, route: this.#routeOf(pushed) };
+				return { ok: true, route: this.#routeOf(pushed), via: "push" };
 			}
 			// The control plane's pushed word stands until it is replaced; its
 			// node's denial is not believed again for a while.
@@ -401,7 +404,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		this.#doubted = undefined;
 		if (pushed !== null && pushed.source === "push" && pushed.learnedAt >= startedAt) {
 			this.#resumed = { learnedAt: pushed.learnedAt, at: finishedAt };
-			return { ok: true, route: this.#routeOf(pushed) };
+			return { ok: true, route: this.#routeOf(pushed), via: "resume", rpcMs: finishedAt - startedAt };
 		}
 		const entry: CatalogEntry = {
 			nodeIp: outcome.nodeIp,
@@ -413,7 +416,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		this.#store.remember(entry);
 		this.#resumed = { learnedAt: entry.learnedAt, at: finishedAt };
 		this.ctx.waitUntil(this.#persistLater(sandboxId, entry));
-		return { ok: true, route: this.#routeOf(entry) };
+		return { ok: true, route: this.#routeOf(entry), via: "resume", rpcMs: finishedAt - startedAt };
 	}
 }
 

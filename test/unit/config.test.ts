@@ -62,6 +62,7 @@ describe("parseConfig defaults", () => {
 			portRetryDelayMs: 100,
 			bodyIdleTimeoutMs: 30_000,
 			trafficKeepaliveIntervalMs: 60_000,
+			serverTiming: true,
 			environment: "production",
 		});
 	});
@@ -126,6 +127,7 @@ describe("parseConfig defaults", () => {
 			portRetryDelayMs: 50,
 			bodyIdleTimeoutMs: 4000,
 			trafficKeepaliveIntervalMs: 60_000,
+			serverTiming: true,
 			environment: "development",
 		});
 	});
@@ -490,6 +492,7 @@ describe("CONTROL_PLANE_AUTH", () => {
 		["OAUTH_SCOPE", 'a "b"'],
 		["OAUTH_TOKEN_TIMEOUT_MS", "50"],
 		["TRAFFIC_KEEPALIVE_INTERVAL_MS", "999"],
+		["SERVER_TIMING", "yes"],
 	] as const)("refuses %s=%j", (setting, value) => {
 		expectRefused(with_({ ...oauth2, [setting]: value }), setting);
 	});

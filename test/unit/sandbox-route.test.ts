@@ -91,11 +91,12 @@ describe("SandboxRoute catalog object", () => {
 		const route = liveRoute("10.0.0.7");
 		await seedRoute(sandboxId, route);
 
-		expect(await lookup(sandboxId)).toEqual({ ok: true, route });
+		expect(await lookup(sandboxId)).toEqual({ ok: true, route, via: "object" });
 		// Any credentials: the stored route is the answer, not a new resume.
 		expect(await lookup(sandboxId, { port: 49983, trafficAccessToken: "t" })).toEqual({
 			ok: true,
 			route,
+			via: "object",
 		});
 		expect(await catalog(sandboxId).peek()).toMatchObject(route);
 	});
@@ -153,9 +154,17 @@ describe("SandboxRoute catalog object", () => {
 		expect(upstream.resumes[0]?.sandboxId).toBe(sandboxId);
 		const first = results[0];
 		expect(first).toMatchObject({ ok: true, route: { nodeIp: "10.0.2.1" } });
-		for (const result of results) expect(result).toEqual(first);
+		const route = first?.ok ? first.route : undefined;
+		for (const result of results) expect(result).toMatchObject({ ok: true, route });
+		// One made the call; the others joined it, and say how long they waited.
+		const wakes = results.map((result) => (result.ok ? result.wake : undefined));
+		expect(wakes.filter((wake) => wake === "resumed")).toHaveLength(1);
+		expect(wakes.filter((wake) => wake === "joined")).toHaveLength(19);
+		for (const result of results) {
+			expect(result).toMatchObject({ via: "resume", rpcMs: expect.any(Number), waitedMs: expect.any(Number) });
+		}
 		// Stored: the next lookup needs no call at all.
-		expect(await lookup(sandboxId)).toEqual(first);
+		expect(await lookup(sandboxId)).toEqual({ ok: true, route, via: "object" });
 		expect(upstream.resumes).toHaveLength(1);
 	});
 
@@ -167,7 +176,7 @@ describe("SandboxRoute catalog object", () => {
 
 		await evictDurableObject(catalog(sandboxId));
 		expect(await catalog(sandboxId).peek()).toMatchObject(route);
-		expect(await lookup(sandboxId)).toEqual({ ok: true, route });
+		expect(await lookup(sandboxId)).toEqual({ ok: true, route, via: "object" });
 		const ids = await listDurableObjectIds(env.SANDBOX_ROUTE);
 		expect(ids.some((id) => id.equals(env.SANDBOX_ROUTE.idFromName(sandboxId)))).toBe(true);
 	});

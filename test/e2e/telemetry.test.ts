@@ -1,0 +1,193 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { catalogSecret, type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import { echo, fetchVia, openWebSocket } from "./http-client.ts";
+import { until } from "./until.ts";
+
+// What an operator sees of each request: one JSON log line, Server-Timing,
+// and Sandbox-Edge-Wake on a response that woke a sandbox or waited for it.
+
+let env: E2eStack;
+
+beforeAll(async () => {
+	env = await startE2eStack({ resumeDelayMs: 300, catalogWrites: false });
+});
+afterAll(async () => {
+	await env?.close();
+});
+
+interface RequestLine {
+	event: string;
+	requestId: string;
+	sandboxId?: string;
+	port?: number;
+	status: number;
+	reason?: string;
+	routeSource?: string;
+	negativeHit?: string;
+	wake?: string;
+	durationMs: number;
+	lookupMs?: number;
+	resumeMs?: number;
+	waitMs?: number;
+	nodeMs?: number;
+}
+
+function requestLines(sandboxId: string): RequestLine[] {
+	return env.worker
+		.logText()
+		.split("\n")
+		.filter((line) => line.startsWith('{"event":"request"'))
+		.map((line) => JSON.parse(line) as RequestLine)
+		.filter((line) => line.sandboxId === sandboxId);
+}
+
+function timing(header: string | string[] | undefined): Map<string, { desc?: string; dur?: number }> {
+	const metrics = new Map<string, { desc?: string; dur?: number }>();
+	for (const part of String(header ?? "").split(",")) {
+		const [name = "", ...params] = part.trim().split(";");
+		const metric: { desc?: string; dur?: number } = {};
+		for (const param of params) {
+			const [key, value = ""] = param.split("=");
+			if (key === "dur") metric.dur = Number(value);
+			if (key === "desc") metric.desc = value.replace(/^"|"$/g, "");
+		}
+		metrics.set(name, metric);
+	}
+	return metrics;
+}
+
+describe("telemetry by phase", () => {
+	it("says that a cold request woke the sandbox, how long each phase took, and logs one line for it", async () => {
+		const id = freshId("tm");
+		await env.admin.create({ id });
+		await env.admin.pause(id);
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/");
+		expect(response.status).toBe(200);
+
+		const phases = timing(response.headers["server-timing"]);
+		expect(phases.get("route")?.desc).toBe("resume");
+		expect(phases.get("resume")?.dur).toBeGreaterThanOrEqual(300);
+		expect(phases.get("node")?.dur).toBeGreaterThanOrEqual(0);
+		expect(phases.get("edge")?.dur).toBeGreaterThanOrEqual(phases.get("resume")?.dur ?? 0);
+		expect(response.headers["sandbox-edge-wake"]).toMatch(/^resumed; wait=\d+$/);
+
+		const lines = await until("the request's log line", () => requestLines(id).length === 1 && requestLines(id));
+		expect(lines[0]).toMatchObject({ port: 3000, status: 200, routeSource: "resume", wake: "resumed" });
+		expect(lines[0]?.requestId).toMatch(/^[\w-]{8,}$/);
+		expect(lines[0]?.resumeMs).toBeGreaterThanOrEqual(300);
+
+		// The next request finds the route in the isolate: no wake, no resume phase.
+		const hot = await fetchVia(env.worker.url, sandboxHost(id), "/");
+		expect(timing(hot.headers["server-timing"]).get("route")?.desc).toBe("isolate");
+		expect(timing(hot.headers["server-timing"]).has("resume")).toBe(false);
+		expect(hot.headers["sandbox-edge-wake"]).toBeUndefined();
+	});
+
+	it("marks one request of a burst as the wake and the others as joined, with the wait each saw", async () => {
+		const id = freshId("tm");
+		await env.admin.create({ id });
+		await env.admin.pause(id);
+		const responses = await Promise.all(
+			Array.from({ length: 6 }, () => fetchVia(env.worker.url, sandboxHost(id), "/headers")),
+		);
+		const wakes = responses.map((r) => String(r.headers["sandbox-edge-wake"]).split(";")[0]);
+		expect(wakes.filter((wake) => wake === "resumed")).toHaveLength(1);
+		expect(wakes.filter((wake) => wake === "joined")).toHaveLength(5);
+		for (const response of responses) {
+			expect(Number(/wait=(\d+)/.exec(String(response.headers["sandbox-edge-wake"]))?.[1])).toBeGreaterThan(0);
+		}
+		const lines = await until("six log lines", () => requestLines(id).length === 6 && requestLines(id));
+		expect(lines.filter((line) => line.wake === "joined")).toHaveLength(5);
+	});
+
+	it("logs an error with its reason, and a failure answered from the isolate's memory as a negative-cache hit", async () => {
+		const id = freshId("nope");
+		for (let i = 0; i < 2; i++) {
+			const response = await fetchVia(env.worker.url, sandboxHost(id), "/", {
+				headers: { accept: "application/json" },
+			});
+			expect(response.status).toBe(502);
+			expect(timing(response.headers["server-timing"]).has("edge")).toBe(true);
+		}
+		const lines = await until("two log lines", () => requestLines(id).length === 2 && requestLines(id));
+		expect(lines.map((line) => line.reason)).toEqual(["sandbox_not_found", "sandbox_not_found"]);
+		expect(lines[1]?.negativeHit).toBe("isolate");
+		// Nothing of the request's headers, tokens or body is in the line.
+		expect(JSON.stringify(lines)).not.toContain("accept");
+	});
+
+	it("leaves a WebSocket's 101 alone, and logs it", async () => {
+		const id = freshId("tm");
+		await env.admin.create({ id });
+		await env.admin.pause(id);
+		const socket = await openWebSocket(env.worker.url, sandboxHost(id), "/ws");
+		try {
+			expect(await echo(socket, "ping")).toBe("ping");
+		} finally {
+			socket.close();
+		}
+		const lines = await until("the upgrade's log line", () => requestLines(id).length === 1 && requestLines(id));
+		expect(lines[0]).toMatchObject({ status: 101, wake: "resumed" });
+	});
+});
+
+describe("Server-Timing off", () => {
+	it("is left out with SERVER_TIMING=off, while a wake is still said", async () => {
+		const worker = await startWorker({ ...env.vars, SERVER_TIMING: "off" });
+		try {
+			const id = freshId("tm");
+			await env.admin.create({ id });
+			await env.admin.pause(id);
+			const cold = await fetchVia(worker.url, sandboxHost(id), "/");
+			expect(cold.status).toBe(200);
+			expect(cold.headers["server-timing"]).toBeUndefined();
+			expect(cold.headers["sandbox-edge-wake"]).toMatch(/^resumed/);
+			const hot = await fetchVia(worker.url, sandboxHost(id), "/");
+			expect(hot.headers["server-timing"]).toBeUndefined();
+		} finally {
+			await worker.close();
+		}
+	});
+});
+
+describe("a compressed body", () => {
+	let node: Server;
+	const original = Buffer.from("hello, compressed world\n".repeat(200));
+	const gzipped = gzipSync(original);
+
+	beforeAll(async () => {
+		// A node whose app answers gzip: the edge adds its headers and must pass the body as it came.
+		node = createServer((_, res) => {
+			res.writeHead(200, { "content-type": "text/plain", "content-encoding": "gzip" });
+			res.end(gzipped);
+		});
+		await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
+	});
+	afterAll(async () => {
+		await new Promise((resolve) => node.close(resolve));
+	});
+
+	it("reaches the client encoded once, as the node sent it, with the edge's headers added", async () => {
+		const port = (node.address() as AddressInfo).port;
+		const worker = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: `http://{ip}:${port}` });
+		try {
+			const id = freshId("gz");
+			const pushed = await fetchVia(worker.url, "edge.localhost", `/v1/sandboxes/${id}`, {
+				method: "PUT",
+				headers: { authorization: `Bearer ${catalogSecret}`, "content-type": "application/json" },
+				body: JSON.stringify({ orchestrator_ip: "127.0.0.1", execution_id: "e1", ttl_seconds: 600 }),
+			});
+			expect(pushed.status).toBeLessThan(300);
+			const response = await fetchVia(worker.url, sandboxHost(id), "/", { headers: { "accept-encoding": "gzip" } });
+			expect(response.status).toBe(200);
+			expect(response.headers["content-encoding"]).toBe("gzip");
+			expect(response.headers["server-timing"]).toBeDefined();
+			expect(gunzipSync(response.body).equals(original)).toBe(true);
+		} finally {
+			await worker.close();
+		}
+	});
+});
