@@ -69,6 +69,8 @@ export interface Config {
 	trafficKeepaliveIntervalMs: number;
 	/** Whether responses carry a Server-Timing header with the request's phases. */
 	serverTiming: boolean;
+	/** How long a browser navigation waits for a wake before it gets the waiting page; 0: never. */
+	waitingPageAfterMs: number;
 	environment: Environment;
 }
 
@@ -118,6 +120,10 @@ export const defaults = {
 	// Long enough for a client on a poor link; short enough that a stalled
 	// upload does not hold a connection to the node for minutes.
 	bodyIdleTimeoutMs: 30_000,
+	// A resume that has not answered within a second will take a few more
+	// (1-3 s, over 10 s for large sandboxes): long enough that a blank tab
+	// looks broken, short enough that a fast wake never shows the page.
+	waitingPageAfterMs: 1_000,
 	// E2B's own edge (sandbox-catalog's TrafficKeepaliveInterval).
 	trafficKeepaliveIntervalMs: 60_000,
 	// E2B's API checks this scope on the edge's token (ScopeSandboxLifecycle).
@@ -151,6 +157,7 @@ type SettingName =
 	| "OAUTH_TOKEN_TIMEOUT_MS"
 	| "TRAFFIC_KEEPALIVE_INTERVAL_MS"
 	| "SERVER_TIMING"
+	| "WAITING_PAGE_AFTER_MS"
 	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
 	| "RESUME_TIMEOUT_MS"
@@ -230,6 +237,7 @@ export function parseConfig(raw: RawSettings): Config {
 			86_400_000,
 		),
 		serverTiming: parseSwitch(raw, "SERVER_TIMING", true),
+		waitingPageAfterMs: parseInteger(raw, "WAITING_PAGE_AFTER_MS", defaults.waitingPageAfterMs, 0, 600_000),
 		environment,
 	};
 }

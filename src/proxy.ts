@@ -9,6 +9,8 @@ import { type NodeAnswer, readNodeAnswer } from "./forwarding/sandbox-not-here.t
 import { logEvent } from "./log.ts";
 import type { SandboxTarget } from "./routing.ts";
 import type { RequestTrace } from "./telemetry/request-trace.ts";
+import { isNavigation, waitingPage, wakeStatusPath } from "./waiting/waiting-page.ts";
+import { answerWakeStatus } from "./waiting/wake-status.ts";
 
 export interface ProxyContext {
 	request: Request;
@@ -35,6 +37,7 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		trace: context.trace,
 		waitUntil: context.waitUntil,
 	});
+	if (context.url.pathname === wakeStatusPath && request.method === "GET") return answerWakeStatus(catalog);
 	const body = await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
 	if (body.kind !== "stream") return findAndForward(context, catalog, body);
 	// A streamed body is pumped by us; it must be read to its end even after
@@ -59,7 +62,9 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 			? sendToNode(context, catalog, body, route)
 			: sendWhilePortOpens(context, body, route, () => sendToNode(context, catalog, body, route));
 
-	let route = await catalog.route();
+	const found = await routeOrWaitingPage(context, catalog);
+	if (found === waiting) return waitingPage(target);
+	let route = found;
 	const answer = await send(route);
 	if (!answer.notHere) {
 		catalog.reportTraffic(route);
@@ -90,6 +95,35 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp, afterResume: true });
 	await catalog.invalidate(route, true);
 	throw new ProxyError("sandbox_not_found", { sandboxId: target.sandboxId });
+}
+
+const waiting: unique symbol = Symbol("waiting page");
+
+/**
+ * The route; or, for a browser navigation that has waited WAITING_PAGE_AFTER_MS
+ * for it (a wake under way), the sign to answer with the waiting page
+ * instead. The wake goes on without the request: the page asks how it
+ * stands, and reloads when it is done.
+ */
+async function routeOrWaitingPage(context: ProxyContext, catalog: CatalogClient): Promise<Route | typeof waiting> {
+	const lookup = catalog.route();
+	const afterMs = context.config.waitingPageAfterMs;
+	if (afterMs === 0 || !isNavigation(context.request)) return lookup;
+	let timer: ReturnType<typeof setTimeout> | null = null;
+	const patience = new Promise<typeof waiting>((resolve) => {
+		timer = setTimeout(() => resolve(waiting), afterMs);
+	});
+	try {
+		const first = await Promise.race([lookup, patience]);
+		if (first === waiting) {
+			context.trace.page = "waiting";
+			// Its failure is the page's to show, and the next request's to meet.
+			context.waitUntil(lookup.catch(() => {}));
+		}
+		return first;
+	} finally {
+		if (timer !== null) clearTimeout(timer);
+	}
 }
 
 /**

@@ -8,7 +8,7 @@ import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
-import type { SandboxRoute } from "./sandbox-route.ts";
+import type { SandboxRoute, WakeStatus } from "./sandbox-route.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /**
@@ -137,6 +137,11 @@ export class CatalogClient {
 		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);
 		await locationCache(this.#config).delete(this.#sandboxId);
 		await this.#call((stub) => stub.invalidate(stale, afterResume));
+	}
+
+	/** How the sandbox's wake stands, for a waiting page; asks the object, which resumes nothing for it. */
+	wakeStatus(): Promise<WakeStatus> {
+		return this.#call((stub) => stub.wakeStatus() as Promise<WakeStatus>);
 	}
 
 	/**

@@ -120,6 +120,25 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 
 	/**
+	 * Where a wake stands, for a browser's waiting page: the route is there,
+	 * a resume is in flight (and since when), the last one failed for
+	 * everyone, or none of these. Only reads: asking never resumes anything.
+	 */
+	async wakeStatus(): Promise<WakeStatus> {
+		const now = Date.now();
+		const entry = this.#store.current(now);
+		if (entry !== null && entry !== this.#doubted) return { phase: "ready" };
+		const flight = firstOf(this.#flights);
+		if (flight !== undefined) return { phase: "waking", forMs: now - flight.startedAt };
+		const config = this.#config();
+		if (!config.ok) return { phase: "failed", error: config.error };
+		// Sandbox-wide failures only: a refusal is one caller's, whom this does not know.
+		const remembered = this.#failureMemory(config.value).recall("", now);
+		if (remembered?.sandboxWide === true) return { phase: "failed", error: remembered.error };
+		return { phase: "idle" };
+	}
+
+	/**
 	 * Traffic reached the sandbox. If its catalog entry asks for traffic
 	 * keepalive, tell the control plane, which pushes back the sandbox's
 	 * auto-pause; at most once per TRAFFIC_KEEPALIVE_INTERVAL_MS for the
@@ -195,6 +214,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			key,
 			clientIp,
 			spent,
+			startedAt: Date.now(),
 			result: run().finally(() => {
 				if (this.#flights.get(key) === flight) this.#flights.delete(key);
 				// Nobody waits for a push any more: let go of the races that did.
@@ -425,6 +445,12 @@ const failuresKey = "failures";
 /** The key of when the next KeepAliveSandbox call may be made. */
 const keepAliveKey = "keepalive-next";
 
+/** A wake's phase, as a waiting page shows it. */
+export type WakeStatus =
+	| { phase: "ready" | "idle" }
+	| { phase: "waking"; forMs: number }
+	| { phase: "failed"; error: ResumeFailure };
+
 /** What a traffic report did: called the control plane, found it too soon, found keepalive off, or failed. */
 export type KeepAliveResult = "sent" | "skipped" | "off" | "failed";
 
@@ -445,6 +471,8 @@ interface Flight {
 	clientIp: string;
 	/** Whether the budget refused it before any RPC; known once it ends. */
 	spent: { overBudget: boolean };
+	/** Epoch ms when it started, for the waiting page's live phase. */
+	startedAt: number;
 	result: Promise<LookupResult>;
 }
 

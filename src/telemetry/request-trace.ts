@@ -35,6 +35,8 @@ export class RequestTrace {
 	nodeMs: number | undefined;
 	status = 0;
 	reason: string | undefined;
+	/** Set when the edge answered with a page of its own instead of the app's: the waiting page. */
+	page: "waiting" | undefined;
 
 	constructor(request: Request) {
 		// Cloudflare's own ID for the request, so that our line meets its logs; a new one locally.
@@ -74,6 +76,7 @@ export class RequestTrace {
 			routeSource: this.routeSource,
 			negativeHit: this.negativeHit,
 			wake: this.wake,
+			page: this.page,
 			durationMs: this.durationMs,
 			lookupMs: this.lookupMs,
 			resumeMs: this.resumeMs,

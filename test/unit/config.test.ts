@@ -63,6 +63,7 @@ describe("parseConfig defaults", () => {
 			bodyIdleTimeoutMs: 30_000,
 			trafficKeepaliveIntervalMs: 60_000,
 			serverTiming: true,
+			waitingPageAfterMs: 1_000,
 			environment: "production",
 		});
 	});
@@ -128,6 +129,7 @@ describe("parseConfig defaults", () => {
 			bodyIdleTimeoutMs: 4000,
 			trafficKeepaliveIntervalMs: 60_000,
 			serverTiming: true,
+			waitingPageAfterMs: 1_000,
 			environment: "development",
 		});
 	});
