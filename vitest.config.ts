@@ -8,6 +8,38 @@ const fakeControlPlaneUrl = "http://control-plane.test:8790";
 const propertySecrets = { API_SECRET: "prop-api-secret-7c1e9a", CATALOG_SECRET: "prop-catalog-secret-4b8d2f" };
 const fakeUpstream = createFakeUpstream({ controlPlaneUrl: fakeControlPlaneUrl, secrets: propertySecrets });
 
+// workerd's own diagnostics, off in the two workerd projects. With them on
+// (the plugin's default), workerd prints a line or three for every failure
+// the tests cause on purpose: "Connection refused" and "Network connection
+// lost" for each fetch to the dead control plane at 127.0.0.1:9 (even when
+// the Worker handles the error), "outputGateBroken; reset for the test" for
+// each object a test resets, "read end of pipe was aborted" for each body a
+// test abandons, and a non-ASCII warning for each Unicode header the
+// property tests send to be refused. None of it is a failure: Vitest itself
+// reports failed assertions and every uncaught error and unhandled rejection
+// in the isolate, and the Worker's own console output is still printed.
+// WORKERD_VERBOSE=1 turns them back on when you debug workerd itself.
+const workerdVerbose = process.env.WORKERD_VERBOSE === "1";
+
+// wrangler reads wrangler.toml again for every test file of those projects
+// and says each time where it found the secrets ("Using secrets defined in
+// .dev.vars"), or, on a clean clone, warns that they are missing. The
+// projects' bindings below replace those secrets, so the notes say nothing
+// about the tests. Only these two notes are dropped, only in this process.
+dropWranglerSecretNotes();
+
+function dropWranglerSecretNotes(): void {
+	const isSecretNote = (args: unknown[]) =>
+		typeof args[0] === "string" &&
+		(args[0].startsWith("Using secrets defined in ") || args[0].includes("Missing required secrets: "));
+	for (const method of ["log", "warn"] as const) {
+		const original = console[method].bind(console);
+		console[method] = (...args: unknown[]) => {
+			if (!isSecretNote(args)) original(...args);
+		};
+	}
+}
+
 export default defineConfig({
 	test: {
 		projects: [
@@ -17,6 +49,7 @@ export default defineConfig({
 				plugins: [
 					cloudflareTest({
 						wrangler: { configPath: "./wrangler.toml" },
+						verbose: workerdVerbose,
 						miniflare: {
 							// These override .dev.vars, so the tests are the same on a fresh clone, which has none.
 							bindings: {
@@ -45,6 +78,7 @@ export default defineConfig({
 				plugins: [
 					cloudflareTest({
 						wrangler: { configPath: "./wrangler.toml" },
+						verbose: workerdVerbose,
 						miniflare: {
 							bindings: {
 								...propertySecrets,
