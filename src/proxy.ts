@@ -178,6 +178,7 @@ async function sendToNode(
 			target: context.target,
 			route,
 			nodeOriginTemplate: context.config.nodeOriginTemplate,
+			nodes: (context.env as { NODES?: Fetcher }).NODES,
 			body: bodyInit(body),
 			...(body.kind === "stream" ? { signal: body.upload.signal } : {}),
 		});

@@ -32,6 +32,11 @@ export interface ForwardOptions {
 	body: BodyInit | null;
 	/** Aborts the request to the node, when the client's body fails. */
 	signal?: AbortSignal;
+	/**
+	 * A Workers VPC Network binding (`NODES`) that reaches the nodes' private
+	 * addresses; without it, the global fetch, which reaches public ones only.
+	 */
+	nodes?: Fetcher | undefined;
 }
 
 export function nodeOrigin(template: string, nodeIp: string): string {
@@ -61,7 +66,7 @@ export async function forwardToNode(options: ForwardOptions): Promise<Response> 
 	const { request, url, target, route } = options;
 	const upstreamUrl = nodeOrigin(options.nodeOriginTemplate, route.nodeIp) + url.pathname + url.search;
 	try {
-		return await fetch(upstreamUrl, {
+		return await (options.nodes ?? globalThis).fetch(upstreamUrl, {
 			method: request.method,
 			headers: upstreamHeaders(request.headers, url, target),
 			body: options.body,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
+import { forwardToNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
 
 const target = { sandboxId: "abc123", port: 3000 };
 const url = new URL("https://3000-abc123.e2b.example.com/path?q=1");
@@ -142,5 +142,37 @@ describe("nodeOrigin", () => {
 	it("gives an origin that parses to the node's address", () => {
 		expect(new URL(nodeOrigin("http://{ip}:5007", "fd00::1")).hostname).toBe("[fd00::1]");
 		expect(new URL(nodeOrigin("http://{ip}:5007", "10.1.2.3")).host).toBe("10.1.2.3:5007");
+	});
+});
+
+describe("forwardToNode through a Workers VPC binding", () => {
+	const route = { nodeIp: "10.0.0.5", learnedAt: 1, expiresAt: Number.MAX_SAFE_INTEGER };
+	const target = { sandboxId: "abc", port: 3000 };
+
+	it("sends through the NODES binding when there is one, to the node's private address", async () => {
+		const seen: Request[] = [];
+		const nodes = {
+			fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+				seen.push(new Request(input, init));
+				return new Response("from the VPC");
+			},
+			connect: () => {
+				throw new Error("not used");
+			},
+		} as unknown as Fetcher;
+		const url = new URL("https://3000-abc.example.com/path?q=1");
+		const response = await forwardToNode({
+			request: new Request(url),
+			url,
+			target,
+			route,
+			nodeOriginTemplate: "http://{ip}:5007",
+			body: null,
+			nodes,
+		});
+		expect(await response.text()).toBe("from the VPC");
+		expect(seen.map((request) => request.url)).toEqual(["http://10.0.0.5:5007/path?q=1"]);
+		expect(seen[0]?.headers.get("e2b-sandbox-id")).toBe("abc");
+		expect(seen[0]?.redirect).toBe("manual");
 	});
 });
