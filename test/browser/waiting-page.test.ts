@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,11 @@ let env: E2eStack;
 let browser: Browser;
 
 beforeAll(async () => {
+	if (!existsSync(executablePath)) {
+		throw new Error(
+			`no browser at ${executablePath}: install Debian's chromium (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
+		);
+	}
 	env = await startE2eStack({ resumeDelayMs: 2_500, workerVars: { WAITING_PAGE_AFTER_MS: "500" } });
 	browser = await chromium.launch({
 		executablePath,
