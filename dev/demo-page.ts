@@ -43,15 +43,45 @@ export function renderDemoPage(sandboxId: string, count: number): string {
     const res = await fetch("/count", { method: "POST" });
     $("count").textContent = (await res.json()).count;
   });
-  const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
-  ws.onopen = () => { $("ws-status").textContent = "open"; };
-  ws.onclose = () => { $("ws-status").textContent = "closed"; };
-  ws.onerror = () => { $("ws-status").textContent = "error"; };
-  ws.onmessage = (e) => { $("ws-echo").textContent = e.data; };
-  $("ws-form").addEventListener("submit", (e) => { e.preventDefault(); ws.send($("ws-input").value); });
+
+  // The WebSocket closes when the sandbox pauses. It reconnects with a growing
+  // delay, and the first reconnect through the edge wakes the sandbox again.
+  const wsUrl = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+  const WS_RETRY_FIRST_MS = 500;
+  const WS_RETRY_MAX_MS = 30000;
+  let ws;
+  let wsRetries = 0;
+  let wsRetryTimer;
+  function wsConnect() {
+    clearTimeout(wsRetryTimer);
+    wsRetryTimer = undefined;
+    $("ws-status").textContent = wsRetries === 0 ? "connecting" : "reconnecting (attempt " + wsRetries + ")";
+    ws = new WebSocket(wsUrl);
+    ws.onopen = () => {
+      $("ws-status").textContent = wsRetries === 0 ? "open" : "open again after " + wsRetries + " attempt(s)";
+      wsRetries = 0;
+    };
+    ws.onmessage = (e) => { $("ws-echo").textContent = e.data; };
+    ws.onclose = (e) => {
+      const delay = Math.min(WS_RETRY_MAX_MS, WS_RETRY_FIRST_MS * 2 ** wsRetries);
+      wsRetries += 1;
+      $("ws-status").textContent = "closed (code " + e.code + "; did the sandbox pause?), " +
+        "reconnecting in " + (delay / 1000) + " s, which wakes it";
+      wsRetryTimer = setTimeout(wsConnect, delay);
+    };
+  }
+  wsConnect();
+  $("ws-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (ws.readyState === WebSocket.OPEN) ws.send($("ws-input").value);
+    else if (wsRetryTimer !== undefined) wsConnect(); // now, rather than after the delay
+  });
+
+  // EventSource reconnects by itself (after about 3 s), which wakes the sandbox too.
   const events = new EventSource("/events");
+  events.onopen = () => { $("clock").textContent = "connected, waiting for the next tick…"; };
   events.onmessage = (e) => { $("clock").textContent = e.data; };
-  events.onerror = () => { $("clock").textContent = "disconnected, retrying…"; };
+  events.onerror = () => { $("clock").textContent = "disconnected (did the sandbox pause?), reconnecting…"; };
 </script>
 </body>
 </html>
