@@ -39,17 +39,32 @@ Commands:
                                          (AUTH_MODE=oauth2 npm start), e.g.
                                          '{"down":true,"durationMs":30000}'
 
-Environment:
-  CONTROL_PLANE_ADMIN_URL  default http://127.0.0.1:8790
-  TOKEN_ENDPOINT_URL       default http://127.0.0.1:8791
-  WORKER_PORT              default 8787, used for sandbox URLs and the catalog API`;
+Environment (the same port variables as \`npm start\`, so one export serves both):
+  WORKER_PORT              default 8787, for sandbox URLs and the catalog API
+  CONTROL_PLANE_PORT       default 8790; or CONTROL_PLANE_ADMIN_URL, a whole URL
+  TOKEN_ENDPOINT_PORT      default 8791; or TOKEN_ENDPOINT_URL, a whole URL
+  CATALOG_SECRET           for route; default the one in .dev.vars, as \`npm start\` uses it`;
 
 class UsageError extends Error {}
 
-const adminUrl = process.env.CONTROL_PLANE_ADMIN_URL ?? "http://127.0.0.1:8790";
-const workerPort = process.env.WORKER_PORT ?? "8787";
+/** A port from the environment, as `npm start` reads it. */
+function envPort(name: string, fallback: number): number {
+	const raw = process.env[name];
+	if (raw === undefined || raw === "") return fallback;
+	const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+	if (!(port >= 1 && port <= 65535)) {
+		console.error(`error: ${name} must be a port from 1 to 65535 (got "${raw}")`);
+		process.exit(2);
+	}
+	return port;
+}
+
+const workerPort = envPort("WORKER_PORT", 8787);
+const adminUrl = process.env.CONTROL_PLANE_ADMIN_URL || `http://127.0.0.1:${envPort("CONTROL_PLANE_PORT", 8790)}`;
 const admin = createAdminClient(adminUrl);
-const tokenEndpointUrl = (process.env.TOKEN_ENDPOINT_URL ?? "http://127.0.0.1:8791").replace(/\/+$/, "");
+const tokenEndpointUrl = (
+	process.env.TOKEN_ENDPOINT_URL || `http://127.0.0.1:${envPort("TOKEN_ENDPOINT_PORT", 8791)}`
+).replace(/\/+$/, "");
 
 function table(headers: string[], rows: string[][]): string {
 	const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
@@ -171,7 +186,7 @@ async function tokenFault(method: "GET" | "PUT" | "DELETE", body?: unknown): Pro
 
 /** Asks the Worker's catalog API, with CATALOG_SECRET from .dev.vars as `npm start` uses it. */
 async function printRoute(id: string): Promise<void> {
-	const secret = loadDevVars(new URL("../", import.meta.url)).vars.CATALOG_SECRET;
+	const secret = process.env.CATALOG_SECRET || loadDevVars(new URL("../", import.meta.url)).vars.CATALOG_SECRET;
 	if (secret === undefined || secret === "") throw new UsageError("CATALOG_SECRET is missing from .dev.vars");
 	const edgeUrl = `http://edge.localhost:${workerPort}`;
 	let answer: { status: number; body: string };

@@ -4,8 +4,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { SANDBOX_LIFECYCLE_SCOPE } from "./client-proxy-auth.ts";
 import { DEFAULT_CONTROL_PLANE_PORT } from "./control-plane.ts";
 import { DevVarsError, loadDevVars } from "./dev-vars.ts";
@@ -14,7 +15,7 @@ import { DEFAULT_OAUTH_CLIENT_ID, type Stack, type StackAuth, startStack } from 
 import { DEFAULT_TOKEN_ENDPOINT_PORT } from "./token-endpoint.ts";
 
 const repoRoot = new URL("../", import.meta.url);
-const DEFAULT_WORKER_PORT = 8787;
+export const DEFAULT_WORKER_PORT = 8787;
 const DEMO_SANDBOX_ID = "demo";
 const DEFAULT_SANDBOX_TIMEOUT_MS = 300_000;
 /** The cluster's auth org ID in oauth2 mode, which the dev client's tokens carry. */
@@ -22,8 +23,8 @@ const DEV_AUTH_ORG_ID = "dev-org";
 
 class StartError extends Error {}
 
-function envInt(name: string, fallback: number, min: number, max: number): number {
-	const raw = process.env[name];
+function envInt(name: string, fallback: number, min: number, max: number, env = process.env): number {
+	const raw = env[name];
 	if (raw === undefined || raw === "") return fallback;
 	const value = Number(raw);
 	if (!Number.isInteger(value) || value < min || value > max) {
@@ -74,6 +75,51 @@ function authMode(): AuthMode {
 	return value;
 }
 
+/** A port `npm start` listens on, and the variable that sets it. */
+export interface PortSetting {
+	name: "WORKER_PORT" | "CONTROL_PLANE_PORT" | "NODE_PORT" | "TOKEN_ENDPOINT_PORT";
+	port: number;
+	defaultPort: number;
+}
+
+/** Every port `npm start` listens on in this mode, from the environment. */
+export function portSettings(mode: AuthMode, env: NodeJS.ProcessEnv = process.env): PortSetting[] {
+	const setting = (name: PortSetting["name"], defaultPort: number): PortSetting => ({
+		name,
+		port: envInt(name, defaultPort, 1, 65535, env),
+		defaultPort,
+	});
+	return [
+		setting("WORKER_PORT", DEFAULT_WORKER_PORT),
+		setting("CONTROL_PLANE_PORT", DEFAULT_CONTROL_PLANE_PORT),
+		setting("NODE_PORT", DEFAULT_NODE_PORT),
+		...(mode === "oauth2" ? [setting("TOKEN_ENDPOINT_PORT", DEFAULT_TOKEN_ENDPOINT_PORT)] : []),
+	];
+}
+
+function isFree(port: number): Promise<boolean> {
+	return new Promise((resolve) => {
+		const probe = createServer();
+		probe.once("error", () => resolve(false));
+		probe.listen({ host: "127.0.0.1", port, exclusive: true }, () => probe.close(() => resolve(true)));
+	});
+}
+
+/** What to say when ports are taken: which ones, and every setting that moves one. */
+export function portConflictHint(settings: readonly PortSetting[], busy: readonly PortSetting[]): string {
+	const taken = busy.length === 0 ? "a port" : busy.map((s) => `port ${s.port} (${s.name})`).join(", ");
+	const names = settings.map((s) => s.name);
+	const list = `${names.slice(0, -1).join(", ")} and ${names.at(-1)}`;
+	const other = (port: number) => (port + 10 <= 65535 ? port + 10 : port - 10);
+	const example = `export ${settings.map((s) => `${s.name}=${other(s.port)}`).join(" ")}`;
+	return (
+		`${taken} ${busy.length > 1 ? "are" : "is"} already in use; is another \`npm start\` running? ` +
+		`Its ports are set by ${list} (now ${settings.map((s) => s.port).join(", ")}). ` +
+		`To run it on others, for example: \`${example}\`, then \`npm start\`; ` +
+		"the same export in another terminal points `npm run sandbox` and the README's curl commands at it."
+	);
+}
+
 function prefixLines(stream: NodeJS.ReadableStream | null, write: (line: string) => void): void {
 	if (stream === null) return;
 	createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", write);
@@ -115,36 +161,57 @@ function startWrangler(workerPort: number, stack: Stack, onReady: () => void): C
 	return child;
 }
 
-function printBanner(stack: Stack, workerPort: number, catalogWrites: boolean, timeoutMs: number): void {
+/**
+ * What a second terminal needs for the CLI and the README's commands to find
+ * this stack: the port variables that differ from their defaults, as one
+ * `export` line, or "" when every port is the default.
+ */
+export function cliEnvironment(settings: readonly PortSetting[]): string {
+	const moved = settings.filter((s) => s.name !== "NODE_PORT" && s.port !== s.defaultPort);
+	return moved.length === 0 ? "" : `export ${moved.map((s) => `${s.name}=${s.port}`).join(" ")}`;
+}
+
+export interface BannerInput {
+	settings: readonly PortSetting[];
+	controlPlaneUrl: string;
+	tokenUrl: string | undefined;
+	catalogWrites: boolean;
+	timeoutMs: number;
+}
+
+export function bannerText(input: BannerInput): string {
+	const port = (name: PortSetting["name"]) => input.settings.find((s) => s.name === name)?.port;
+	const workerPort = port("WORKER_PORT") ?? DEFAULT_WORKER_PORT;
 	const worker = `http://3000-${DEMO_SANDBOX_ID}.localhost:${workerPort}/`;
-	// The CLI needs to be told about non-default ports too.
-	const cliEnv = [
-		stack.controlPlane.port === DEFAULT_CONTROL_PLANE_PORT ? "" : `CONTROL_PLANE_ADMIN_URL=${stack.controlPlaneUrl} `,
-		workerPort === DEFAULT_WORKER_PORT ? "" : `WORKER_PORT=${workerPort} `,
-	].join("");
-	console.log(
-		[
-			"",
-			"sandbox-edge-proxy local stack",
-			`  Worker          ${worker}  (demo sandbox "${DEMO_SANDBOX_ID}", port 3000)`,
-			`                  http://8080-${DEMO_SANDBOX_ID}.localhost:${workerPort}/  (port 8080)`,
-			`  Control plane   ${stack.controlPlaneUrl}/admin/sandboxes`,
-			`  Catalog API     http://edge.localhost:${workerPort}/v1/sandboxes/<id>  (${
-				catalogWrites ? "the control plane writes it" : "CATALOG_WRITES=off: routes come from resumes alone"
-			})`,
-			`  Node            http://127.0.0.1:${stack.nodePort}  (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`,
-			stack.tokenEndpoint === undefined
-				? "  Auth            API_SECRET as x-e2b-client-proxy-auth (AUTH_MODE=oauth2 for bearer tokens)"
-				: `  Auth            OAuth2: tokens from ${stack.tokenEndpoint.tokenUrl} for client ${DEFAULT_OAUTH_CLIENT_ID} (org ${DEV_AUTH_ORG_ID})`,
-			timeoutMs === 0
-				? `  Keepalive       "${DEMO_SANDBOX_ID}" has no timeout (SANDBOX_TIMEOUT_MS=0)`
-				: `  Keepalive       "${DEMO_SANDBOX_ID}" pauses ${timeoutMs}ms after its last start, resume or KeepAliveSandbox`,
-			`  CLI             ${cliEnv}npm run sandbox -- list | create [id] [--private] [--secure] [--no-auto-resume]`,
-			`                  ${cliEnv}npm run sandbox -- pause|resume|kill|get <id> | calls | keepalive-calls`,
-			`  Try             ${cliEnv}npm run sandbox -- pause demo, then reload the page: it resumes on the way in.`,
-			"",
-		].join("\n"),
-	);
+	const exports = cliEnvironment(input.settings);
+	const { timeoutMs } = input;
+	return [
+		"",
+		"sandbox-edge-proxy local stack",
+		`  Worker          ${worker}  (demo sandbox "${DEMO_SANDBOX_ID}", port 3000)`,
+		`                  http://8080-${DEMO_SANDBOX_ID}.localhost:${workerPort}/  (port 8080)`,
+		`  Control plane   ${input.controlPlaneUrl}/admin/sandboxes`,
+		`  Catalog API     http://edge.localhost:${workerPort}/v1/sandboxes/<id>  (${
+			input.catalogWrites ? "the control plane writes it" : "CATALOG_WRITES=off: routes come from resumes alone"
+		})`,
+		`  Node            http://127.0.0.1:${port("NODE_PORT")}  (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`,
+		input.tokenUrl === undefined
+			? "  Auth            API_SECRET as x-e2b-client-proxy-auth (AUTH_MODE=oauth2 for bearer tokens)"
+			: `  Auth            OAuth2: tokens from ${input.tokenUrl} for client ${DEFAULT_OAUTH_CLIENT_ID} (org ${DEV_AUTH_ORG_ID})`,
+		timeoutMs === 0
+			? `  Keepalive       "${DEMO_SANDBOX_ID}" has no timeout (SANDBOX_TIMEOUT_MS=0)`
+			: `  Keepalive       "${DEMO_SANDBOX_ID}" pauses ${timeoutMs}ms after its last start, resume or KeepAliveSandbox`,
+		...(exports === ""
+			? []
+			: [
+					`  Other ports     in the terminal where you run the CLI and the README's commands, first:`,
+					`                  ${exports}`,
+				]),
+		"  CLI             npm run sandbox -- list | create [id] [--private] [--secure] [--no-auto-resume]",
+		"                  npm run sandbox -- pause|resume|kill|get <id> | calls | keepalive-calls",
+		"  Try             npm run sandbox -- pause demo, then reload the page: it resumes on the way in.",
+		"",
+	].join("\n");
 }
 
 function catalogWritesOn(): boolean {
@@ -154,13 +221,21 @@ function catalogWritesOn(): boolean {
 }
 
 async function main(): Promise<void> {
-	const { apiSecret, catalogSecret, oauthClientSecret } = readSecrets();
 	const catalogWrites = catalogWritesOn();
 	const mode = authMode();
-	const controlPlanePort = envInt("CONTROL_PLANE_PORT", DEFAULT_CONTROL_PLANE_PORT, 1, 65535);
-	const nodePort = envInt("NODE_PORT", DEFAULT_NODE_PORT, 1, 65535);
-	const workerPort = envInt("WORKER_PORT", DEFAULT_WORKER_PORT, 1, 65535);
-	const tokenEndpointPort = envInt("TOKEN_ENDPOINT_PORT", DEFAULT_TOKEN_ENDPOINT_PORT, 1, 65535);
+	const settings = portSettings(mode);
+	const portOf = (name: PortSetting["name"], fallback: number) =>
+		settings.find((s) => s.name === name)?.port ?? fallback;
+	const controlPlanePort = portOf("CONTROL_PLANE_PORT", DEFAULT_CONTROL_PLANE_PORT);
+	const nodePort = portOf("NODE_PORT", DEFAULT_NODE_PORT);
+	const workerPort = portOf("WORKER_PORT", DEFAULT_WORKER_PORT);
+	const tokenEndpointPort = portOf("TOKEN_ENDPOINT_PORT", DEFAULT_TOKEN_ENDPOINT_PORT);
+	// Before anything starts (or .dev.vars is touched): wrangler would only say
+	// that its own port is taken, after the rest of the stack had started.
+	const busy: PortSetting[] = [];
+	for (const setting of settings) if (!(await isFree(setting.port))) busy.push(setting);
+	if (busy.length > 0) throw new StartError(portConflictHint(settings, busy));
+	const { apiSecret, catalogSecret, oauthClientSecret } = readSecrets();
 	const resumeDelayMs = envInt("RESUME_DELAY_MS", 1000, 0, 600_000);
 	// 0: no timeout. At most the sandbox's longest life, 1 h.
 	const sandboxTimeoutMs = envInt("SANDBOX_TIMEOUT_MS", DEFAULT_SANDBOX_TIMEOUT_MS, 0, 3_600_000);
@@ -195,11 +270,13 @@ async function main(): Promise<void> {
 		});
 	} catch (error) {
 		if ((error as NodeJS.ErrnoException).code === "EADDRINUSE") {
-			const ports =
-				mode === "oauth2" ? "CONTROL_PLANE_PORT, NODE_PORT or TOKEN_ENDPOINT_PORT" : "CONTROL_PLANE_PORT or NODE_PORT";
+			// Taken since the check above.
+			const port = (error as { port?: number }).port;
 			throw new StartError(
-				`a port is already in use (${(error as Error).message}); is another \`npm start\` running? ` +
-					`Set ${ports} to use other ports.`,
+				portConflictHint(
+					settings,
+					settings.filter((s) => s.port === port),
+				),
 			);
 		}
 		throw error;
@@ -219,7 +296,15 @@ async function main(): Promise<void> {
 			console.error(`[dev] could not create the demo sandbox: ${error instanceof Error ? error.message : error}`);
 		});
 	});
-	printBanner(stack, workerPort, catalogWrites, sandboxTimeoutMs);
+	console.log(
+		bannerText({
+			settings,
+			controlPlaneUrl: stack.controlPlaneUrl,
+			tokenUrl: stack.tokenEndpoint?.tokenUrl,
+			catalogWrites,
+			timeoutMs: sandboxTimeoutMs,
+		}),
+	);
 
 	let stopping = false;
 	const exited = new Promise<number>((resolve) => {
@@ -261,11 +346,14 @@ async function main(): Promise<void> {
 	}
 }
 
-main().catch((error: unknown) => {
-	if (error instanceof StartError || error instanceof DevVarsError) {
-		console.error(`[dev] ${error.message}`);
-	} else {
-		console.error("[dev] failed to start:", error);
-	}
-	process.exit(1);
-});
+// Run as `npm start`; imported (by tests), it only defines what it exports.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+	main().catch((error: unknown) => {
+		if (error instanceof StartError || error instanceof DevVarsError) {
+			console.error(`[dev] ${error.message}`);
+		} else {
+			console.error("[dev] failed to start:", error);
+		}
+		process.exit(1);
+	});
+}
