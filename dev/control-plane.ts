@@ -12,6 +12,7 @@ import { answerRawFault, createFaultSlot, describeFault, isGarbage, parseFault }
 import { BodyTooLargeError, delayUnlessClosed, headerRecord, pathOf, readBody, sendJson } from "./http-util.ts";
 import { type Fault, type KeepAliveCall, type Log, type RecordedCall, type RpcName, silent } from "./model.ts";
 import type { SandboxRegistry } from "./registry.ts";
+import { createRestApiHandler } from "./rest-api.ts";
 import type { TokenPolicy } from "./resume-service.ts";
 import { keepAliveFieldsFromBody, protocolOf, sandboxIdFromBody } from "./rpc-body.ts";
 import { sandboxServiceRoutes } from "./sandbox-service.ts";
@@ -41,6 +42,10 @@ export interface ControlPlaneOptions {
 	tokenPolicy?: TokenPolicy;
 	/** How long ResumeSandbox waits out a pause; default 60 s, as E2B's API. */
 	transitionWaitMs?: number;
+	/** Serves E2B's REST API (rest-api.ts) on every other path, for callers with this X-API-Key; absent: off. */
+	restApiKey?: string;
+	/** The base domain of sandbox traffic that the REST API's answers name (`domain`); absent: none. */
+	restSandboxDomain?: string;
 	log?: Log;
 }
 
@@ -135,6 +140,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 		resetKeepAliveCalls,
 		fault: faults,
 	});
+	const rest =
+		options.restApiKey === undefined
+			? undefined
+			: createRestApiHandler({
+					registry,
+					apiKey: options.restApiKey,
+					transitionWaitMs: options.transitionWaitMs ?? DEFAULT_TRANSITION_WAIT_MS,
+					...(options.restSandboxDomain === undefined ? {} : { sandboxDomain: options.restSandboxDomain }),
+					log,
+				});
 
 	/** Records the call in its RPC's list, with the fields read from its body. */
 	function record(rpc: RpcName, req: IncomingMessage, body: Buffer): RecordedCall {
@@ -199,6 +214,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 			return;
 		}
 		if (rpcName !== undefined) return rpc(req, res);
+		if (rest !== undefined) return rest(req, res);
 		sendJson(res, 404, {
 			message: `no route; the RPCs are POST ${[...RPC_PATHS.keys()].join(" and ")}, and the admin API is under /admin`,
 			code: 404,
@@ -208,8 +224,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 	const managed = await listen(server, options.port ?? DEFAULT_CONTROL_PLANE_PORT);
 	const url = `http://127.0.0.1:${managed.port}`;
 	const authText = options.auth?.mode === "oauth2" ? `OAuth2 tokens from ${options.auth.issuerUrl}` : "the API secret";
+	const restText = rest === undefined ? "" : `; E2B's REST API at ${url} for X-API-Key holders`;
 	log(
-		`listening on ${url} (ResumeSandbox and KeepAliveSandbox over grpc-web and connect, checking ${authText}; admin API at ${url}/admin)`,
+		`listening on ${url} (ResumeSandbox and KeepAliveSandbox over grpc-web and connect, checking ${authText}; admin API at ${url}/admin${restText})`,
 	);
 
 	return {

@@ -24,6 +24,9 @@ export type RpcName = "ResumeSandbox" | "KeepAliveSandbox";
 
 export const RPC_NAMES: readonly RpcName[] = ["ResumeSandbox", "KeepAliveSandbox"];
 
+/** What a sandbox does when its end time passes: E2B's lifecycle.onTimeout (its autoPause flag). */
+export type OnTimeout = "pause" | "kill";
+
 /** A sandbox as the admin API and the CLI see it. */
 export interface SandboxView {
 	id: string;
@@ -54,8 +57,20 @@ export interface SandboxView {
 	trafficKeepalive: boolean;
 	/** Its timeout: it pauses by itself this long after each start or resume unless kept alive. */
 	timeoutMs?: number;
-	/** Epoch ms when it pauses by itself; only while running with a timeout. */
+	/** Epoch ms when it pauses (or, with onTimeout "kill", is killed) by itself; only while running with a timeout. */
 	endTime?: number;
+	/** What its end time does: "pause" (the default) or "kill". */
+	onTimeout: OnTimeout;
+	/** Epoch ms when its current run started, or its last one once stopped; absent if it never ran. */
+	startedAt?: number;
+	/** Epoch ms when its last pause began; only while pausing or paused. */
+	pausedAt?: number;
+	/** The template it was created from, as E2B's API names it (REST API creates). */
+	templateId?: string;
+	/** E2B's sandbox metadata: string keys and values given at create. */
+	metadata?: Record<string, string>;
+	/** E2B's allow_internet_access as given at create; recorded, not enforced. */
+	allowInternetAccess?: boolean;
 	createdAt: number;
 }
 
@@ -85,6 +100,11 @@ export interface CreateSandboxInput {
 	 * last KeepAliveSandbox pushed that back. At most its longest life (1 h).
 	 */
 	timeoutMs?: number;
+	/** What its end time does; default "pause", as the stack's sandboxes always did. */
+	onTimeout?: OnTimeout;
+	templateId?: string;
+	metadata?: Record<string, string>;
+	allowInternetAccess?: boolean;
 }
 
 /** What may change on an existing sandbox without a new catalog entry (PATCH /admin/sandboxes/:id). */

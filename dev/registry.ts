@@ -14,6 +14,7 @@ import {
 	DEV_TEAM_ID,
 	type Log,
 	MAX_PORT_OPEN_DELAY_MS,
+	type OnTimeout,
 	SANDBOX_ID_PATTERN,
 	type SandboxChanges,
 	type SandboxState,
@@ -46,15 +47,24 @@ export interface Delays {
 	pauseDelayMs: number;
 }
 
+export interface ResumeOptions {
+	/** This run's timeout instead of the sandbox's own (E2B's connect gives one); its own stays for later runs. */
+	timeoutMs?: number;
+}
+
 export interface SandboxRegistry extends SandboxDirectory {
 	readonly orchestratorIp: string;
+	/** The team of sandboxes created without one (a canonical UUID). */
+	readonly teamId: string;
+	/** A sandbox's longest life, in ms: the bound of timeouts and keepalives, and its catalog entry's TTL. */
+	readonly maxLengthMs: number;
 	create(input?: CreateSandboxInput): Promise<SandboxView>;
 	get(sandboxId: string): SandboxView | undefined;
 	list(): SandboxView[];
 	/** Sets "pausing" synchronously, stops the servers, and resolves once "paused". */
 	pause(sandboxId: string): Promise<SandboxView>;
-	/** Resolves once running; concurrent calls share one resume. */
-	resume(sandboxId: string): Promise<SandboxView>;
+	/** Resolves once running; concurrent calls share one resume (the first call's options apply). */
+	resume(sandboxId: string, options?: ResumeOptions): Promise<SandboxView>;
 	kill(sandboxId: string): Promise<SandboxView>;
 	remove(sandboxId: string): Promise<void>;
 	/** Changes what may change without a new catalog entry; the catalog is not written. */
@@ -68,6 +78,14 @@ export interface SandboxRegistry extends SandboxDirectory {
 	 * its longest life. A sandbox without a timeout has nothing to move.
 	 */
 	keepAlive(sandboxId: string): SandboxView;
+	/**
+	 * E2B's KeepAliveFor(timeout, allowShorter) with a timeout of the caller's
+	 * (its REST API's connect and set-timeout): the end time becomes now +
+	 * timeout, within its longest life; without allowShorter only if that is
+	 * later. A running sandbox without an end time has one at infinity. 404
+	 * unless running or pausing, 409 while pausing, 400 past its longest life.
+	 */
+	keepAliveFor(sandboxId: string, timeoutMs: number, allowShorter: boolean): SandboxView;
 	/**
 	 * Resolves once the sandbox is no longer pausing, or after `ms`, or when
 	 * `signal` aborts, with the sandbox as it then is.
@@ -104,6 +122,14 @@ interface SandboxRecord {
 	teamId: string;
 	trafficKeepalive: boolean;
 	timeoutMs?: number | undefined;
+	onTimeout: OnTimeout;
+	templateId?: string | undefined;
+	metadata?: Record<string, string> | undefined;
+	allowInternetAccess?: boolean | undefined;
+	/** When its current or last run started (epoch ms); kept after it stops, unlike startedAt. */
+	lastStartedAt?: number | undefined;
+	/** When its last pause began (epoch ms). */
+	pausedAt?: number | undefined;
 	/** When it pauses by itself: set at each start or resume, moved by keepalives, gone when stopped. */
 	endTime?: number | undefined;
 	/** The current run's ID, as E2B's execution ID: new at each start or resume, gone when stopped. */
@@ -166,11 +192,12 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 	 * A new run: a new execution ID, pushed to the catalog before the caller
 	 * hears of it, as E2B does; and its end time, timeout from now.
 	 */
-	async function publish(r: SandboxRecord): Promise<void> {
+	async function publish(r: SandboxRecord, runTimeoutMs = r.timeoutMs): Promise<void> {
 		r.executionId = randomUUID();
 		r.startedAt = new Date();
-		if (r.timeoutMs !== undefined) {
-			r.endTime = r.startedAt.getTime() + r.timeoutMs;
+		r.lastStartedAt = r.startedAt.getTime();
+		if (runTimeoutMs !== undefined) {
+			r.endTime = r.startedAt.getTime() + runTimeoutMs;
 			deadlines.set(r.id, r.endTime);
 		}
 		await catalog?.put({
@@ -206,6 +233,13 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			deadlines.set(id, r.endTime);
 			return;
 		}
+		if (r.onTimeout === "kill") {
+			log(`sandbox ${id} reached its end time -> kill (its onTimeout)`);
+			registry.kill(id).catch((error: unknown) => {
+				log(`sandbox ${id} kill at its end time failed: ${error instanceof Error ? error.message : String(error)}`);
+			});
+			return;
+		}
 		log(`sandbox ${id} reached its end time (timeout ${r.timeoutMs}ms) -> auto-pause`);
 		registry.pause(id).catch((error: unknown) => {
 			log(`sandbox ${id} auto-pause failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -229,9 +263,15 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			hasSnapshot: r.hasSnapshot,
 			teamId: r.teamId,
 			trafficKeepalive: r.trafficKeepalive,
+			onTimeout: r.onTimeout,
 			createdAt: r.createdAt,
 		};
 		if (r.timeoutMs !== undefined) v.timeoutMs = r.timeoutMs;
+		if (r.lastStartedAt !== undefined) v.startedAt = r.lastStartedAt;
+		if (r.pausedAt !== undefined && (r.state === "paused" || r.state === "pausing")) v.pausedAt = r.pausedAt;
+		if (r.templateId !== undefined) v.templateId = r.templateId;
+		if (r.metadata !== undefined) v.metadata = { ...r.metadata };
+		if (r.allowInternetAccess !== undefined) v.allowInternetAccess = r.allowInternetAccess;
 		if (r.endTime !== undefined) v.endTime = r.endTime;
 		if (r.executionId !== undefined) v.executionId = r.executionId;
 		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
@@ -268,7 +308,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		await publish(r);
 	}
 
-	async function performResume(r: SandboxRecord): Promise<SandboxView> {
+	async function performResume(r: SandboxRecord, options: ResumeOptions): Promise<SandboxView> {
 		const generation = r.generation;
 		log(`sandbox ${r.id} paused -> resuming (${delays.resumeDelayMs}ms)`);
 		const slept = await sleep(delays.resumeDelayMs);
@@ -284,7 +324,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		r.running = running;
 		setState(r, "running");
 		log(`sandbox ${r.id} resuming -> running on ${orchestratorIp} (${describePorts(r, running.ports)})`);
-		await publish(r);
+		await publish(r, options.timeoutMs ?? r.timeoutMs);
 		return view(r);
 	}
 
@@ -314,6 +354,9 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (timeout !== undefined && !(Number.isInteger(timeout) && timeout >= 1 && timeout <= maxLengthMs)) {
 			throw new RegistryError(400, `timeoutMs must be an integer from 1 to ${maxLengthMs} (its longest life)`);
 		}
+		if (input.onTimeout !== undefined && input.onTimeout !== "pause" && input.onTimeout !== "kill") {
+			throw new RegistryError(400, 'onTimeout must be "pause" or "kill"');
+		}
 	}
 
 	function notFound(id: string): RegistryError {
@@ -323,6 +366,8 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 	const registry: SandboxRegistry = {
 		orchestratorIp,
+		teamId: defaultTeamId,
+		maxLengthMs,
 
 		async create(input = {}) {
 			ensureOpen();
@@ -340,6 +385,10 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				teamId: input.teamId === undefined ? defaultTeamId : (parseUuid(input.teamId) ?? defaultTeamId),
 				trafficKeepalive: input.trafficKeepalive ?? false,
 				timeoutMs: input.timeoutMs,
+				onTimeout: input.onTimeout ?? "pause",
+				templateId: input.templateId,
+				metadata: input.metadata === undefined ? undefined : { ...input.metadata },
+				allowInternetAccess: input.allowInternetAccess,
 				// A sandbox created paused or pausing stands for one that ran before.
 				hasSnapshot: input.state === "paused" || input.state === "pausing",
 				stateWaiters: new Set(),
@@ -352,6 +401,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			if (input.secure === true) flags.push("secure");
 			if (r.trafficKeepalive) flags.push("traffic keepalive");
 			if (r.timeoutMs !== undefined) flags.push(`timeout ${r.timeoutMs}ms`);
+			if (r.onTimeout === "kill") flags.push("killed at its end time");
 			teams.add(r.teamId);
 			log(`sandbox ${id} created ${r.state} (${flags.join(", ")})`);
 			if (r.state === "running") {
@@ -396,6 +446,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			const from = r.state;
 			setState(r, "pausing");
 			r.hasSnapshot = true;
+			r.pausedAt = Date.now();
 			const generation = ++r.generation;
 			log(`sandbox ${id} ${from} -> pausing (${delays.pauseDelayMs}ms)`);
 			const pausing = (async () => {
@@ -416,7 +467,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			return view(r);
 		},
 
-		resume(id) {
+		resume(id, options = {}) {
 			try {
 				ensureOpen();
 				const r = mustGet(id);
@@ -424,7 +475,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				if (r.state === "killed") throw new RegistryError(404, `sandbox ${id} is killed`);
 				if (r.state === "pausing") throw new RegistryError(409, "sandbox is still transitioning");
 				if (r.resuming === undefined) {
-					const resuming = performResume(r);
+					const resuming = performResume(r, options);
 					r.resuming = resuming;
 					const done = () => {
 						if (r.resuming === resuming) r.resuming = undefined;
@@ -486,6 +537,22 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			if (lived > maxLengthMs) throw new RegistryError(400, "Max instance length exceeded");
 			const endTime = now + Math.min(maxLengthMs - lived, r.timeoutMs);
 			if (endTime > r.endTime) r.endTime = endTime;
+			return view(r);
+		},
+
+		keepAliveFor(id, timeoutMs, allowShorter) {
+			const r = records.get(id);
+			if (r === undefined || r.state === "killed" || r.state === "paused") throw notFound(id);
+			if (r.state !== "running") throw new RegistryError(409, `Sandbox "${id}" is being paused`);
+			const now = Date.now();
+			const lived = r.startedAt === undefined ? 0 : now - r.startedAt.getTime();
+			if (lived > maxLengthMs) throw new RegistryError(400, "Max instance length exceeded");
+			const endTime = now + Math.max(0, Math.min(maxLengthMs - lived, timeoutMs));
+			const current = r.endTime ?? Number.POSITIVE_INFINITY;
+			if (!allowShorter && endTime < current) return view(r);
+			r.endTime = endTime;
+			// A later end time re-arms the timer when it fires; an earlier one (or a first one) needs it now.
+			if (endTime < current) deadlines.set(id, endTime);
 			return view(r);
 		},
 

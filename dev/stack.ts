@@ -9,6 +9,7 @@ import { createDemoRuntime } from "./demo-sandbox.ts";
 import { type Log, silent } from "./model.ts";
 import { DEFAULT_NODE_PORT, type DevNode, startNode } from "./node.ts";
 import { createRegistry } from "./registry.ts";
+import { DEFAULT_REST_API_KEY } from "./rest-api.ts";
 import type { TokenPolicy } from "./resume-service.ts";
 import { type OAuthClient, startTokenEndpoint, type TokenEndpoint } from "./token-endpoint.ts";
 
@@ -59,6 +60,10 @@ export interface StackOptions {
 	nodeStripsNotHereHeader?: boolean;
 	/** The edge's catalog API to write to; without it, the catalog is fed by resumes alone. */
 	catalog?: CatalogConnection;
+	/** The X-API-Key of E2B's REST API on the control plane; default DEFAULT_REST_API_KEY; false turns the API off. */
+	restApiKey?: string | false;
+	/** The base domain of sandbox traffic that the REST API names in its answers, e.g. "localhost:8787"; default none. */
+	restSandboxDomain?: string;
 	/** Receives lines prefixed "[control-plane] " or "[node] "; default silent. */
 	log?: Log;
 }
@@ -71,8 +76,10 @@ export interface CatalogConnection {
 }
 
 export interface Stack {
-	/** e.g. http://127.0.0.1:8790, the value for CONTROL_PLANE_URL. */
+	/** e.g. http://127.0.0.1:8790, the value for CONTROL_PLANE_URL, and for E2B_API_URL (E2B's REST API). */
 	controlPlaneUrl: string;
+	/** The REST API's X-API-Key (E2B_API_KEY), or undefined when the API is off. */
+	restApiKey: string | undefined;
 	nodePort: number;
 	/** e.g. http://{ip}:5007 with the node's port, the value for NODE_ORIGIN_TEMPLATE. */
 	nodeOriginTemplate: string;
@@ -153,6 +160,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 			port: options.controlPlanePort ?? DEFAULT_CONTROL_PLANE_PORT,
 			tokenPolicy: options.tokenPolicy ?? "e2b",
 			...(options.transitionWaitMs === undefined ? {} : { transitionWaitMs: options.transitionWaitMs }),
+			...(options.restApiKey === false ? {} : { restApiKey: options.restApiKey ?? DEFAULT_REST_API_KEY }),
+			...(options.restSandboxDomain === undefined ? {} : { restSandboxDomain: options.restSandboxDomain }),
 			log: prefixed("control-plane"),
 		});
 	} catch (error) {
@@ -165,6 +174,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 	let closing: Promise<void> | undefined;
 	return {
 		controlPlaneUrl: controlPlane.url,
+		restApiKey: options.restApiKey === false ? undefined : (options.restApiKey ?? DEFAULT_REST_API_KEY),
 		nodePort: node.port,
 		nodeOriginTemplate: `http://{ip}:${node.port}`,
 		controlPlane,
