@@ -49,8 +49,14 @@ describe("resume coalescing, counted at the control plane", () => {
 		expect(calls[0]?.sandboxId).toBe(sandboxId);
 		const first = results[0];
 		expect(first).toMatchObject({ ok: true, route: { nodeIp: "198.51.100.1" } });
-		// One wake, one route: every caller got the same learning of it.
-		for (const result of results) expect(result).toEqual(first);
+		// One wake, one route: every caller got the same learning of it, and
+		// all but the one whose call woke it say they joined.
+		const route = first?.ok ? first.route : undefined;
+		for (const result of results) expect(result).toMatchObject({ ok: true, route });
+		expect(results.map((result) => (result.ok ? result.wake : undefined)).sort()).toEqual([
+			...Array(results.length - 1).fill("joined"),
+			"resumed",
+		]);
 	});
 
 	it("forwards each of 12 concurrent requests for a paused sandbox after one ResumeSandbox call", async () => {
