@@ -296,6 +296,10 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 	const query = new URL(req.url ?? "/", "http://envd").searchParams;
 	validateSigning(ctx, req, query, "write");
 	const home = userHome(query);
+	// envd keeps X-Metadata-* headers as xattrs (envd 0.6.2); this one cannot, and says so rather than drop them.
+	if (Object.keys(req.headers).some((name) => name.startsWith("x-metadata-"))) {
+		throw new HttpError(400, "invalid metadata: file metadata (X-Metadata-*) is not supported by the development envd");
+	}
 	const contentEncoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
 	let body: AsyncIterable<Buffer> = req;
 	if (contentEncoding === "gzip") {

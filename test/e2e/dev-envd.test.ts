@@ -221,6 +221,15 @@ describe("an open sandbox", () => {
 		expect(await missing.json()).toEqual({ code: 404, message: "path '/home/user/none.txt' does not exist" });
 		expect((await fetch(`${url}/files?path=/home/user`)).status).toBe(400);
 		expect((await fetch(`${url}/files?path=x&username=nobody`)).status).toBe(401);
+
+		// File metadata (envd 0.6.2's X-Metadata-* headers, kept as xattrs) is refused, not dropped.
+		const withMetadata = await fetch(`${url}/files?path=meta.txt`, {
+			method: "POST",
+			headers: { "content-type": "application/octet-stream", "x-metadata-owner": "me" },
+			body: "m",
+		});
+		expect(withMetadata.status).toBe(400);
+		expect(existsSync(join(root, "home/user/meta.txt"))).toBe(false);
 	});
 
 	it("moves 5 MiB both ways intact: multipart and octet-stream up, identity and gzip down", async () => {
