@@ -3,11 +3,15 @@
 // (sandboxId, sandbox port) to it.
 
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pipeline, Readable } from "node:stream";
 import { WebSocketServer } from "ws";
 import { renderDemoPage } from "./demo-page.ts";
-import { headerRecord, pathOf, queryOf, sendJson, sendNoContent } from "./http-util.ts";
+import { startEnvdServer } from "./envd/server.ts";
+import { headerRecord, pathOf, queryOf, sendJson } from "./http-util.ts";
 import { DEMO_PORTS, ENVD_PORT, type Log, silent } from "./model.ts";
 import { listen, type ManagedServer } from "./server-lifecycle.ts";
 
@@ -20,6 +24,8 @@ export interface RunningSandbox {
 export interface StartOptions {
 	/** The app's ports (all but envd's) listen only this long after the start; the start does not wait. */
 	portOpenDelayMs?: number;
+	/** A secure sandbox's envd access token, which its envd (port 49983) checks. */
+	envdAccessToken?: string;
 }
 
 /** Starts and stops the processes of sandboxes; the registry drives it. */
@@ -27,6 +33,8 @@ export interface SandboxRuntime {
 	start(sandboxId: string, ports: readonly number[], options?: StartOptions): Promise<RunningSandbox>;
 	/** The sandbox is gone for good (killed or deleted): drop what survives a pause. */
 	forget(sandboxId: string): void;
+	/** The stack is closing: drop what every sandbox kept (their envd scratch roots). */
+	close?(): void;
 }
 
 /** What a paused sandbox keeps, the way a real pause snapshots memory. */
@@ -34,6 +42,8 @@ interface DemoMemory {
 	count: number;
 	/** Deliveries of POST /deliveries, by key: what a test counts to prove a request ran once. */
 	deliveries: Map<string, number>;
+	/** envd's scratch directory, the sandbox's "/" (its disk, which a pause keeps); absent: one per run. */
+	envdRoot?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -44,6 +54,27 @@ const CHUNK_BYTES = 64 * 1024;
 // prefix of this one buffer and clients can verify content without a side channel.
 const PATTERN = Buffer.from(Array.from({ length: CHUNK_BYTES }, (_, i) => i % 256));
 
+// Scratch directories still to remove, however the process ends.
+const scratchDirs = new Set<string>();
+process.once("exit", () => {
+	for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function scratchDir(prefix: string): string {
+	const dir = mkdtempSync(join(tmpdir(), prefix));
+	scratchDirs.add(dir);
+	return dir;
+}
+
+function removeScratch(dir: string): void {
+	try {
+		rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+		scratchDirs.delete(dir);
+	} catch {
+		// A command still writing there: the exit hook tries again.
+	}
+}
+
 export function createDemoRuntime(options: { log?: Log } = {}): SandboxRuntime {
 	const log = options.log ?? silent;
 	const memories = new Map<string, DemoMemory>();
@@ -51,13 +82,18 @@ export function createDemoRuntime(options: { log?: Log } = {}): SandboxRuntime {
 		start(sandboxId, ports, startOptions = {}) {
 			let memory = memories.get(sandboxId);
 			if (memory === undefined) {
-				memory = { count: 0, deliveries: new Map() };
+				memory = { count: 0, deliveries: new Map(), envdRoot: scratchDir(`dev-sandbox-${sandboxId}-`) };
 				memories.set(sandboxId, memory);
 			}
 			return startDemoSandbox(sandboxId, ports, memory, { ...startOptions, log });
 		},
 		forget(sandboxId) {
+			const root = memories.get(sandboxId)?.envdRoot;
+			if (root !== undefined) removeScratch(root);
 			memories.delete(sandboxId);
+		},
+		close() {
+			for (const sandboxId of [...memories.keys()]) this.forget(sandboxId);
 		},
 	};
 }
@@ -76,12 +112,19 @@ export async function startDemoSandbox(
 	const servers = new Map<number, ManagedServer>();
 	// Live: the node reads it on every request, so a late port is routed to as soon as it listens.
 	const listening = new Map<number, number>();
+	// Without a root that outlives runs (a direct caller's memory), envd gets one for this run.
+	const runRoot =
+		memory.envdRoot === undefined && ports.includes(ENVD_PORT) ? scratchDir(`dev-sandbox-${sandboxId}-`) : undefined;
+	const envd = { root: memory.envdRoot ?? runRoot ?? "", accessToken: options.envdAccessToken, log: options.log };
 	const open = async (port: number) => {
-		const server = await startPortServer(sandboxId, port, memory);
+		const server = await startPortServer(sandboxId, port, memory, envd);
 		servers.set(port, server);
 		listening.set(port, server.port);
 	};
-	const closeAll = () => Promise.all([...servers.values()].map((s) => s.close())).then(() => {});
+	const closeAll = async () => {
+		await Promise.all([...servers.values()].map((s) => s.close()));
+		if (runRoot !== undefined) removeScratch(runRoot);
+	};
 	try {
 		for (const port of ports) if (!late.includes(port)) await open(port);
 	} catch (error) {
@@ -118,21 +161,21 @@ export async function startDemoSandbox(
 	};
 }
 
-function startPortServer(sandboxId: string, port: number, memory: DemoMemory): Promise<ManagedServer> {
+function startPortServer(
+	sandboxId: string,
+	port: number,
+	memory: DemoMemory,
+	envd: { root: string; accessToken: string | undefined; log: Log | undefined },
+): Promise<ManagedServer> {
 	if (port === 3000) return startWebApp(sandboxId, memory);
-	if (port === 49983) return listen(createServer(envdHealth), 0);
+	if (port === ENVD_PORT) {
+		const { root, accessToken, log } = envd;
+		return startEnvdServer({ root, sandboxId, ...(accessToken === undefined ? {} : { accessToken }), log });
+	}
 	return listen(
 		createServer((req, res) => sendJson(res, 200, { sandboxId, port, method: req.method, path: req.url })),
 		0,
 	);
-}
-
-function envdHealth(req: IncomingMessage, res: ServerResponse): void {
-	if (req.method === "GET" && pathOf(req) === "/health") {
-		sendNoContent(res);
-		return;
-	}
-	sendJson(res, 404, { message: "not found", code: 404 });
 }
 
 async function startWebApp(sandboxId: string, memory: DemoMemory): Promise<ManagedServer> {

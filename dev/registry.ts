@@ -298,7 +298,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 	}
 
 	function startRuntime(r: SandboxRecord): Promise<RunningSandbox> {
-		return runtime.start(r.id, r.ports, { portOpenDelayMs: r.portOpenDelayMs });
+		return runtime.start(r.id, r.ports, { portOpenDelayMs: r.portOpenDelayMs, envdAccessToken: r.envdAccessToken });
 	}
 
 	async function startServers(r: SandboxRecord): Promise<void> {
@@ -592,6 +592,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			shutdown.abort();
 			deadlines.close();
 			await Promise.all([...records.values()].map(stopServers));
+			runtime.close?.();
 		},
 	};
 	return registry;
