@@ -40,8 +40,15 @@ function dropWranglerSecretNotes(): void {
 	}
 }
 
+// The Worker's own log lines (one JSON line per request and per event, see
+// README, "Telemetry") are what an operator reads, not a test: hundreds of
+// them would bury the report. Tests that check them read them from the
+// Worker (test/e2e's logText()); WORKER_LOGS=1 prints them here too.
+const showWorkerLogs = process.env.WORKER_LOGS === "1";
+
 export default defineConfig({
 	test: {
+		onConsoleLog: (log) => showWorkerLogs || !log.startsWith('{"event":'),
 		projects: [
 			{
 				// Unit tests run inside workerd, against the real Worker and

@@ -9,6 +9,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isLoopbackHost } from "./admin-guard.ts";
 import { sameSecret } from "./client-proxy-auth.ts";
+import { ENVD_VERSION } from "./envd/version.ts";
 import { BodyTooLargeError, pathOf, queryOf, readBody } from "./http-util.ts";
 import { shortId } from "./ids.ts";
 import { type Log, type SandboxView, silent } from "./model.ts";
@@ -20,13 +21,13 @@ import { createOperationMatcher, E2B_OPERATIONS } from "./rest/operations.ts";
 import { listedSandbox, type ShapeContext, sandboxAnswer, sandboxDetail } from "./rest/shapes.ts";
 
 /**
- * The envd version every sandbox claims in create, connect, get and list.
- * The SDK picks envd features by it (0.1.0 at least, or create fails; 0.4.0
- * and up: no default user; 0.5.7: octet-stream uploads; 0.6.x: file
- * metadata and watch options). E2B's envd is at 0.6.13
- * (packages/envd/pkg/version.go); claim what the dev envd serves.
+ * The envd version every sandbox claims in create, connect, get and list:
+ * the dev envd's (dev/envd/version.ts). The SDK picks envd features by it
+ * (0.1.0 at least, or create fails; 0.4.0 and up: no default user; 0.5.7:
+ * octet-stream uploads; 0.6.2: file metadata, which the dev envd cannot
+ * store). E2B's own envd is at 0.6.13 (packages/envd/pkg/version.go).
  */
-export const ENVD_VERSION = "0.6.13";
+export { ENVD_VERSION } from "./envd/version.ts";
 
 /**
  * The stack's API key unless given another. E2B's format: "e2b_" and hex
