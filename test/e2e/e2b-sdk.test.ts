@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Sandbox, SandboxNotFoundError } from "e2b";
+import { Sandbox, SandboxNotFoundError, TimeoutError } from "e2b";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_REST_API_KEY } from "../../dev/rest-api.ts";
 import { type E2eStack, startE2eStack } from "./fixture.ts";
@@ -131,7 +131,13 @@ describe("the E2B SDK through the edge", () => {
 
 	it("gets the SDK's own not-found error after a kill", async () => {
 		const sandbox = await Sandbox.create({ ...connection, timeoutMs: 60_000 });
+		await sandbox.files.write("/home/user/x.txt", "x");
 		await sandbox.kill();
+		// Through the edge: the node no longer holds it, and the control plane does not know it.
+		// The SDK reads the edge's 502 as it reads E2B's own edge's: its TimeoutError, with its text.
+		const read = await sandbox.files.read("/home/user/x.txt").catch((thrown: unknown) => thrown);
+		expect(read).toBeInstanceOf(TimeoutError);
+		expect((read as Error).message).toMatch(/^The sandbox was not found: This error is likely due to sandbox timeout/);
 		const error = await Sandbox.connect(sandbox.sandboxId, connection).catch((thrown: unknown) => thrown);
 		expect(error).toBeInstanceOf(SandboxNotFoundError);
 		// The SDK's own text for a connect's 404.
