@@ -177,6 +177,8 @@ export interface BannerInput {
 	tokenUrl: string | undefined;
 	catalogWrites: boolean;
 	timeoutMs: number;
+	/** The REST API's X-API-Key, or undefined when it is off. */
+	restApiKey?: string | undefined;
 }
 
 export function bannerText(input: BannerInput): string {
@@ -191,6 +193,12 @@ export function bannerText(input: BannerInput): string {
 		`  Worker          ${worker}  (demo sandbox "${DEMO_SANDBOX_ID}", port 3000)`,
 		`                  http://8080-${DEMO_SANDBOX_ID}.localhost:${workerPort}/  (port 8080)`,
 		`  Control plane   ${input.controlPlaneUrl}/admin/sandboxes`,
+		...(input.restApiKey === undefined
+			? []
+			: [
+					`  E2B SDK         export E2B_API_URL=${input.controlPlaneUrl} E2B_API_KEY=${input.restApiKey}`,
+					`                  export E2B_SANDBOX_URL=http://localhost:${workerPort}`,
+				]),
 		`  Catalog API     http://edge.localhost:${workerPort}/v1/sandboxes/<id>  (${
 			input.catalogWrites ? "the control plane writes it" : "CATALOG_WRITES=off: routes come from resumes alone"
 		})`,
@@ -303,6 +311,7 @@ async function main(): Promise<void> {
 			tokenUrl: stack.tokenEndpoint?.tokenUrl,
 			catalogWrites,
 			timeoutMs: sandboxTimeoutMs,
+			restApiKey: stack.restApiKey,
 		}),
 	);
 
