@@ -1,6 +1,4 @@
 import { execFile } from "node:child_process";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -8,6 +6,7 @@ import { type AdminClient, createAdminClient } from "../../dev/admin-client.ts";
 import { DEV_TEAM_ID, type SandboxView } from "../../dev/model.ts";
 import { outcomeOf, type RpcOutcome, sandboxServiceClient } from "../../dev/rpc-client.ts";
 import { type Stack, startStack } from "../../dev/stack.ts";
+import { type CatalogRecorder, startCatalogRecorder } from "./catalog-recorder.ts";
 import { apiSecret, freshId } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 import { until } from "./until.ts";
@@ -19,51 +18,25 @@ import { until } from "./until.ts";
 const ok: RpcOutcome = { code: "OK", message: "" };
 const otherTeam = "7b0f3c52-1d6e-4a8b-9c2d-3e4f5a6b7c8d";
 
-/** The edge's catalog API, reduced to recording what the control plane writes. */
-interface CatalogWrite {
-	method: string;
-	sandboxId: string;
-	executionId?: string;
-	body?: Record<string, unknown>;
-}
-
 let stack: Stack;
 let admin: AdminClient;
-let catalog: Server;
-const writes: CatalogWrite[] = [];
+let catalog: CatalogRecorder;
 
 beforeAll(async () => {
 	stack = await startStack({ apiSecret, controlPlanePort: 0, nodePort: 0, resumeDelayMs: 20, pauseDelayMs: 20 });
 	admin = createAdminClient(stack.controlPlaneUrl);
-	catalog = createServer((req, res) => {
-		let text = "";
-		req.on("data", (chunk) => {
-			text += chunk;
-		});
-		req.on("end", () => {
-			const url = new URL(req.url ?? "/", "http://edge");
-			writes.push({
-				method: req.method ?? "",
-				sandboxId: decodeURIComponent(url.pathname.split("/").at(-1) ?? ""),
-				...(url.searchParams.has("execution_id") ? { executionId: url.searchParams.get("execution_id") ?? "" } : {}),
-				...(text === "" ? {} : { body: JSON.parse(text) }),
-			});
-			res.writeHead(204).end();
-		});
-	});
-	await new Promise<void>((resolve) => catalog.listen(0, "127.0.0.1", resolve));
-	stack.connectCatalog({ edgeUrl: `http://127.0.0.1:${(catalog.address() as AddressInfo).port}`, secret: "s" });
+	catalog = await startCatalogRecorder();
+	stack.connectCatalog({ edgeUrl: catalog.url, secret: "s" });
 });
 afterAll(async () => {
 	await stack?.close();
-	catalog?.closeAllConnections();
-	await new Promise((resolve) => catalog?.close(resolve));
+	await catalog?.close();
 });
 beforeEach(() => {
 	stack.controlPlane.clearFault();
 });
 
-const writesFor = (id: string) => writes.filter((write) => write.sandboxId === id);
+const writesFor = (id: string) => catalog.writes.filter((write) => write.sandboxId === id);
 
 function keepAlive(sandboxId: string, options: { teamId?: string; headers?: Record<string, string> } = {}) {
 	return outcomeOf(

@@ -1,11 +1,10 @@
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AdminClient, createAdminClient } from "../../dev/admin-client.ts";
 import type { SandboxView } from "../../dev/model.ts";
 import { DEFAULT_REST_API_KEY, ENVD_VERSION } from "../../dev/rest-api.ts";
 import { outcomeOf, sandboxServiceClient } from "../../dev/rpc-client.ts";
 import { type Stack, startStack } from "../../dev/stack.ts";
+import { type CatalogRecorder, startCatalogRecorder } from "./catalog-recorder.ts";
 import { apiSecret, freshId } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 import { until } from "./until.ts";
@@ -14,17 +13,11 @@ import { until } from "./until.ts";
 // calls it: plain HTTP here, checked against the registry, the catalog writes
 // and the node, which the admin API and the RPCs share.
 
-interface CatalogWrite {
-	method: string;
-	sandboxId: string;
-	executionId?: string;
-}
-
 let stack: Stack;
 let admin: AdminClient;
-let catalog: Server;
-const writes: CatalogWrite[] = [];
-const writesFor = (id: string) => writes.filter((write) => write.sandboxId === id);
+let catalog: CatalogRecorder;
+
+const writesFor = (id: string) => catalog.writes.filter((write) => write.sandboxId === id);
 
 beforeAll(async () => {
 	stack = await startStack({
@@ -36,26 +29,12 @@ beforeAll(async () => {
 		transitionWaitMs: 2000,
 	});
 	admin = createAdminClient(stack.controlPlaneUrl);
-	// The edge's catalog API, recording what the control plane writes.
-	catalog = createServer((req, res) => {
-		req.resume();
-		req.on("end", () => {
-			const url = new URL(req.url ?? "/", "http://edge");
-			writes.push({
-				method: req.method ?? "",
-				sandboxId: decodeURIComponent(url.pathname.split("/").at(-1) ?? ""),
-				...(url.searchParams.has("execution_id") ? { executionId: url.searchParams.get("execution_id") ?? "" } : {}),
-			});
-			res.writeHead(204).end();
-		});
-	});
-	await new Promise<void>((resolve) => catalog.listen(0, "127.0.0.1", resolve));
-	stack.connectCatalog({ edgeUrl: `http://127.0.0.1:${(catalog.address() as AddressInfo).port}`, secret: "s" });
+	catalog = await startCatalogRecorder();
+	stack.connectCatalog({ edgeUrl: catalog.url, secret: "s" });
 });
 afterAll(async () => {
 	await stack?.close();
-	catalog?.closeAllConnections();
-	await new Promise((resolve) => catalog?.close(resolve));
+	await catalog?.close();
 });
 
 interface Answer {
@@ -145,7 +124,7 @@ describe("create (POST /v2/sandboxes and POST /sandboxes)", () => {
 		});
 		expect(sandbox.envdAccessToken).toEqual(expect.any(String));
 		expect(sandbox.endTime).toBe((sandbox.startedAt ?? 0) + 120_000);
-		expect(writesFor(id)).toEqual([{ method: "PUT", sandboxId: id }]);
+		expect(writesFor(id)).toMatchObject([{ method: "PUT", sandboxId: id }]);
 		expect((await throughNode(id)).status).toBe(200);
 	});
 
