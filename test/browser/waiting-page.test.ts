@@ -70,8 +70,16 @@ describe("a browser opening a paused sandbox", () => {
 		await page.screenshot({ path: join(screenshots, "waiting-page.png") });
 
 		// The page reloads itself once the sandbox is ready: the app's own page.
-		await expect.poll(() => page.title(), { timeout: 15_000 }).not.toMatch(/^Waking/);
-		expect(await page.content()).toContain(id);
+		// (Polled as a whole: while the reload is under way, the content cannot be read.)
+		const appLoaded = async () => {
+			try {
+				const html = await page.content();
+				return html.includes(id) && !html.includes("Waking sandbox");
+			} catch {
+				return false;
+			}
+		};
+		await expect.poll(appLoaded, { timeout: 15_000 }).toBe(true);
 		expect(env.stack.controlPlane.calls().filter((call) => call.sandboxId === id)).toHaveLength(1);
 		expect(violations).toEqual([]);
 		await page.close();
