@@ -8,7 +8,7 @@ import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
-import type { SandboxRoute, WakeStatus } from "./sandbox-route.ts";
+import type { KeepAliveReport, SandboxRoute, WakeStatus } from "./sandbox-route.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
 /**
@@ -159,9 +159,20 @@ export class CatalogClient {
 		const sandboxId = this.#sandboxId;
 		const credentials = resumeCredentials(this.#headers, this.#port);
 		this.#waitUntil(
-			this.#call((stub) => stub.keepAlive(sandboxId, credentials)).catch(() => {
-				// Logged by callCatalogObject; the next interval tries again.
-			}),
+			this.#call((stub) => stub.keepAlive(sandboxId, credentials) as Promise<KeepAliveReport>).then(
+				// Report again when the object will call again: not a whole interval
+				// after this report, which could fall just short of its time and
+				// leave the sandbox unreported for nearly two intervals.
+				({ nextAt }) => {
+					if (nextAt === undefined) return;
+					const now = Date.now();
+					if (nextAt <= now) reported.delete(sandboxId);
+					else reported.set(sandboxId, true, now, nextAt);
+				},
+				() => {
+					// Logged by callCatalogObject; the next interval tries again.
+				},
+			),
 		);
 	}
 

@@ -148,17 +148,19 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * refusal of the credentials, which may be one stranger's, and any other
 	 * failure wait for the next interval.
 	 */
-	async keepAlive(sandboxId: string, credentials: ResumeCredentials): Promise<KeepAliveResult> {
+	async keepAlive(sandboxId: string, credentials: ResumeCredentials): Promise<KeepAliveReport> {
 		const config = this.#config();
-		if (!config.ok) return "off";
+		if (!config.ok) return { result: "off" };
 		const now = Date.now();
 		const entry = this.#store.current(now);
 		const teamId = entry === null ? undefined : keepaliveTeam(entry);
-		if (entry === null || teamId === undefined) return "off";
+		if (entry === null || teamId === undefined) return { result: "off" };
 		// Stored, not kept in memory: an object idle between two intervals is evicted.
 		const kv = this.ctx.storage.kv;
-		if (now < (kv.get<number>(keepAliveKey) ?? 0)) return "skipped";
-		kv.put(keepAliveKey, now + config.value.trafficKeepaliveIntervalMs);
+		const due = kv.get<number>(keepAliveKey) ?? 0;
+		if (now < due) return { result: "skipped", nextAt: due };
+		const nextAt = now + config.value.trafficKeepaliveIntervalMs;
+		kv.put(keepAliveKey, nextAt);
 		const outcome = await this.#client(config.value).keepAlive(sandboxId, teamId, credentials);
 		logEvent("keepalive", {
 			sandboxId,
@@ -166,12 +168,12 @@ export class SandboxRoute extends DurableObject<Env> {
 			reason: outcome.ok ? undefined : outcome.reason,
 			durationMs: Date.now() - now,
 		});
-		if (outcome.ok) return "sent";
-		if (outcome.verdict !== "off") return "failed";
+		if (outcome.ok) return { result: "sent", nextAt };
+		if (outcome.verdict !== "off") return { result: "failed", nextAt };
 		if (this.#store.current(Date.now()) === entry) {
 			await this.#save(sandboxId, { ...entry, details: { ...entry.details, trafficKeepalive: false } });
 		}
-		return "off";
+		return { result: "off" };
 	}
 
 	#client(config: Config): ControlPlaneClient {
@@ -453,6 +455,15 @@ export type WakeStatus =
 
 /** What a traffic report did: called the control plane, found it too soon, found keepalive off, or failed. */
 export type KeepAliveResult = "sent" | "skipped" | "off" | "failed";
+
+/**
+ * A traffic report's answer: what it did, and when the next call may be
+ * made, so that a reporting isolate reports again no sooner and no later.
+ */
+export interface KeepAliveReport {
+	result: KeepAliveResult;
+	nextAt?: number;
+}
 
 /** The team to name in KeepAliveSandbox, when the entry asks for traffic keepalive. */
 function keepaliveTeam(entry: CatalogEntry): string | undefined {

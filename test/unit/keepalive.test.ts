@@ -45,7 +45,8 @@ async function pushRoute(sandboxId: string, trafficKeepalive: boolean, team: str
 	]);
 }
 
-const keepAlive = (sandboxId: string) => env.SANDBOX_ROUTE.getByName(sandboxId).keepAlive(sandboxId, { port: 3000 });
+const keepAlive = async (sandboxId: string) =>
+	(await env.SANDBOX_ROUTE.getByName(sandboxId).keepAlive(sandboxId, { port: 3000 })).result;
 
 afterEach(() => {
 	vi.restoreAllMocks();
@@ -59,7 +60,11 @@ describe("SandboxRoute.keepAlive", () => {
 		const results = await Promise.all([keepAlive(sandboxId), keepAlive(sandboxId), keepAlive(sandboxId)]);
 		expect(results.sort()).toEqual(["sent", "skipped", "skipped"]);
 		await evictDurableObject(env.SANDBOX_ROUTE.getByName(sandboxId));
-		expect(await keepAlive(sandboxId)).toBe("skipped");
+		const report = await env.SANDBOX_ROUTE.getByName(sandboxId).keepAlive(sandboxId, { port: 3000 });
+		// It says when it will call again: a reporting isolate waits until then, no longer.
+		expect(report.result).toBe("skipped");
+		expect(report.nextAt).toBeGreaterThan(Date.now());
+		expect(report.nextAt).toBeLessThanOrEqual(Date.now() + 60_000);
 		expect(upstream.calls).toHaveLength(1);
 		expect(upstream.calls[0]?.get("x-e2b-client-proxy-auth")).toBe("unit-test-secret");
 		expect(upstream.calls[0]?.get("e2b-sandbox-request-port")).toBe("3000");
