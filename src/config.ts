@@ -4,6 +4,7 @@
  * names itself in the error; the API secret's value never appears in one.
  */
 export type ControlPlaneProtocol = "grpc-web" | "connect";
+export type ServerTiming = "all" | "cold" | "off";
 export type Environment = "production" | "development";
 
 /**
@@ -67,8 +68,12 @@ export interface Config {
 	bodyIdleTimeoutMs: number;
 	/** The least time between two KeepAliveSandbox calls for one sandbox, across the whole edge. */
 	trafficKeepaliveIntervalMs: number;
-	/** Whether responses carry a Server-Timing header with the request's phases. */
-	serverTiming: boolean;
+	/**
+	 * Which responses carry a Server-Timing header with the request's phases:
+	 * all; those whose route was not in the isolate's cache ("cold": wakes,
+	 * lookups, errors); or none.
+	 */
+	serverTiming: ServerTiming;
 	/** How long a browser navigation waits for a wake before it gets the waiting page; 0: never. */
 	waitingPageAfterMs: number;
 	environment: Environment;
@@ -120,6 +125,10 @@ export const defaults = {
 	// Long enough for a client on a poor link; short enough that a stalled
 	// upload does not hold a connection to the node for minutes.
 	bodyIdleTimeoutMs: 30_000,
+	// Adding a header means rebuilding the node's response, which costs the
+	// hot path about a tenth of its CPU (BENCHMARKS.md): only the responses
+	// worth timing (wakes, lookups, errors) carry it unless asked.
+	serverTiming: "cold",
 	// A resume that has not answered within a second will take a few more
 	// (1-3 s, over 10 s for large sandboxes): long enough that a blank tab
 	// looks broken, short enough that a fast wake never shows the page.
@@ -236,7 +245,7 @@ export function parseConfig(raw: RawSettings): Config {
 			1_000,
 			86_400_000,
 		),
-		serverTiming: parseSwitch(raw, "SERVER_TIMING", true),
+		serverTiming: parseServerTiming(raw),
 		waitingPageAfterMs: parseInteger(raw, "WAITING_PAGE_AFTER_MS", defaults.waitingPageAfterMs, 0, 600_000),
 		environment,
 	};
@@ -463,12 +472,10 @@ function parseLocationHint(raw: RawSettings): DurableObjectLocationHint | undefi
 	return hint;
 }
 
-function parseSwitch(raw: RawSettings, name: SettingName, fallback: boolean): boolean {
-	const value = optionalString(raw, name);
-	if (value === undefined) return fallback;
-	if (value === "on") return true;
-	if (value === "off") return false;
-	throw new ConfigError(name, 'must be "on" or "off"');
+function parseServerTiming(raw: RawSettings): ServerTiming {
+	const value = optionalString(raw, "SERVER_TIMING") ?? defaults.serverTiming;
+	if (value === "all" || value === "cold" || value === "off") return value;
+	throw new ConfigError("SERVER_TIMING", 'must be "all", "cold" or "off"');
 }
 
 function parseEnvironment(raw: RawSettings): Environment {

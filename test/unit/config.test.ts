@@ -62,7 +62,7 @@ describe("parseConfig defaults", () => {
 			portRetryDelayMs: 100,
 			bodyIdleTimeoutMs: 30_000,
 			trafficKeepaliveIntervalMs: 60_000,
-			serverTiming: true,
+			serverTiming: "cold",
 			waitingPageAfterMs: 1_000,
 			environment: "production",
 		});
@@ -128,7 +128,7 @@ describe("parseConfig defaults", () => {
 			portRetryDelayMs: 50,
 			bodyIdleTimeoutMs: 4000,
 			trafficKeepaliveIntervalMs: 60_000,
-			serverTiming: true,
+			serverTiming: "cold",
 			waitingPageAfterMs: 1_000,
 			environment: "development",
 		});
