@@ -23,7 +23,7 @@ export class CatalogClient {
 	readonly #sandboxId: string;
 	readonly #port: number;
 	readonly #headers: Headers;
-	readonly #trace: RequestTrace | undefined;
+	readonly #trace: RequestTrace;
 	readonly #waitUntil: (promise: Promise<unknown>) => void;
 
 	constructor(options: {
@@ -33,7 +33,7 @@ export class CatalogClient {
 		port: number;
 		headers: Headers;
 		/** Where the route's source and the lookup's timings are recorded. */
-		trace?: RequestTrace;
+		trace: RequestTrace;
 		/** Lets the location's copy be written after the answer goes. */
 		waitUntil: (promise: Promise<unknown>) => void;
 	}) {
@@ -50,14 +50,14 @@ export class CatalogClient {
 	async route(): Promise<Route> {
 		const cached = isolateRouteCache(this.#config).get(this.#sandboxId);
 		if (cached !== undefined) {
-			if (this.#trace !== undefined) this.#trace.routeSource = "isolate";
+			this.#trace.routeSource = "isolate";
 			return cached;
 		}
 		const startedAt = Date.now();
 		try {
 			return await this.#fromLocation();
 		} finally {
-			if (this.#trace !== undefined) this.#trace.lookupMs = Date.now() - startedAt;
+			this.#trace.lookupMs = Date.now() - startedAt;
 		}
 	}
 
@@ -75,13 +75,13 @@ export class CatalogClient {
 			const until = now + this.#config.routeCacheTtlMs - this.#config.locationCacheTtlMs;
 			if (held?.entry.kind === "route") {
 				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, now, until);
-				if (this.#trace !== undefined) this.#trace.routeSource = "location";
+				this.#trace.routeSource = "location";
 				return held.entry.route;
 			}
 			if (held?.entry.kind === "failure") {
 				const { failure } = held.entry;
 				isolateFailureCache(this.#config).set(sandboxId, failure, held.entry.until, now, until);
-				if (this.#trace !== undefined) this.#trace.negativeHit = "location";
+				this.#trace.negativeHit = "location";
 				throw failureError(sandboxId, failure);
 			}
 		}
@@ -94,7 +94,7 @@ export class CatalogClient {
 		const failures = isolateFailureCache(this.#config);
 		const remembered = failures.get(sandboxId);
 		if (remembered !== undefined) {
-			if (this.#trace !== undefined) this.#trace.negativeHit = "isolate";
+			this.#trace.negativeHit = "isolate";
 			throw failureError(sandboxId, remembered);
 		}
 
@@ -119,12 +119,10 @@ export class CatalogClient {
 		isolateRouteCache(this.#config).set(sandboxId, result.route);
 		this.#waitUntil(locationCache(this.#config).put(sandboxId, { kind: "route", route: result.route }));
 		const trace = this.#trace;
-		if (trace !== undefined) {
-			trace.routeSource = result.via ?? "object";
-			if (result.wake !== undefined) trace.wake = result.wake;
-			if (result.rpcMs !== undefined) trace.resumeMs = result.rpcMs;
-			if (result.waitedMs !== undefined) trace.waitMs = result.waitedMs;
-		}
+		trace.routeSource = result.via ?? "object";
+		if (result.wake !== undefined) trace.wake = result.wake;
+		if (result.rpcMs !== undefined) trace.resumeMs = result.rpcMs;
+		if (result.waitedMs !== undefined) trace.waitMs = result.waitedMs;
 		return result.route;
 	}
 
