@@ -43,7 +43,7 @@ const REQUIREMENTS =
 
 const ROUTES = [
 	"GET /admin/sandboxes [?tokens=1]",
-	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?, portOpenDelayMs?, teamId?, trafficKeepalive?, timeoutMs?}",
+	"POST /admin/sandboxes {id?, autoResume?, public?, secure?, state?, ports?, portOpenDelayMs?, teamId?, trafficKeepalive?, timeoutMs?, maskRequestHost?}",
 	"GET /admin/sandboxes/:id",
 	"PATCH /admin/sandboxes/:id {trafficKeepalive} (the catalog entry is not rewritten)",
 	"DELETE /admin/sandboxes/:id",
@@ -86,6 +86,7 @@ const CREATE_KEYS = new Set([
 	"teamId",
 	"trafficKeepalive",
 	"timeoutMs",
+	"maskRequestHost",
 ]);
 
 /** A JSON object with only the given fields. */
@@ -103,7 +104,7 @@ function fieldsOf(value: unknown, allowed: ReadonlySet<string>): Record<string, 
 function parseCreate(value: unknown): CreateSandboxInput {
 	const body = fieldsOf(value, CREATE_KEYS);
 	const input: CreateSandboxInput = {};
-	for (const name of ["id", "teamId"] as const) {
+	for (const name of ["id", "teamId", "maskRequestHost"] as const) {
 		if (body[name] === undefined) continue;
 		if (typeof body[name] !== "string") throw new HttpError(400, `${name} must be a string`);
 		input[name] = body[name];

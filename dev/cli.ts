@@ -16,13 +16,14 @@ const USAGE = `Usage: npm run sandbox -- <command>
 Commands:
   list [--tokens]                        list sandboxes (with their access tokens if asked)
   create [id] [--private] [--secure] [--no-auto-resume] [--paused] [--port-open-delay-ms N]
-         [--timeout-ms N] [--traffic-keepalive] [--team-id UUID]
+         [--timeout-ms N] [--traffic-keepalive] [--team-id UUID] [--mask-request-host H]
                                          create a sandbox (running unless --paused); with
                                          --port-open-delay-ms, its app ports open N ms after
                                          each start or resume; with --timeout-ms, it pauses
                                          by itself N ms after each start or resume unless
                                          KeepAliveSandbox pushes that back, which
-                                         --traffic-keepalive allows
+                                         --traffic-keepalive allows; with --mask-request-host,
+                                         its app gets Host H (\${PORT}: the sandbox port)
   get <id>                               show one sandbox as JSON
   keepalive <id> on|off                  turn its traffic keepalive policy on or off (the
                                          catalog entry is not rewritten, as in E2B)
@@ -89,6 +90,8 @@ function printSandbox(sandbox: SandboxView): void {
 	}
 	console.log(`team:   ${sandbox.teamId}`);
 	console.log(`traffic keepalive: ${sandbox.trafficKeepalive ? "on" : "off"}`);
+	if (sandbox.maskRequestHost)
+		console.log(`host mask: ${sandbox.maskRequestHost} (the app's Host; envd's is not masked)`);
 	if (sandbox.timeoutMs !== undefined) {
 		const ends = sandbox.endTime === undefined ? "" : `; pauses at ${new Date(sandbox.endTime).toISOString()}`;
 		console.log(`timeout: ${sandbox.timeoutMs}ms${ends}`);
@@ -219,6 +222,12 @@ function parseTeam(raw: string | undefined): string {
 	return raw;
 }
 
+function parseMask(raw: string | undefined): string {
+	if (raw === undefined || raw.startsWith("-"))
+		throw new UsageError(`--mask-request-host takes a host, e.g. 'localhost:\${PORT}'`);
+	return raw;
+}
+
 function parseCreate(args: string[]): CreateSandboxInput {
 	const input: CreateSandboxInput = {};
 	for (let i = 0; i < args.length; i++) {
@@ -229,6 +238,8 @@ function parseCreate(args: string[]): CreateSandboxInput {
 		else if (arg.startsWith("--timeout-ms=")) input.timeoutMs = parseTimeout(arg.split("=")[1]);
 		else if (arg === "--team-id") input.teamId = parseTeam(args[++i]);
 		else if (arg.startsWith("--team-id=")) input.teamId = parseTeam(arg.split("=")[1]);
+		else if (arg === "--mask-request-host") input.maskRequestHost = parseMask(args[++i]);
+		else if (arg.startsWith("--mask-request-host=")) input.maskRequestHost = parseMask(arg.slice(arg.indexOf("=") + 1));
 		else if (arg === "--traffic-keepalive") input.trafficKeepalive = true;
 		else if (arg === "--private") input.public = false;
 		else if (arg === "--secure") input.secure = true;

@@ -71,6 +71,8 @@ export interface SandboxView {
 	metadata?: Record<string, string>;
 	/** E2B's allow_internet_access as given at create; recorded, not enforced. */
 	allowInternetAccess?: boolean;
+	/** E2B's network.maskRequestHost as given at create; see CreateSandboxInput. */
+	maskRequestHost?: string;
 	createdAt: number;
 }
 
@@ -105,6 +107,12 @@ export interface CreateSandboxInput {
 	templateId?: string;
 	metadata?: Record<string, string>;
 	allowInternetAccess?: boolean;
+	/**
+	 * E2B's network.maskRequestHost: the node sends the app (every port but
+	 * envd's) this as Host, `${PORT}` replaced by the sandbox port, and the
+	 * Host it received as X-Forwarded-Host. Checked as E2B's API checks it.
+	 */
+	maskRequestHost?: string;
 }
 
 /** What may change on an existing sandbox without a new catalog entry (PATCH /admin/sandboxes/:id). */

@@ -93,7 +93,12 @@ export function trafficTokenRefused(sandboxId: string, header: string, missing: 
 	return answer(403, { sandboxId, message, code: 403 }, page("Forbidden", escapeHtml(message)), asHtml);
 }
 
-/** Malformed routing headers: E2B answers these with plain text. */
+/** A request that names no sandbox properly: E2B answers with Go's http.Error, plain text for browsers too. */
 export function badRequest(message: string): NodeAnswer {
-	return { status: 400, contentType: "text/plain; charset=utf-8", body: `${message}\n`, headers: {} };
+	return {
+		status: 400,
+		contentType: "text/plain; charset=utf-8",
+		body: `${message}\n`,
+		headers: { "x-content-type-options": "nosniff" },
+	};
 }

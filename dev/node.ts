@@ -1,5 +1,6 @@
-// The development node: an orchestrator proxy that routes on E2b-Sandbox-Id and
-// E2b-Sandbox-Port, like E2B's proxy on :5007, to the sandbox's local servers.
+// The development node: an orchestrator proxy like E2B's on :5007. It routes
+// a request to a sandbox's local servers as E2B's does (node-routing.ts) and
+// hands it on as E2B's does (headersToSandbox).
 
 import {
 	Agent,
@@ -13,7 +14,7 @@ import {
 import type { Socket } from "node:net";
 import { pipeline } from "node:stream";
 import { headerRecord } from "./http-util.ts";
-import { ENVD_PORT, type Log, type RecordedNodeRequest, SANDBOX_ID_PATTERN, silent } from "./model.ts";
+import { ENVD_PORT, type Log, type RecordedNodeRequest, silent } from "./model.ts";
 import {
 	badRequest,
 	NOT_HERE_HEADER,
@@ -23,7 +24,8 @@ import {
 	trafficTokenRefused,
 	wantsHtml,
 } from "./node-answers.ts";
-import { endToEndHeaders, writeRawHead } from "./proxy-headers.ts";
+import { maskedHost, type NodeRouting, targetOf } from "./node-routing.ts";
+import { endToEndHeaders, headersToSandbox, writeRawHead } from "./proxy-headers.ts";
 import type { SandboxDirectory } from "./registry.ts";
 import { listen } from "./server-lifecycle.ts";
 
@@ -33,6 +35,8 @@ export interface NodeOptions {
 	directory: SandboxDirectory;
 	/** Default 5007; 0 picks a free port. */
 	port?: number;
+	/** How a request names its sandbox; default "headers-or-host", as E2B's nodes since May 2026. */
+	routing?: NodeRouting;
 	/**
 	 * Also mark "sandbox not here" with the X-E2b-Sandbox-Not-Found header.
 	 * Default false: E2B's nodes send no such header, and the edge must not need it.
@@ -60,6 +64,10 @@ interface Target {
 	sandboxId: string;
 	port: number;
 	localPort: number;
+	/** The Host the node received, which the sandbox gets unless masked. */
+	receivedHost: string;
+	/** The sandbox's MaskRequestHost for this port, `${PORT}` filled in. */
+	mask: string | undefined;
 }
 
 const MAX_RECORDED_REQUESTS = 1000;
@@ -73,6 +81,12 @@ const GO_RST_AVOIDANCE_DELAY_MS = 500;
 const POOLED_IDLE_MS = 2000;
 const TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token";
 
+export const ROUTING_DESCRIPTIONS: Record<NodeRouting, string> = {
+	"headers-or-host":
+		"routes on E2b-Sandbox-Id / E2b-Sandbox-Port on localhost, IP and sandbox.* hosts, else on <port>-<id>.<domain>",
+	host: "routes on the Host only, <port>-<id>.<domain>, as E2B's nodes before May 2026",
+};
+
 function single(value: string | string[] | undefined): string | undefined {
 	return Array.isArray(value) ? value[0] : value;
 }
@@ -85,14 +99,13 @@ function single(value: string | string[] | undefined): string | undefined {
 function resolveTarget(
 	directory: SandboxDirectory,
 	req: IncomingMessage,
+	routing: NodeRouting,
 	notFoundHeader: boolean,
 ): Target | NodeAnswer {
-	const sandboxId = single(req.headers["e2b-sandbox-id"]);
-	const rawPort = single(req.headers["e2b-sandbox-port"]);
-	if (sandboxId === undefined || rawPort === undefined) return badRequest("missing header");
-	if (!SANDBOX_ID_PATTERN.test(sandboxId)) return badRequest("Invalid sandbox ID");
-	const port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-	if (!(port >= 1 && port <= 65535)) return badRequest("Invalid sandbox port");
+	const receivedHost = req.headers.host ?? "";
+	const routed = targetOf(receivedHost, req.rawHeaders, routing);
+	if (typeof routed === "string") return badRequest(routed);
+	const { sandboxId, port } = routed;
 	const asHtml = wantsHtml(req.headers);
 	const ports = directory.lookup(sandboxId);
 	if (ports === undefined) return sandboxNotFound(sandboxId, asHtml, notFoundHeader);
@@ -103,10 +116,13 @@ function resolveTarget(
 		const given = single(req.headers[TRAFFIC_TOKEN_HEADER]);
 		if (given !== token) return trafficTokenRefused(sandboxId, TRAFFIC_TOKEN_HEADER, given === undefined, asHtml);
 	}
+	// A mask lets the customer's app pass its own Host checks; envd is E2B's and never masked.
+	const maskSetting = port === ENVD_PORT ? undefined : directory.maskRequestHost(sandboxId);
+	const mask = maskSetting === undefined || maskSetting === "" ? undefined : maskedHost(maskSetting, port);
 	// E2B's node dials the port and is refused; the answer is the same.
 	const localPort = ports.get(port);
 	if (localPort === undefined) return portClosed(sandboxId, port, asHtml);
-	return { sandboxId, port, localPort };
+	return { sandboxId, port, localPort, receivedHost, mask };
 }
 
 function isTarget(value: Target | NodeAnswer): value is Target {
@@ -148,6 +164,7 @@ function requestToSandbox(
 
 export async function startNode(options: NodeOptions): Promise<DevNode> {
 	const { directory } = options;
+	const routing = options.routing ?? "headers-or-host";
 	const notFoundHeader = options.notFoundHeader ?? false;
 	const stripNotHereHeader = options.stripNotHereHeader ?? true;
 	const sandboxResponseHeaders = (raw: readonly string[], headerOptions: { upgrade?: boolean } = {}) => {
@@ -202,13 +219,14 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 
 	function proxyRequest(req: IncomingMessage, res: ServerResponse): void {
 		record(req, false);
-		const target = resolveTarget(directory, req, notFoundHeader);
+		const target = resolveTarget(directory, req, routing, notFoundHeader);
 		if (!isTarget(target)) {
 			refuseUnread(req, res, target);
 			return;
 		}
 
-		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders), agent);
+		const headers = headersToSandbox(req.rawHeaders, target.receivedHost, target.mask);
+		const upstream = requestToSandbox(req, target, headers, agent);
 		upstream.on("response", (up) => {
 			res.writeHead(up.statusCode ?? 502, up.statusMessage, sandboxResponseHeaders(up.rawHeaders));
 			// Headers go out now, so an SSE client sees the stream open before the first event.
@@ -237,14 +255,15 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 	function proxyUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
 		record(req, true);
 		socket.on("error", () => socket.destroy());
-		const target = resolveTarget(directory, req, notFoundHeader);
+		const target = resolveTarget(directory, req, routing, notFoundHeader);
 		if (!isTarget(target)) {
 			writeAnswerToSocket(socket, target);
 			return;
 		}
 
 		// An upgraded socket leaves the pool anyway.
-		const upstream = requestToSandbox(req, target, endToEndHeaders(req.rawHeaders, { upgrade: true }), false);
+		const headers = headersToSandbox(req.rawHeaders, target.receivedHost, target.mask, { upgrade: true });
+		const upstream = requestToSandbox(req, target, headers, false);
 		upstream.on("upgrade", (up, upSocket, upHead) => {
 			writeRawHead(
 				socket,
@@ -285,7 +304,7 @@ export async function startNode(options: NodeOptions): Promise<DevNode> {
 	server.on("upgrade", proxyUpgrade);
 	const managed = await listen(server, options.port ?? DEFAULT_NODE_PORT);
 	const origin = `http://127.0.0.1:${managed.port}`;
-	log(`listening on ${origin} (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`);
+	log(`listening on ${origin} (${ROUTING_DESCRIPTIONS[routing]})`);
 
 	return {
 		port: managed.port,

@@ -44,6 +44,34 @@ export function endToEndHeaders(raw: readonly string[], options: { upgrade?: boo
 	return out;
 }
 
+// Go's ReverseProxy deletes these before a Rewrite hook runs, and E2B's hook
+// does not call SetXForwarded: the app behind E2B's node never sees a
+// client's (or an edge's) claims in them.
+const DROPPED_FORWARDING = new Set(["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"]);
+
+/**
+ * The request's headers as E2B's node sends them to the sandbox (its
+ * Rewrite, packages/shared/pkg/proxy/pool/client.go): end to end only, the
+ * forwarding headers dropped, and `Host` the one the node received, or the
+ * sandbox's mask with the received one in X-Forwarded-Host.
+ */
+export function headersToSandbox(
+	raw: readonly string[],
+	receivedHost: string,
+	mask: string | undefined,
+	options: { upgrade?: boolean } = {},
+): string[] {
+	const out = ["Host", mask ?? receivedHost];
+	if (mask !== undefined) out.push("X-Forwarded-Host", receivedHost);
+	const kept = endToEndHeaders(raw, options);
+	for (let i = 0; i + 1 < kept.length; i += 2) {
+		const lower = (kept[i] ?? "").toLowerCase();
+		if (lower === "host" || DROPPED_FORWARDING.has(lower)) continue;
+		out.push(kept[i] ?? "", kept[i + 1] ?? "");
+	}
+	return out;
+}
+
 /** Writes a status line and headers straight to a socket, for upgrade requests that have no ServerResponse. */
 export function writeRawHead(socket: Socket, status: number, statusMessage: string, raw: readonly string[]): void {
 	let head = `HTTP/1.1 ${status} ${statusMessage}\r\n`;

@@ -8,6 +8,7 @@ import type { CatalogSink } from "./catalog-writer.ts";
 import { createDeadlines } from "./deadlines.ts";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
 import { parseUuid } from "./ids.ts";
+import { maskRequestHostProblem } from "./mask-request-host.ts";
 import {
 	type CreateSandboxInput,
 	DEMO_PORTS,
@@ -28,6 +29,8 @@ export interface SandboxDirectory {
 	lookup(sandboxId: string): ReadonlyMap<number, number> | undefined;
 	/** The token a private sandbox's traffic must carry; undefined for a public one. */
 	trafficAccessToken(sandboxId: string): string | undefined;
+	/** E2B's MaskRequestHost as set at create, `${PORT}` unreplaced; undefined (or "") for none. */
+	maskRequestHost(sandboxId: string): string | undefined;
 }
 
 export interface RegistryOptions {
@@ -126,6 +129,7 @@ interface SandboxRecord {
 	templateId?: string | undefined;
 	metadata?: Record<string, string> | undefined;
 	allowInternetAccess?: boolean | undefined;
+	maskRequestHost?: string | undefined;
 	/** When its current or last run started (epoch ms); kept after it stops, unlike startedAt. */
 	lastStartedAt?: number | undefined;
 	/** When its last pause began (epoch ms). */
@@ -272,6 +276,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (r.templateId !== undefined) v.templateId = r.templateId;
 		if (r.metadata !== undefined) v.metadata = { ...r.metadata };
 		if (r.allowInternetAccess !== undefined) v.allowInternetAccess = r.allowInternetAccess;
+		if (r.maskRequestHost !== undefined) v.maskRequestHost = r.maskRequestHost;
 		if (r.endTime !== undefined) v.endTime = r.endTime;
 		if (r.executionId !== undefined) v.executionId = r.executionId;
 		if (r.trafficAccessToken !== undefined) v.trafficAccessToken = r.trafficAccessToken;
@@ -357,6 +362,11 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 		if (input.onTimeout !== undefined && input.onTimeout !== "pause" && input.onTimeout !== "kill") {
 			throw new RegistryError(400, 'onTimeout must be "pause" or "kill"');
 		}
+		if (input.maskRequestHost !== undefined) {
+			if (typeof input.maskRequestHost !== "string") throw new RegistryError(400, "maskRequestHost must be a string");
+			const problem = maskRequestHostProblem(input.maskRequestHost);
+			if (problem !== undefined) throw new RegistryError(400, problem);
+		}
 	}
 
 	function notFound(id: string): RegistryError {
@@ -389,6 +399,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 				templateId: input.templateId,
 				metadata: input.metadata === undefined ? undefined : { ...input.metadata },
 				allowInternetAccess: input.allowInternetAccess,
+				maskRequestHost: input.maskRequestHost,
 				// A sandbox created paused or pausing stands for one that ran before.
 				hasSnapshot: input.state === "paused" || input.state === "pausing",
 				stateWaiters: new Set(),
@@ -402,6 +413,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 			if (r.trafficKeepalive) flags.push("traffic keepalive");
 			if (r.timeoutMs !== undefined) flags.push(`timeout ${r.timeoutMs}ms`);
 			if (r.onTimeout === "kill") flags.push("killed at its end time");
+			if (r.maskRequestHost) flags.push(`Host masked as ${r.maskRequestHost}`);
 			teams.add(r.teamId);
 			log(`sandbox ${id} created ${r.state} (${flags.join(", ")})`);
 			if (r.state === "running") {
@@ -431,6 +443,10 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 		trafficAccessToken(id) {
 			return records.get(id)?.trafficAccessToken;
+		},
+
+		maskRequestHost(id) {
+			return records.get(id)?.maskRequestHost;
 		},
 
 		async pause(id) {

@@ -12,6 +12,7 @@ import { sameSecret } from "./client-proxy-auth.ts";
 import { ENVD_VERSION } from "./envd/version.ts";
 import { BodyTooLargeError, pathOf, queryOf, readBody } from "./http-util.ts";
 import { shortId } from "./ids.ts";
+import { maskRequestHostProblem } from "./mask-request-host.ts";
 import { type Log, type SandboxView, silent } from "./model.ts";
 import { RegistryError, type SandboxRegistry } from "./registry.ts";
 import { parseConnect, parseJsonObject, parseNewSandbox, parsePause, parseTimeout } from "./rest/bodies.ts";
@@ -177,6 +178,8 @@ export function createRestApiHandler(options: RestApiOptions): RestHandler {
 				"autoPauseMemory=false (a filesystem-only snapshot) is not supported by the development control plane",
 			);
 		}
+		const maskProblem = body.maskRequestHost === undefined ? undefined : maskRequestHostProblem(body.maskRequestHost);
+		if (maskProblem !== undefined) throw new RestError(400, maskProblem);
 		if (body.allowPublicTraffic === false && body.secure !== true) {
 			throw new RestError(
 				400,
@@ -194,6 +197,7 @@ export function createRestApiHandler(options: RestApiOptions): RestHandler {
 				secure: body.secure === true,
 				...(body.metadata === undefined ? {} : { metadata: body.metadata }),
 				...(body.allowInternetAccess === undefined ? {} : { allowInternetAccess: body.allowInternetAccess }),
+				...(body.maskRequestHost === undefined ? {} : { maskRequestHost: body.maskRequestHost }),
 			});
 		} catch (error) {
 			if (error instanceof RegistryError) throw new RestError(error.status, error.message);

@@ -8,6 +8,7 @@ import { type ControlPlane, DEFAULT_CONTROL_PLANE_PORT, startControlPlane } from
 import { createDemoRuntime } from "./demo-sandbox.ts";
 import { type Log, silent } from "./model.ts";
 import { DEFAULT_NODE_PORT, type DevNode, startNode } from "./node.ts";
+import type { NodeRouting } from "./node-routing.ts";
 import { createRegistry } from "./registry.ts";
 import { DEFAULT_REST_API_KEY } from "./rest-api.ts";
 import type { TokenPolicy } from "./resume-service.ts";
@@ -54,6 +55,8 @@ export interface StackOptions {
 	tokenPolicy?: TokenPolicy;
 	/** How long ResumeSandbox waits out a pause; default 60 s, as E2B's API. */
 	transitionWaitMs?: number;
+	/** How the node reads a request's sandbox; default "headers-or-host" (E2B since May 2026), or "host" (before). */
+	nodeRouting?: NodeRouting;
 	/** Whether the node also marks "not here" with a header E2B's nodes never send; default false. */
 	nodeNotFoundHeader?: boolean;
 	/** Whether the node strips that header from sandboxes' responses; default true (E2B's nodes do not). */
@@ -139,6 +142,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 		node = await startNode({
 			directory: registry,
 			port: options.nodePort ?? DEFAULT_NODE_PORT,
+			routing: options.nodeRouting ?? "headers-or-host",
 			notFoundHeader: options.nodeNotFoundHeader ?? false,
 			stripNotHereHeader: options.nodeStripsNotHereHeader ?? true,
 			log: prefixed("node"),

@@ -10,7 +10,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { SANDBOX_LIFECYCLE_SCOPE } from "./client-proxy-auth.ts";
 import { DEFAULT_CONTROL_PLANE_PORT } from "./control-plane.ts";
 import { DevVarsError, loadDevVars } from "./dev-vars.ts";
-import { DEFAULT_NODE_PORT } from "./node.ts";
+import { DEFAULT_NODE_PORT, ROUTING_DESCRIPTIONS } from "./node.ts";
+import { NODE_ROUTINGS, type NodeRouting } from "./node-routing.ts";
 import { DEFAULT_OAUTH_CLIENT_ID, type Stack, type StackAuth, startStack } from "./stack.ts";
 import { DEFAULT_TOKEN_ENDPOINT_PORT } from "./token-endpoint.ts";
 
@@ -73,6 +74,15 @@ function authMode(): AuthMode {
 		throw new StartError(`AUTH_MODE must be "api_secret" or "oauth2" (got "${value}")`);
 	}
 	return value;
+}
+
+/** NODE_ROUTING: how the node reads a request's sandbox. */
+export function nodeRouting(env: NodeJS.ProcessEnv = process.env): NodeRouting {
+	const value = env.NODE_ROUTING || "headers-or-host";
+	if (!NODE_ROUTINGS.includes(value as NodeRouting)) {
+		throw new StartError(`NODE_ROUTING must be ${NODE_ROUTINGS.map((r) => `"${r}"`).join(" or ")} (got "${value}")`);
+	}
+	return value as NodeRouting;
 }
 
 /** A port `npm start` listens on, and the variable that sets it. */
@@ -179,6 +189,8 @@ export interface BannerInput {
 	timeoutMs: number;
 	/** The REST API's X-API-Key, or undefined when it is off. */
 	restApiKey?: string | undefined;
+	/** Default "headers-or-host". */
+	nodeRouting?: NodeRouting;
 }
 
 export function bannerText(input: BannerInput): string {
@@ -202,7 +214,7 @@ export function bannerText(input: BannerInput): string {
 		`  Catalog API     http://edge.localhost:${workerPort}/v1/sandboxes/<id>  (${
 			input.catalogWrites ? "the control plane writes it" : "CATALOG_WRITES=off: routes come from resumes alone"
 		})`,
-		`  Node            http://127.0.0.1:${port("NODE_PORT")}  (routes on E2b-Sandbox-Id / E2b-Sandbox-Port)`,
+		`  Node            http://127.0.0.1:${port("NODE_PORT")}  (${ROUTING_DESCRIPTIONS[input.nodeRouting ?? "headers-or-host"]})`,
 		input.tokenUrl === undefined
 			? "  Auth            API_SECRET as x-e2b-client-proxy-auth (AUTH_MODE=oauth2 for bearer tokens)"
 			: `  Auth            OAuth2: tokens from ${input.tokenUrl} for client ${DEFAULT_OAUTH_CLIENT_ID} (org ${DEV_AUTH_ORG_ID})`,
@@ -231,6 +243,7 @@ function catalogWritesOn(): boolean {
 async function main(): Promise<void> {
 	const catalogWrites = catalogWritesOn();
 	const mode = authMode();
+	const routing = nodeRouting();
 	const settings = portSettings(mode);
 	const portOf = (name: PortSetting["name"], fallback: number) =>
 		settings.find((s) => s.name === name)?.port ?? fallback;
@@ -273,6 +286,7 @@ async function main(): Promise<void> {
 			tokenEndpointPort,
 			controlPlanePort,
 			nodePort,
+			nodeRouting: routing,
 			resumeDelayMs,
 			log: (line) => console.log(line),
 		});
@@ -312,6 +326,7 @@ async function main(): Promise<void> {
 			catalogWrites,
 			timeoutMs: sandboxTimeoutMs,
 			restApiKey: stack.restApiKey,
+			nodeRouting: routing,
 		}),
 	);
 

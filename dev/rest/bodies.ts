@@ -38,6 +38,13 @@ function optionalBoolean(body: Json, name: string): boolean | undefined {
 	return value;
 }
 
+function optionalString(body: Json, name: string, path: string): string | undefined {
+	const value = body[name];
+	if (value === undefined) return undefined;
+	if (typeof value !== "string") throw bodyError(`doesn't match schema: Error at "/${path}": value must be a string`);
+	return value;
+}
+
 /** An int32 at least `minimum`, as the spec's `format: int32, minimum: 0`. */
 function optionalInteger(body: Json, name: string, minimum: number): number | undefined {
 	const value = body[name];
@@ -86,11 +93,13 @@ export interface NewSandbox {
 	secure: boolean | undefined;
 	allowInternetAccess: boolean | undefined;
 	allowPublicTraffic: boolean | undefined;
+	/** Checked by the handler, after the body's schema, as E2B's validateNetworkConfig. */
+	maskRequestHost: string | undefined;
 	metadata: Record<string, string> | undefined;
 }
 
 /** The network fields a dev sandbox cannot honour; refused rather than ignored. */
-const UNSERVED_NETWORK_FIELDS = ["allowOut", "denyOut", "egressProxy", "maskRequestHost", "rules", "httpsPorts"];
+const UNSERVED_NETWORK_FIELDS = ["allowOut", "denyOut", "egressProxy", "rules", "httpsPorts"];
 
 export function parseNewSandbox(raw: Json | undefined, version: "v1" | "v2"): NewSandbox {
 	const body = requireBody(raw);
@@ -110,8 +119,10 @@ export function parseNewSandbox(raw: Json | undefined, version: "v1" | "v2"): Ne
 	}
 	const network = optionalObject(body, "network");
 	let allowPublicTraffic: boolean | undefined;
+	let maskRequestHost: string | undefined;
 	if (network !== undefined) {
 		allowPublicTraffic = optionalBoolean(network, "allowPublicTraffic");
+		maskRequestHost = optionalString(network, "maskRequestHost", "network/maskRequestHost");
 		for (const field of UNSERVED_NETWORK_FIELDS) {
 			if (network[field] !== undefined) {
 				throw new RestError(400, `network.${field} is not supported by the development control plane`);
@@ -139,6 +150,7 @@ export function parseNewSandbox(raw: Json | undefined, version: "v1" | "v2"): Ne
 		secure: version === "v1" ? optionalBoolean(body, "secure") : true,
 		allowInternetAccess: optionalBoolean(body, "allow_internet_access"),
 		allowPublicTraffic,
+		maskRequestHost,
 		metadata: optionalStringMap(body, "metadata"),
 	};
 }

@@ -58,6 +58,17 @@ export function sandboxAnswer(sandbox: SandboxView, context: ShapeContext): Reco
 	};
 }
 
+/** SandboxDetail's network, as E2B's dbNetworkConfigToAPI gives it, for the fields served here. */
+function networkOf(sandbox: SandboxView): Record<string, unknown> {
+	if (sandbox.public && sandbox.maskRequestHost === undefined) return {};
+	return {
+		network: {
+			...(sandbox.public ? {} : { allowPublicTraffic: false }),
+			...(sandbox.maskRequestHost === undefined ? {} : { maskRequestHost: sandbox.maskRequestHost }),
+		},
+	};
+}
+
 /** SandboxDetail: the answer to get. */
 export function sandboxDetail(sandbox: SandboxView, context: ShapeContext): Record<string, unknown> {
 	const running = sandbox.state === "running";
@@ -74,7 +85,7 @@ export function sandboxDetail(sandbox: SandboxView, context: ShapeContext): Reco
 		lifecycle: { autoResume: sandbox.autoResume, onTimeout: sandbox.onTimeout },
 		memoryMB: NOMINAL_MEMORY_MB,
 		...(sandbox.metadata === undefined ? {} : { metadata: sandbox.metadata }),
-		...(sandbox.public ? {} : { network: { allowPublicTraffic: false } }),
+		...networkOf(sandbox),
 		sandboxID: sandbox.id,
 		startedAt: new Date(startedAtOf(sandbox)).toISOString(),
 		state: apiState(sandbox),

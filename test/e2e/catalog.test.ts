@@ -242,7 +242,8 @@ describe("the node's 'not here', as E2B's nodes give it", () => {
 		const id = await cachedElsewhere();
 		await env.admin.pause(id);
 		// What the node says, asked directly as the Worker will ask it.
-		const direct = await fetchVia(new URL(`http://127.0.0.1:${env.stack.nodePort}`), "node", "/", {
+		const node = new URL(`http://127.0.0.1:${env.stack.nodePort}`);
+		const direct = await fetchVia(node, node.host, "/", {
 			headers: { ...headers, "e2b-sandbox-id": id, "e2b-sandbox-port": "3000" },
 		});
 		expect(direct.status).toBe(502);

@@ -32,7 +32,11 @@ beforeAll(async () => {
 	const port = (sandbox.address() as AddressInfo).port;
 	node = await startNode({
 		port: 0,
-		directory: { lookup: () => new Map([[3000, port]]), trafficAccessToken: () => undefined },
+		directory: {
+			lookup: () => new Map([[3000, port]]),
+			trafficAccessToken: () => undefined,
+			maskRequestHost: () => undefined,
+		},
 	});
 });
 afterAll(async () => {

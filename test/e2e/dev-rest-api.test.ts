@@ -84,9 +84,11 @@ async function create(body: Record<string, unknown> = {}, version = "/v2"): Prom
 	return answer.json.sandboxID as string;
 }
 
-/** GET / on the sandbox's port 3000, through the dev node as the edge would reach it. */
-async function throughNode(id: string, headers: Record<string, string> = {}) {
-	return fetchVia(new URL(`http://127.0.0.1:${stack.nodePort}`), "node", "/", {
+/** GET (of / by default) on the sandbox's port 3000, through the dev node as the edge would reach it. */
+async function throughNode(id: string, headers: Record<string, string> = {}, path = "/") {
+	const node = new URL(`http://127.0.0.1:${stack.nodePort}`);
+	// The node routes on these headers only where the Host cannot name a sandbox, as an IP cannot.
+	return fetchVia(node, node.host, path, {
 		headers: { "e2b-sandbox-id": id, "e2b-sandbox-port": "3000", ...headers },
 	});
 }
@@ -155,6 +157,17 @@ describe("create (POST /v2/sandboxes and POST /sandboxes)", () => {
 		expect((await throughNode(sandbox.id, traffic)).status).toBe(200);
 	});
 
+	it("keeps network.maskRequestHost: the node gives the app it as Host, with the port filled in, and get shows it", async () => {
+		const mask = `app.internal:\${PORT}`;
+		const id = await create({ network: { maskRequestHost: mask } });
+		expect((await view(id)).maskRequestHost).toBe(mask);
+		const seen = (await throughNode(id, {}, "/headers")).json<Record<string, string>>();
+		expect(seen.host).toBe("app.internal:3000");
+		expect(seen["x-forwarded-host"]).toBe(`127.0.0.1:${stack.nodePort}`);
+		const detail = await call("GET", `/sandboxes/${id}`);
+		expect(detail.json.network).toEqual({ maskRequestHost: mask });
+	});
+
 	it("v1 is secure only when asked and defaults to 15 s; private needs secure, in E2B's words", async () => {
 		const plain = await view(await create({}, ""));
 		expect(plain).toMatchObject({ secure: false, timeoutMs: 15_000 });
@@ -185,6 +198,19 @@ describe("create (POST /v2/sandboxes and POST /sandboxes)", () => {
 			[{ templateID: "base", autoResume: { enabled: "yes" } }, 400, /autoResume/],
 			[{ templateID: "base", volumeMounts: [{ name: "v", path: "/v" }] }, 400, "Volume mounts are not enabled."],
 			[{ templateID: "base", network: { allowOut: ["1.1.1.1"] } }, 400, /network\.allowOut/],
+			[{ templateID: "base", network: { maskRequestHost: 7 } }, 400, /network\/maskRequestHost/],
+			// E2B's validateNetworkConfig: the host part must pass IDNA's display profile, and be ASCII.
+			[
+				{ templateID: "base", network: { maskRequestHost: `app_1.internal:\${PORT}` } },
+				400,
+				`mask request host is not valid: app_1.internal:\${PORT}`,
+			],
+			[{ templateID: "base", network: { maskRequestHost: "a:b:c" } }, 400, "mask request host is not valid: a:b:c"],
+			[
+				{ templateID: "base", network: { maskRequestHost: "bücher.example" } },
+				400,
+				"mask request host 'bücher.example' is not ASCII. Please use ASCII characters only.",
+			],
 		];
 		for (const [body, status, message] of refusals) {
 			const answer = await call("POST", "/v2/sandboxes", body);

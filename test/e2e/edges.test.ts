@@ -24,13 +24,22 @@ async function runningSandbox(): Promise<string> {
 }
 
 describe("the client's address", () => {
-	it("reaches the app as CF-Connecting-IP gives it, whatever X-Forwarded-For and X-Real-IP the client sent", async () => {
+	it("reaches the node as CF-Connecting-IP gives it, whatever X-Forwarded-For and X-Real-IP the client sent", async () => {
 		const id = await runningSandbox();
-		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers", {
+		const path = `/headers?case=${freshId("address")}`;
+		const response = await fetchVia(env.worker.url, sandboxHost(id), path, {
 			headers: { "x-forwarded-for": "10.9.8.7, 1.2.3.4", "x-real-ip": "10.9.8.7", "cf-connecting-ip": "203.0.113.8" },
 		});
 		expect(response.status).toBe(200);
-		expect(response.json()).toMatchObject({ "x-forwarded-for": "203.0.113.8", "x-real-ip": "203.0.113.8" });
+		const atNode = env.stack.node.requests().filter((r) => r.url === path);
+		expect(atNode).toHaveLength(1);
+		expect(atNode[0]?.headers).toMatchObject({ "x-forwarded-for": "203.0.113.8", "x-real-ip": "203.0.113.8" });
+		// E2B's node drops X-Forwarded-* on the way to the app, as Go's ReverseProxy does with a Rewrite hook.
+		const atApp = response.json<Record<string, string>>();
+		expect(atApp["x-real-ip"]).toBe("203.0.113.8");
+		expect(atApp["x-forwarded-for"]).toBeUndefined();
+		expect(atApp["x-forwarded-host"]).toBeUndefined();
+		expect(atApp["x-forwarded-proto"]).toBeUndefined();
 	});
 });
 

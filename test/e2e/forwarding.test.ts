@@ -175,15 +175,25 @@ describe("headers the node receives", () => {
 	it("sets the routing headers from the host, overwriting the client's, and X-Forwarded-Host", async () => {
 		const id = await sandbox();
 		const victim = await sandbox();
-		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers?x=1", {
+		const path = `/headers?case=${freshId("forwarded")}`;
+		const response = await fetchVia(env.worker.url, sandboxHost(id), path, {
 			headers: { "E2b-Sandbox-Id": victim, "E2b-Sandbox-Port": "8080", "x-custom": "kept" },
 		});
 		expect(response.status).toBe(200);
-		const headers = response.json<Record<string, string>>();
-		expect(headers["e2b-sandbox-id"]).toBe(id);
-		expect(headers["e2b-sandbox-port"]).toBe("3000");
-		expect(headers["x-forwarded-host"]).toBe(sandboxHost(id));
-		expect(headers["x-custom"]).toBe("kept");
+		const atNode = env.stack.node.requests().filter((r) => r.url === path);
+		expect(atNode).toHaveLength(1);
+		const sent = atNode[0]?.headers ?? {};
+		expect(sent["e2b-sandbox-id"]).toBe(id);
+		expect(sent["e2b-sandbox-port"]).toBe("3000");
+		expect(sent["x-forwarded-host"]).toBe(sandboxHost(id));
+		expect(sent["x-custom"]).toBe("kept");
+		// The app gets what E2B's node passes on: the node's Host, and no X-Forwarded-*.
+		const atApp = response.json<Record<string, string>>();
+		expect(atApp.host).toBe(sent.host);
+		expect(atApp["e2b-sandbox-id"]).toBe(id);
+		expect(atApp["x-custom"]).toBe("kept");
+		expect(atApp["x-forwarded-host"]).toBeUndefined();
+		expect(atApp["x-forwarded-proto"]).toBeUndefined();
 	});
 
 	it("routes by header on the development host localhost", async () => {
