@@ -41,6 +41,12 @@ export interface Config {
 	 */
 	catalogSecretError: ConfigError | undefined;
 	nodeOriginTemplate: string;
+	/**
+	 * Host-preserving forwarding: the node's hostname in the Worker's zone
+	 * (`{ip}`/`{ip_dashed}` filled in), given as `cf.resolveOverride` while
+	 * the request keeps the client's host. Undefined: NODE_ORIGIN_TEMPLATE.
+	 */
+	nodeResolveOverride: string | undefined;
 	resumeTimeoutMs: number;
 	routeTtlMs: number;
 	routeCacheTtlMs: number;
@@ -169,6 +175,7 @@ type SettingName =
 	| "WAITING_PAGE_AFTER_MS"
 	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
+	| "NODE_RESOLVE_OVERRIDE"
 	| "RESUME_TIMEOUT_MS"
 	| "ROUTE_TTL_MS"
 	| "ROUTE_CACHE_TTL_MS"
@@ -217,6 +224,7 @@ export function parseConfig(raw: RawSettings): Config {
 		catalogSecret,
 		catalogSecretError,
 		nodeOriginTemplate: parseNodeOriginTemplate(raw),
+		nodeResolveOverride: parseNodeResolveOverride(raw),
 		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
 		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
@@ -439,6 +447,23 @@ function parseNodeOriginTemplate(raw: RawSettings): string {
 		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an origin only: scheme, host and port");
 	}
 	return template.replace(/\/+$/, "");
+}
+
+function parseNodeResolveOverride(raw: RawSettings): string | undefined {
+	const template = optionalString(raw, "NODE_RESOLVE_OVERRIDE")?.toLowerCase();
+	if (template === undefined) return undefined;
+	if (!template.includes("{ip_dashed}") && !template.includes("{ip}")) {
+		throw new ConfigError("NODE_RESOLVE_OVERRIDE", "must contain {ip_dashed} or {ip}");
+	}
+	// Cloudflare resolves it as a DNS name of the zone: no scheme, port or path, and never an IP.
+	const sample = template.replaceAll("{ip_dashed}", "10-0-0-5").replaceAll("{ip}", "10.0.0.5");
+	if (!hostnamePattern.test(sample) || !sample.includes(".") || /^[0-9.]+$/.test(sample)) {
+		throw new ConfigError(
+			"NODE_RESOLVE_OVERRIDE",
+			"must be a hostname in the Worker's zone, such as n-{ip_dashed}.nodes.example.com (no scheme, port or path)",
+		);
+	}
+	return template;
 }
 
 function parseInteger(raw: RawSettings, name: SettingName, fallback: number, min: number, max: number): number {

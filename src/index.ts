@@ -1,5 +1,6 @@
 import { catalogApi } from "./catalog-api/app.ts";
 import { type Config, configFrom, type ServerTiming } from "./config.ts";
+import { ProxyError } from "./errors/proxy-error.ts";
 import { renderError } from "./errors/render.ts";
 import { reportError } from "./errors/report.ts";
 import { logEvent } from "./log.ts";
@@ -24,12 +25,14 @@ export default {
 			const url = new URL(request.url);
 			const routed = routeHost(request.headers.get("host") ?? url.host, request.headers, config);
 			if (routed.kind === "catalog-api") return await catalogApi.fetch(request, env, ctx);
+			refuseOwnSubrequest(request, config);
 			trace.sandboxId = routed.target.sandboxId;
 			trace.port = routed.target.port;
 			response = await proxyRequest({
 				request,
 				url,
 				target: routed.target,
+				sharedHostDomain: routed.sharedHostDomain,
 				env,
 				config,
 				trace,
@@ -47,6 +50,19 @@ export default {
 		return withTiming(response, trace, config?.serverTiming ?? "cold");
 	},
 } satisfies ExportedHandler<Env>;
+
+/**
+ * In Host-preserving forwarding the Worker sends each request to the client's
+ * own URL, which Cloudflare delivers to the node's origin: a Worker's route is
+ * never the target of a same-zone subrequest. Locally nothing stops the
+ * subrequest from coming back to this Worker, which would forward it again,
+ * without end. workerd marks a Worker's subrequests with CF-Worker; in
+ * development, a sandbox request that carries it is our own, come back.
+ */
+function refuseOwnSubrequest(request: Request, config: Config): void {
+	if (config.nodeResolveOverride === undefined || config.environment !== "development") return;
+	if (request.headers.has("cf-worker")) throw new ProxyError("forwarding_loop");
+}
 
 /**
  * The response with the request's phases (Server-Timing) and, when it woke

@@ -16,6 +16,8 @@ export interface ProxyContext {
 	request: Request;
 	url: URL;
 	target: SandboxTarget;
+	/** Set when the request was routed by its headers on a shared host: see HostRoute. */
+	sharedHostDomain?: string | undefined;
 	env: Env;
 	config: Config;
 	/** Where the request's phases are recorded. */
@@ -178,6 +180,8 @@ async function sendToNode(
 			target: context.target,
 			route,
 			nodeOriginTemplate: context.config.nodeOriginTemplate,
+			nodeResolveOverride: context.config.nodeResolveOverride,
+			sharedHostDomain: context.sharedHostDomain,
 			nodes: (context.env as { NODES?: Fetcher }).NODES,
 			body: bodyInit(body),
 			...(body.kind === "stream" ? { signal: body.upload.signal } : {}),

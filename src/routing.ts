@@ -8,8 +8,13 @@ export interface SandboxTarget {
 	port: number;
 }
 
-/** What a host is served by: the catalog API, or a sandbox's port. */
-export type HostRoute = { kind: "catalog-api" } | { kind: "sandbox"; target: SandboxTarget };
+/**
+ * What a host is served by: the catalog API, or a sandbox's port. A sandbox
+ * routed by its headers (on the shared host, or in development on localhost
+ * or an IP) names the domain its own host `<port>-<id>.<domain>` would have
+ * had, which is the Host a node receives in Host-preserving forwarding.
+ */
+export type HostRoute = { kind: "catalog-api" } | { kind: "sandbox"; target: SandboxTarget; sharedHostDomain?: string };
 
 export const sandboxIdHeader = "e2b-sandbox-id";
 export const sandboxPortHeader = "e2b-sandbox-port";
@@ -37,7 +42,11 @@ export function routeHost(host: string, headers: Headers, config: Config): HostR
 
 	const lowered = hostname.toLowerCase();
 	if (config.environment === "development" && (lowered === "localhost" || isIpLiteral(lowered))) {
-		return { kind: "sandbox", target: targetFromHeaders(headers) };
+		return {
+			kind: "sandbox",
+			target: targetFromHeaders(headers),
+			sharedHostDomain: config.sandboxDomains[0] ?? lowered,
+		};
 	}
 
 	const domain = config.sandboxDomains.find((d) => lowered.endsWith(`.${d}`));
@@ -47,7 +56,9 @@ export function routeHost(host: string, headers: Headers, config: Config): HostR
 	const label = hostname.slice(0, hostname.length - domain.length - 1);
 	const loweredLabel = label.toLowerCase();
 	if (loweredLabel === catalogApiLabel) return { kind: "catalog-api" };
-	if (loweredLabel === sharedHostLabel) return { kind: "sandbox", target: targetFromHeaders(headers) };
+	if (loweredLabel === sharedHostLabel) {
+		return { kind: "sandbox", target: targetFromHeaders(headers), sharedHostDomain: domain };
+	}
 	return { kind: "sandbox", target: targetFromLabel(label) };
 }
 

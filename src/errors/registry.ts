@@ -81,6 +81,13 @@ export const errorCodes = {
 		retryAfterSeconds: 60,
 	},
 	internal_error: { status: 500, message: "The sandbox proxy failed unexpectedly" },
+	// Development only: NODE_RESOLVE_OVERRIDE needs Cloudflare's edge (or the
+	// tests' model of it) between the Worker and the nodes.
+	forwarding_loop: {
+		status: 508,
+		message:
+			"The edge received its own request to a node: NODE_RESOLVE_OVERRIDE needs Cloudflare's edge in front of the nodes. Locally, use NODE_ORIGIN_TEMPLATE instead",
+	},
 
 	// The catalog API on edge.<domain>, which the control plane calls.
 	invalid_request: { status: 400, message: "The request is invalid" },
@@ -95,7 +102,7 @@ export const errorCodes = {
 } as const satisfies Record<string, ErrorDefinition>;
 
 export interface ErrorDefinition {
-	status: 400 | 401 | 403 | 404 | 405 | 408 | 409 | 429 | 500 | 502 | 503 | 504;
+	status: 400 | 401 | 403 | 404 | 405 | 408 | 409 | 429 | 500 | 502 | 503 | 504 | 508;
 	message: string;
 	retryAfterSeconds?: number;
 }

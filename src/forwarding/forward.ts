@@ -22,12 +22,42 @@ const clientAddressHeaders = ["x-forwarded-for", "x-real-ip"];
 /** Headers a client must never be able to pass to a node. */
 const internalHeaders = ["x-e2b-client-proxy-auth"];
 
+/**
+ * Headers through which a client could claim an address, scheme, host, port
+ * or path that apps and frameworks trust as a proxy's word. The edge sets
+ * none of them (E2B's edge sets none either), so a client's copy would reach
+ * the app looking as if the edge had vouched for it: dropped.
+ */
+const forgeableHeaders = [
+	"forwarded",
+	"true-client-ip",
+	"x-client-ip",
+	"x-cluster-client-ip",
+	"x-forwarded-port",
+	"x-forwarded-server",
+	"x-forwarded-scheme",
+	"x-forwarded-ssl",
+	"x-forwarded-prefix",
+	"x-original-url",
+	"x-rewrite-url",
+	"x-original-host",
+];
+
 export interface ForwardOptions {
 	request: Request;
 	url: URL;
 	target: SandboxTarget;
 	route: Route;
 	nodeOriginTemplate: string;
+	/**
+	 * NODE_RESOLVE_OVERRIDE: when set, the request goes to the client's own
+	 * URL (on the shared host, `<port>-<id>.<domain>`), so that the node and
+	 * the app receive that Host, and Cloudflare resolves the node's name
+	 * instead of the URL's. Undefined: to NODE_ORIGIN_TEMPLATE.
+	 */
+	nodeResolveOverride?: string | undefined;
+	/** The domain of the shared host the request came by, when it was routed by its headers. */
+	sharedHostDomain?: string | undefined;
 	/** The body to send: the request's own is never read here, so that its owner decides whether it can go twice. */
 	body: BodyInit | null;
 	/** Aborts the request to the node, when the client's body fails. */
@@ -40,11 +70,19 @@ export interface ForwardOptions {
 }
 
 export function nodeOrigin(template: string, nodeIp: string): string {
+	return filled(template, nodeIp, nodeIp.includes(":") ? `[${nodeIp}]` : nodeIp);
+}
+
+/** The node's hostname for cf.resolveOverride: a DNS name, so an IPv6 address is never bracketed. */
+export function nodeHostname(template: string, nodeIp: string): string {
+	return filled(template, nodeIp, nodeIp);
+}
+
+function filled(template: string, nodeIp: string, ip: string): string {
 	const key = `${template} ${nodeIp}`;
 	let origin = origins.get(key);
 	if (origin === undefined) {
-		const host = nodeIp.includes(":") ? `[${nodeIp}]` : nodeIp;
-		origin = template.replaceAll("{ip}", host).replaceAll("{ip_dashed}", nodeIp.replace(/[.:]/g, "-"));
+		origin = template.replaceAll("{ip}", ip).replaceAll("{ip_dashed}", nodeIp.replace(/[.:]/g, "-"));
 		// Nodes are few; the bound only guards against a catalog full of addresses.
 		if (origins.size >= maxRememberedOrigins) origins.clear();
 		origins.set(key, origin);
@@ -52,7 +90,7 @@ export function nodeOrigin(template: string, nodeIp: string): string {
 	return origin;
 }
 
-// Every request computes its node's origin; the answers repeat.
+// Every request computes its node's origin or name; the answers repeat.
 const origins = new Map<string, string>();
 const maxRememberedOrigins = 1024;
 
@@ -64,7 +102,11 @@ const maxRememberedOrigins = 1024;
  */
 export async function forwardToNode(options: ForwardOptions): Promise<Response> {
 	const { request, url, target, route } = options;
-	const upstreamUrl = nodeOrigin(options.nodeOriginTemplate, route.nodeIp) + url.pathname + url.search;
+	const override = options.nodeResolveOverride;
+	const upstreamUrl =
+		override === undefined
+			? nodeOrigin(options.nodeOriginTemplate, route.nodeIp) + url.pathname + url.search
+			: `${url.protocol}//${hostForNode(request.headers.get("host") ?? url.host, target, options.sharedHostDomain)}${url.pathname}${url.search}`;
 	try {
 		return await (options.nodes ?? globalThis).fetch(upstreamUrl, {
 			method: request.method,
@@ -72,10 +114,23 @@ export async function forwardToNode(options: ForwardOptions): Promise<Response> 
 			body: options.body,
 			redirect: "manual",
 			...(options.signal === undefined ? {} : { signal: options.signal }),
+			...(override === undefined ? {} : { cf: { resolveOverride: nodeHostname(override, route.nodeIp) } }),
 		});
 	} catch (error) {
 		throw new ProxyError("node_unreachable", { sandboxId: target.sandboxId, cause: error });
 	}
+}
+
+/**
+ * The Host a node receives in Host-preserving forwarding, as E2B's edge
+ * gives it: the client's own host; on the shared host, the sandbox's host
+ * `<port>-<id>.<domain>` (E2B's client-proxy rewrites it so, and the original
+ * goes in X-Forwarded-Host). A port the client used stays on it either way.
+ */
+export function hostForNode(clientHost: string, target: SandboxTarget, sharedHostDomain: string | undefined): string {
+	if (sharedHostDomain === undefined) return clientHost;
+	const port = /:\d+$/.exec(clientHost)?.[0] ?? "";
+	return `${target.port}-${target.sandboxId}.${sharedHostDomain}${port}`;
 }
 
 export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarget): Headers {
@@ -86,6 +141,7 @@ export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarge
 	// names present (measured: BENCHMARKS.md, "Profiles of the hot path").
 	for (const name of hopByHopHeaders) headers.delete(name);
 	for (const name of internalHeaders) headers.delete(name);
+	for (const name of forgeableHeaders) headers.delete(name);
 	if (isWebSocket) headers.set("upgrade", "websocket");
 
 	// The client's own claims about its address are not passed on: the node

@@ -102,11 +102,15 @@ describe("deploys: the production environment", () => {
 		expect(production.analytics_engine_datasets).toEqual([{ binding: "METRICS", dataset: "sandbox_edge_proxy" }]);
 	});
 
-	it("reaches nodes by hostname: a deployed Worker cannot fetch a bare IP", () => {
-		const template = String(vars.NODE_ORIGIN_TEMPLATE ?? "http://{ip}:5007");
-		const host = new URL(template.replaceAll("{ip_dashed}", "10-0-0-5").replaceAll("{ip}", "10.0.0.5")).hostname;
-		expect(host).not.toMatch(/^\d+\.\d+\.\d+\.\d+$|^\[/);
-		expect(template).toContain("{ip_dashed}");
+	it("forwards with the client's Host (NODE_RESOLVE_OVERRIDE), to a node name in the routes' own zone", () => {
+		// resolveOverride is ignored unless the URL's host and the override are in one zone.
+		const override = String(vars.NODE_RESOLVE_OVERRIDE ?? "");
+		expect(override).toContain("{ip_dashed}");
+		const zones = new Set((production.routes ?? []).map((route) => (route as { zone_name?: string }).zone_name));
+		expect(zones.size).toBe(1);
+		const [zone] = [...zones];
+		expect(override.endsWith(`.${zone}`)).toBe(true);
+		for (const domain of String(vars.SANDBOX_DOMAIN).split(",")) expect(domain.trim().endsWith(`.${zone}`)).toBe(true);
 	});
 
 	// About 4 s: wrangler bundles the Worker as it would upload it.

@@ -41,6 +41,39 @@ describe("the client's address", () => {
 		expect(atApp["x-forwarded-host"]).toBeUndefined();
 		expect(atApp["x-forwarded-proto"]).toBeUndefined();
 	});
+
+	it("never passes on a client's own claims about its address, scheme, host, port or path", async () => {
+		const id = await runningSandbox();
+		const path = `/headers?case=${freshId("forged")}`;
+		const forged = {
+			forwarded: "for=10.9.8.7;proto=https;host=admin.example.com",
+			"true-client-ip": "10.9.8.7",
+			"x-client-ip": "10.9.8.7",
+			"x-cluster-client-ip": "10.9.8.7",
+			"x-forwarded-port": "443",
+			"x-forwarded-server": "admin.example.com",
+			"x-forwarded-scheme": "https",
+			"x-forwarded-ssl": "on",
+			"x-forwarded-prefix": "/admin",
+			"x-original-url": "/admin",
+			"x-rewrite-url": "/admin",
+			"x-original-host": "admin.example.com",
+			"x-forwarded-host": "admin.example.com",
+			"x-forwarded-proto": "https",
+		};
+		const response = await fetchVia(env.worker.url, sandboxHost(id), path, {
+			headers: { ...forged, "cf-connecting-ip": "203.0.113.8" },
+		});
+		expect(response.status).toBe(200);
+		const atNode = env.stack.node.requests().find((r) => r.url === path)?.headers ?? {};
+		const atApp = response.json<Record<string, string>>();
+		for (const name of Object.keys(forged)) {
+			expect(atApp[name], `${name} at the app`).not.toBe(forged[name as keyof typeof forged]);
+			expect(atNode[name], `${name} at the node`).not.toBe(forged[name as keyof typeof forged]);
+		}
+		// What the edge does set, from what it knows.
+		expect(atNode).toMatchObject({ "x-forwarded-host": sandboxHost(id), "x-forwarded-proto": "http" });
+	});
 });
 
 describe("access tokens", () => {

@@ -32,6 +32,7 @@ export async function startWorker(
 	secret = apiSecret,
 	limits: ResumeLimits = {},
 	secrets: Record<string, string> = {},
+	outbound: WorkerOutbound = {},
 ): Promise<RunningWorker> {
 	const logs: string[] = [];
 	const bindings: Record<string, object> = {
@@ -46,6 +47,7 @@ export async function startWorker(
 	// larger (so that many wakes from one loopback client are not limited).
 	if (limits.perClient !== undefined) bindings.RESUME_LIMIT_PER_CLIENT = rateLimit("1001", limits.perClient);
 	if (limits.perCaller !== undefined) bindings.RESUME_LIMIT_PER_CALLER = rateLimit("1002", limits.perCaller);
+	if (outbound.nodes !== undefined) bindings.NODES = { type: "fetcher", fetcher: outbound.nodes };
 	const worker = await unstable_startWorker({
 		config: `${root}wrangler.toml`,
 		bindings: bindings as NonNullable<Parameters<typeof unstable_startWorker>[0]["bindings"]>,
@@ -58,7 +60,9 @@ export async function startWorker(
 			structuredLogsHandler: (log: { message: string }) => {
 				logs.push(log.message);
 			},
-		},
+			// Not in wrangler's types, but passed to Miniflare as it is.
+			...(outbound.fetch === undefined ? {} : { outboundService: outbound.fetch }),
+		} as NonNullable<Parameters<typeof unstable_startWorker>[0]["dev"]>,
 	});
 	await worker.ready;
 	return {
@@ -66,6 +70,16 @@ export async function startWorker(
 		logText: () => logs.join("\n"),
 		close: () => worker.dispose(),
 	};
+}
+
+/**
+ * Where the Worker's subrequests go instead of straight to the network: its
+ * global fetch (`fetch`), and a NODES binding (`nodes`, as a Workers VPC
+ * Network binding would be). test/e2e/production-edge.ts gives both.
+ */
+export interface WorkerOutbound {
+	fetch?: (request: Request) => Promise<Response>;
+	nodes?: (request: Request) => Promise<Response>;
 }
 
 /** Resumes allowed per 10 s, per client address and per sandbox and caller. */
@@ -98,6 +112,8 @@ export interface E2eStackOptions {
 	transitionWaitMs?: number;
 	/** Whether the node strips X-E2b-Sandbox-Not-Found from sandboxes' responses; default true (E2B's do not). */
 	nodeStripsNotHereHeader?: boolean;
+	/** How the node reads a request's sandbox; default "headers-or-host" (E2B since May 2026), or "host" (before). */
+	nodeRouting?: "headers-or-host" | "host";
 	/** The Worker's resume budgets; default wrangler.toml's. */
 	limits?: ResumeLimits;
 	/** How the control plane authenticates the edge; with oauth2 the Worker is set up to match. */
@@ -116,6 +132,7 @@ export async function startE2eStack(options: E2eStackOptions = {}): Promise<E2eS
 			? {}
 			: { nodeStripsNotHereHeader: options.nodeStripsNotHereHeader }),
 		...(options.orchestratorIp === undefined ? {} : { orchestratorIp: options.orchestratorIp }),
+		...(options.nodeRouting === undefined ? {} : { nodeRouting: options.nodeRouting }),
 		...(options.auth === undefined ? {} : { auth: options.auth }),
 	});
 	const tokenUrl = stack.tokenEndpoint?.tokenUrl;

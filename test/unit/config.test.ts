@@ -87,6 +87,7 @@ describe("parseConfig defaults", () => {
 				API_SECRET: secret,
 				CATALOG_SECRET: "catalog-Secret_0123456789",
 				NODE_ORIGIN_TEMPLATE: "https://n-{ip_dashed}.nodes.example.com:8443/",
+				NODE_RESOLVE_OVERRIDE: "N-{ip_dashed}.Nodes.example.com",
 				RESUME_TIMEOUT_MS: "1500",
 				ROUTE_TTL_MS: "60000",
 				ROUTE_CACHE_TTL_MS: "0",
@@ -112,6 +113,7 @@ describe("parseConfig defaults", () => {
 			catalogSecret: "catalog-Secret_0123456789",
 			catalogSecretError: undefined,
 			nodeOriginTemplate: "https://n-{ip_dashed}.nodes.example.com:8443",
+			nodeResolveOverride: "n-{ip_dashed}.nodes.example.com",
 			resumeTimeoutMs: 1500,
 			routeTtlMs: 60_000,
 			routeCacheTtlMs: 0,
@@ -390,6 +392,38 @@ describe("NODE_ORIGIN_TEMPLATE", () => {
 	// "http://{ip}:5007?" + "/path" sends the path as the query string.
 	it.each(["http://{ip}:5007?", "http://{ip}:5007/#"])("refuses the bare delimiter in %j", (value) => {
 		expectRefused(with_({ NODE_ORIGIN_TEMPLATE: value }), "NODE_ORIGIN_TEMPLATE");
+	});
+});
+
+describe("NODE_RESOLVE_OVERRIDE", () => {
+	it("is off unless set: requests go to NODE_ORIGIN_TEMPLATE", () => {
+		expect(parseConfig(minimal).nodeResolveOverride).toBeUndefined();
+		expect(parseConfig(with_({ NODE_RESOLVE_OVERRIDE: " " })).nodeResolveOverride).toBeUndefined();
+	});
+
+	it.each([
+		["n-{ip_dashed}.nodes.example.com", "n-{ip_dashed}.nodes.example.com"],
+		["{ip_dashed}.nodes.example.com", "{ip_dashed}.nodes.example.com"],
+		["{ip}.nodes.example.com", "{ip}.nodes.example.com"],
+		["N-{IP_DASHED}.example.com".replace("{IP_DASHED}", "{ip_dashed}"), "n-{ip_dashed}.example.com"],
+	])("accepts the hostname template %j", (value, expected) => {
+		expect(parseConfig(with_({ NODE_RESOLVE_OVERRIDE: value })).nodeResolveOverride).toBe(expected);
+	});
+
+	it.each([
+		// no placeholder
+		"node.example.com",
+		// an IP, which Cloudflare never resolves as a name of the zone
+		"{ip}",
+		// a URL, a port or a path: it is a DNS name only
+		"https://n-{ip_dashed}.example.com",
+		"n-{ip_dashed}.example.com:5007",
+		"n-{ip_dashed}.example.com/x",
+		// one label
+		"n-{ip_dashed}",
+		"n_{ip_dashed}.example.com",
+	])("refuses %j, naming the setting", (value) => {
+		expectRefused(with_({ NODE_RESOLVE_OVERRIDE: value }), "NODE_RESOLVE_OVERRIDE");
 	});
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { forwardToNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
+import { forwardToNode, hostForNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
 
 const target = { sandboxId: "abc123", port: 3000 };
 const url = new URL("https://3000-abc123.e2b.example.com/path?q=1");
@@ -99,6 +99,28 @@ describe("upstreamHeaders", () => {
 		expect(headers.get("sec-websocket-protocol")).toBe("chat");
 	});
 
+	it.each([
+		"forwarded",
+		"true-client-ip",
+		"x-client-ip",
+		"x-cluster-client-ip",
+		"x-forwarded-port",
+		"x-forwarded-server",
+		"x-forwarded-scheme",
+		"x-forwarded-ssl",
+		"x-forwarded-prefix",
+		"x-original-url",
+		"x-rewrite-url",
+		"x-original-host",
+	])("drops the client's %s, which an app could take for the edge's word", (name) => {
+		const headers = upstream({ [name]: "for=10.9.8.7;proto=http", "cf-connecting-ip": "203.0.113.8" });
+		expect(headers.has(name)).toBe(false);
+	});
+
+	it("sets X-Forwarded-Proto from the URL the edge served, over the client's", () => {
+		expect(upstream({ "x-forwarded-proto": "http" }).get("x-forwarded-proto")).toBe("https");
+	});
+
 	it("keeps every other header, with all of its values", () => {
 		const inbound = new Headers([
 			["accept", "application/json"],
@@ -142,6 +164,92 @@ describe("nodeOrigin", () => {
 	it("gives an origin that parses to the node's address", () => {
 		expect(new URL(nodeOrigin("http://{ip}:5007", "fd00::1")).hostname).toBe("[fd00::1]");
 		expect(new URL(nodeOrigin("http://{ip}:5007", "10.1.2.3")).host).toBe("10.1.2.3:5007");
+	});
+});
+
+describe("hostForNode", () => {
+	const target = { sandboxId: "abc123", port: 3000 };
+
+	it("is the client's own host on a sandbox's host, port and all", () => {
+		expect(hostForNode("3000-abc123.e2b.example.com", target, undefined)).toBe("3000-abc123.e2b.example.com");
+		expect(hostForNode("3000-abc123-x.e2b.example.com:8443", target, undefined)).toBe(
+			"3000-abc123-x.e2b.example.com:8443",
+		);
+	});
+
+	it("is <port>-<id>.<domain> on the shared host, as E2B's client-proxy rewrites it", () => {
+		expect(hostForNode("sandbox.e2b.example.com", target, "e2b.example.com")).toBe("3000-abc123.e2b.example.com");
+		expect(hostForNode("sandbox.e2b.example.com:8443", target, "e2b.example.com")).toBe(
+			"3000-abc123.e2b.example.com:8443",
+		);
+	});
+});
+
+describe("forwardToNode with NODE_RESOLVE_OVERRIDE", () => {
+	const route = { nodeIp: "10.0.0.5", expiresAt: Date.now() + 60_000, learnedAt: Date.now() };
+	const target = { sandboxId: "abc", port: 3000 };
+
+	async function sent(requestUrl: string, sharedHostDomain?: string, headers: HeadersInit = {}) {
+		const seen: { url: string; cf: unknown; host: string | null }[] = [];
+		const nodes = {
+			fetch: async (input: RequestInfo | URL, init?: RequestInit & { cf?: unknown }) => {
+				seen.push({ url: String(input), cf: init?.cf, host: new Headers(init?.headers).get("x-forwarded-host") });
+				return new Response("ok");
+			},
+		} as unknown as Fetcher;
+		const url = new URL(requestUrl);
+		await forwardToNode({
+			request: new Request(url, { headers }),
+			url,
+			target,
+			route,
+			nodeOriginTemplate: "http://{ip}:5007",
+			nodeResolveOverride: "n-{ip_dashed}.nodes.example.com",
+			sharedHostDomain,
+			body: null,
+			nodes,
+		});
+		return seen;
+	}
+
+	it("sends the client's own URL, with the node's name as cf.resolveOverride", async () => {
+		expect(await sent("https://3000-abc.e2b.example.com/path?q=1")).toEqual([
+			{
+				url: "https://3000-abc.e2b.example.com/path?q=1",
+				cf: { resolveOverride: "n-10-0-0-5.nodes.example.com" },
+				host: "3000-abc.e2b.example.com",
+			},
+		]);
+	});
+
+	it("on the shared host, sends to <port>-<id>.<domain>, the original host in X-Forwarded-Host", async () => {
+		const seen = await sent("https://sandbox.e2b.example.com/path", "e2b.example.com", {
+			host: "sandbox.e2b.example.com",
+		});
+		expect(seen[0]?.url).toBe("https://3000-abc.e2b.example.com/path");
+		expect(seen[0]?.host).toBe("sandbox.e2b.example.com");
+	});
+
+	it("names an IPv6 node with dashes, never brackets", async () => {
+		const url = new URL("https://3000-abc.e2b.example.com/");
+		const seen: unknown[] = [];
+		const nodes = {
+			fetch: async (_input: RequestInfo | URL, init?: RequestInit & { cf?: unknown }) => {
+				seen.push(init?.cf);
+				return new Response("ok");
+			},
+		} as unknown as Fetcher;
+		await forwardToNode({
+			request: new Request(url),
+			url,
+			target,
+			route: { ...route, nodeIp: "fd00::5" },
+			nodeOriginTemplate: "http://{ip}:5007",
+			nodeResolveOverride: "n-{ip_dashed}.nodes.example.com",
+			body: null,
+			nodes,
+		});
+		expect(seen).toEqual([{ resolveOverride: "n-fd00--5.nodes.example.com" }]);
 	});
 });
 

@@ -132,6 +132,14 @@ describe("host routing", () => {
 		});
 	});
 
+	it("names the shared host's domain, which the node's Host is built from, and no domain on a sandbox's own host", () => {
+		const headers = new Headers({ "E2b-Sandbox-Id": "abc123", "E2b-Sandbox-Port": "8080" });
+		expect(routeHost("sandbox.eu.e2b.example.com", headers, production)).toMatchObject({
+			sharedHostDomain: "eu.e2b.example.com",
+		});
+		expect(routeHost("3000-abc123.e2b.example.com", headers, production)).not.toHaveProperty("sharedHostDomain");
+	});
+
 	it.each([
 		[{}, "missing_routing_headers"],
 		[{ "E2b-Sandbox-Id": "abc123" }, "missing_routing_headers"],
