@@ -4,6 +4,7 @@ import type { Config } from "./config.ts";
 import { checkAccessTokens } from "./control-plane/credentials.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { forwardToNode } from "./forwarding/forward.ts";
+import { isNativeGrpc, nativeGrpcRefusal } from "./forwarding/native-grpc.ts";
 import { bodyInit, type OutgoingBody, outgoingBody } from "./forwarding/outgoing-body.ts";
 import { type NodeAnswer, readNodeAnswer } from "./forwarding/sandbox-not-here.ts";
 import { logEvent } from "./log.ts";
@@ -28,6 +29,11 @@ export interface ProxyContext {
 /** The request path once the host is routed: find the node (resuming if need be), forward. */
 export async function proxyRequest(context: ProxyContext): Promise<Response> {
 	const { request, target } = context;
+	// gRPC calls are POSTs: the hot path's other requests skip the header read.
+	if (request.method === "POST" && isNativeGrpc(request.headers)) {
+		context.trace.reason = "grpc_not_supported";
+		return nativeGrpcRefusal();
+	}
 	// Checked on every path, not only when a resume would carry them.
 	checkAccessTokens(request.headers);
 	const catalog = new CatalogClient({

@@ -76,6 +76,25 @@ describe("the client's address", () => {
 	});
 });
 
+describe("native gRPC", () => {
+	it("is answered UNIMPLEMENTED, as a gRPC client reads it, before any sandbox is woken or reached", async () => {
+		const id = await runningSandbox();
+		await env.admin.pause(id);
+		await env.admin.resetCalls();
+		const path = `/pkg.Service/Method?case=${freshId("grpc")}`;
+		const response = await fetchVia(env.worker.url, sandboxHost(id, 50051), path, {
+			method: "POST",
+			headers: { "content-type": "application/grpc", te: "trailers" },
+			body: Buffer.from([0, 0, 0, 0, 0]),
+		});
+		expect(response.status).toBe(200);
+		expect(response.headers["grpc-status"]).toBe("12");
+		expect(decodeURIComponent(String(response.headers["grpc-message"]))).toContain("use gRPC-web or Connect");
+		expect(await env.admin.calls()).toHaveLength(0);
+		expect(env.stack.node.requests().filter((r) => r.url === path)).toHaveLength(0);
+	});
+});
+
 describe("access tokens", () => {
 	it.each(["x-access-token", "e2b-traffic-access-token"])(
 		"that are far too long are refused on the hot path too (%s), before the node sees them",

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { forwardToNode, hostForNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
+import { isNativeGrpc, nativeGrpcRefusal } from "../../src/forwarding/native-grpc.ts";
 
 const target = { sandboxId: "abc123", port: 3000 };
 const url = new URL("https://3000-abc123.e2b.example.com/path?q=1");
@@ -282,5 +283,32 @@ describe("forwardToNode through a Workers VPC binding", () => {
 		expect(seen.map((request) => request.url)).toEqual(["http://10.0.0.5:5007/path?q=1"]);
 		expect(seen[0]?.headers.get("e2b-sandbox-id")).toBe("abc");
 		expect(seen[0]?.redirect).toBe("manual");
+	});
+});
+
+describe("native gRPC", () => {
+	it.each(["application/grpc", "application/grpc+proto", "application/grpc+json", "application/grpc; charset=utf-8"])(
+		"is recognised by %j",
+		(type) => {
+			expect(isNativeGrpc(new Headers({ "content-type": type }))).toBe(true);
+		},
+	);
+
+	it.each([
+		"application/grpc-web",
+		"application/grpc-web+proto",
+		"application/grpc-web-text",
+		"application/proto",
+		"application/connect+proto",
+		"application/grpcx",
+	])("is not %j, which passes through", (type) => {
+		expect(isNativeGrpc(new Headers({ "content-type": type }))).toBe(false);
+	});
+
+	it("is refused as a gRPC client reads it: trailers-only, UNIMPLEMENTED, with a percent-encoded message", () => {
+		const response = nativeGrpcRefusal();
+		expect(response.status).toBe(200);
+		expect(response.headers.get("grpc-status")).toBe("12");
+		expect(decodeURIComponent(response.headers.get("grpc-message") ?? "")).toMatch(/use gRPC-web or Connect/);
 	});
 });
