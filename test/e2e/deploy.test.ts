@@ -102,6 +102,11 @@ describe("deploys: the production environment", () => {
 		expect(production.analytics_engine_datasets).toEqual([{ binding: "METRICS", dataset: "sandbox_edge_proxy" }]);
 	});
 
+	it("keeps same-zone subrequests away from this Worker's own route (no global_fetch_strictly_public)", () => {
+		// With it, the Worker's fetch of the client's own URL would come back to the Worker.
+		expect(production.compatibility_flags ?? []).not.toContain("global_fetch_strictly_public");
+	});
+
 	it("forwards with the client's Host (NODE_RESOLVE_OVERRIDE), to a node name in the routes' own zone", () => {
 		// resolveOverride is ignored unless the URL's host and the override are in one zone.
 		const override = String(vars.NODE_RESOLVE_OVERRIDE ?? "");
