@@ -103,6 +103,8 @@ export default defineConfig({
 								// asked about again within the run, not answered from memory.
 								NOT_FOUND_CACHE_MS: "5000",
 								RESUME_BACKOFF_MAX_MS: "4000",
+								// The fake nodes mark "not here" with the development header as well.
+								TRUST_NOT_HERE_HEADER: "true",
 							},
 							// Budgets far above what a property run spends, so that
 							// requests reach the control plane rather than a 429.

@@ -47,6 +47,8 @@ export interface Config {
 	 * the request keeps the client's host. Undefined: NODE_ORIGIN_TEMPLATE.
 	 */
 	nodeResolveOverride: string | undefined;
+	/** Whether a node's X-E2b-Sandbox-Not-Found header means "not here"; E2B's nodes never send it. */
+	trustNotHereHeader: boolean;
 	resumeTimeoutMs: number;
 	routeTtlMs: number;
 	routeCacheTtlMs: number;
@@ -176,6 +178,7 @@ type SettingName =
 	| "CATALOG_SECRET"
 	| "NODE_ORIGIN_TEMPLATE"
 	| "NODE_RESOLVE_OVERRIDE"
+	| "TRUST_NOT_HERE_HEADER"
 	| "RESUME_TIMEOUT_MS"
 	| "ROUTE_TTL_MS"
 	| "ROUTE_CACHE_TTL_MS"
@@ -225,6 +228,7 @@ export function parseConfig(raw: RawSettings): Config {
 		catalogSecretError,
 		nodeOriginTemplate: parseNodeOriginTemplate(raw),
 		nodeResolveOverride: parseNodeResolveOverride(raw),
+		trustNotHereHeader: parseFlag(raw, "TRUST_NOT_HERE_HEADER", false),
 		resumeTimeoutMs: parseInteger(raw, "RESUME_TIMEOUT_MS", defaults.resumeTimeoutMs, 100, 600_000),
 		routeTtlMs: parseInteger(raw, "ROUTE_TTL_MS", defaults.routeTtlMs, 1_000, 86_400_000),
 		routeCacheTtlMs: parseInteger(raw, "ROUTE_CACHE_TTL_MS", defaults.routeCacheTtlMs, 0, 3_600_000),
@@ -464,6 +468,14 @@ function parseNodeResolveOverride(raw: RawSettings): string | undefined {
 		);
 	}
 	return template;
+}
+
+function parseFlag(raw: RawSettings, name: SettingName, fallback: boolean): boolean {
+	const value = optionalString(raw, name);
+	if (value === undefined) return fallback;
+	if (value === "true") return true;
+	if (value === "false") return false;
+	throw new ConfigError(name, 'must be "true" or "false"');
 }
 
 function parseInteger(raw: RawSettings, name: SettingName, fallback: number, min: number, max: number): number {

@@ -210,5 +210,5 @@ async function sendToNode(
 		throw error;
 	}
 	context.trace.nodeMs = Date.now() - sentAt;
-	return readNodeAnswer(response, context.target, context.request.method);
+	return readNodeAnswer(response, context.target, context.request.method, context.config.trustNotHereHeader);
 }

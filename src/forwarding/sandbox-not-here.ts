@@ -9,7 +9,12 @@ import type { SandboxTarget } from "../routing.ts";
  * again once the sandbox is found.
  */
 
-/** A header that a node may set on that answer instead; E2B's own nodes do not. */
+/**
+ * A header that a development node may set on that answer instead. E2B's own
+ * nodes never send it, and they pass an app's headers through, so an app
+ * could send it to make the edge doubt its sandbox's route: it is believed
+ * only where TRUST_NOT_HERE_HEADER says so.
+ */
 const sandboxNotHereHeader = "x-e2b-sandbox-not-found";
 
 // E2B's JSON answer is about 80 bytes and its HTML page under 3 KiB, sent
@@ -32,15 +37,21 @@ const portClosedTitle = "<title>Closed Port Error</title>";
 export type NodeAnswer = { notHere: true } | { notHere: false; response: Response; portClosed: boolean };
 
 /**
- * Whether `response` is the node's "not here" for `sandboxId`: a 502 with the
- * header, or with E2B's JSON body or HTML page naming that sandbox. Only
+ * Whether `response` is the node's "not here" for `sandboxId`: a 502 with
+ * E2B's JSON body or HTML page naming that sandbox (or, where trusted, with
+ * the header). Only
  * small, unencoded 502s are read, and only their first few KiB; anything
  * else, including every other 502, goes back to the client as the node sent it.
  */
-export async function readNodeAnswer(response: Response, target: SandboxTarget, method: string): Promise<NodeAnswer> {
+export async function readNodeAnswer(
+	response: Response,
+	target: SandboxTarget,
+	method: string,
+	trustNotHereHeader: boolean,
+): Promise<NodeAnswer> {
 	const { sandboxId, port } = target;
 	if (response.status !== 502) return passOn(response);
-	if (response.headers.has(sandboxNotHereHeader)) {
+	if (trustNotHereHeader && response.headers.has(sandboxNotHereHeader)) {
 		await response.body?.cancel();
 		return { notHere: true };
 	}

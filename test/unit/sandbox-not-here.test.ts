@@ -40,7 +40,7 @@ describe("the node's 'sandbox not here'", () => {
 		["E2B's HTML page in pieces", response(502, streamOf(e2bHtml.slice(0, 100), e2bHtml.slice(100)), htmlType)],
 		["the header, whatever the body", response(502, "anything", { "x-e2b-sandbox-not-found": "1" })],
 	])("is recognised in %s", async (_label, answer) => {
-		expect(await readNodeAnswer(answer, target, "GET")).toEqual({ notHere: true });
+		expect(await readNodeAnswer(answer, target, "GET", true)).toEqual({ notHere: true });
 	});
 
 	it.each([
@@ -72,7 +72,7 @@ describe("the node's 'sandbox not here'", () => {
 		["the header on another status", response(503, "x", { "x-e2b-sandbox-not-found": "1" })],
 	])("is not taken from %s, which goes to the client untouched", async (_label, answer) => {
 		const expectedBody = await answer.clone().arrayBuffer();
-		const result = await readNodeAnswer(answer, target, "POST");
+		const result = await readNodeAnswer(answer, target, "POST", true);
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.status).toBe(answer.status);
@@ -91,7 +91,7 @@ describe("the node's 'sandbox not here'", () => {
 			statusText: "Bad Gateway",
 			headers,
 		});
-		const result = await readNodeAnswer(answer, target, "GET");
+		const result = await readNodeAnswer(answer, target, "GET", true);
 		expect(result.notHere).toBe(false);
 		if (result.notHere) return;
 		expect(result.response.statusText).toBe("Bad Gateway");
@@ -112,7 +112,7 @@ describe("the node's 'sandbox not here'", () => {
 			},
 		});
 		const started = Date.now();
-		const result = await readNodeAnswer(response(502, body, jsonType), target, "GET");
+		const result = await readNodeAnswer(response(502, body, jsonType), target, "GET", true);
 		const waited = Date.now() - started;
 		expect(result.notHere).toBe(false);
 		expect(waited).toBeGreaterThanOrEqual(900);
@@ -124,7 +124,8 @@ describe("the node's 'sandbox not here'", () => {
 
 	it("recognises E2B's JSON answer to HEAD by its length, which only this sandbox's answer has", async () => {
 		const length = String(new TextEncoder().encode(e2bJson).byteLength);
-		const head = (headers: Record<string, string>) => readNodeAnswer(response(502, null, headers), target, "HEAD");
+		const head = (headers: Record<string, string>) =>
+			readNodeAnswer(response(502, null, headers), target, "HEAD", true);
 		expect(await head({ ...jsonType, "content-length": length })).toEqual({ notHere: true });
 		expect((await head({ ...jsonType, "content-length": String(Number(length) + 1) })).notHere).toBe(false);
 		expect((await head({ ...htmlType, "content-length": length })).notHere).toBe(false);
@@ -132,9 +133,19 @@ describe("the node's 'sandbox not here'", () => {
 		expect(await head({ "x-e2b-sandbox-not-found": "1" })).toEqual({ notHere: true });
 	});
 
+	it("takes the development header for an app's own, unless trusted: E2B's nodes never send it", async () => {
+		const answer = response(502, "the app's own", { "x-e2b-sandbox-not-found": "1" });
+		const result = await readNodeAnswer(answer, target, "GET", false);
+		expect(result.notHere).toBe(false);
+		if (result.notHere) return;
+		expect(await result.response.text()).toBe("the app's own");
+		const head = await readNodeAnswer(response(502, null, { "x-e2b-sandbox-not-found": "1" }), target, "HEAD", false);
+		expect(head.notHere).toBe(false);
+	});
+
 	it("leaves the body of any other status unread", async () => {
 		const answer = response(200, streamOf("ok"), jsonType);
-		const result = await readNodeAnswer(answer, target, "GET");
+		const result = await readNodeAnswer(answer, target, "GET", true);
 		expect(result).toEqual({ notHere: false, response: answer, portClosed: false });
 		expect(answer.bodyUsed).toBe(false);
 	});
@@ -156,7 +167,7 @@ describe("the node's 'port closed'", () => {
 		["E2B's JSON", () => response(502, closedJson, jsonType)],
 		["E2B's HTML page", () => response(502, closedHtml, htmlType)],
 	])("is recognised in %s, for this sandbox and port, and its body still reaches the client", async (_, make) => {
-		const result = await readNodeAnswer(make(), target, "GET");
+		const result = await readNodeAnswer(make(), target, "GET", true);
 		if (result.notHere) throw new Error("taken for 'not here'");
 		expect(result.portClosed).toBe(true);
 		expect(result.response.status).toBe(502);
@@ -167,8 +178,8 @@ describe("the node's 'port closed'", () => {
 		["another port", { sandboxId: id, port: 8080 }],
 		["another sandbox", { sandboxId: "other1", port: 3000 }],
 	])("is not taken for %s", async (_, other) => {
-		const json = await readNodeAnswer(response(502, closedJson, jsonType), other, "GET");
-		const html = await readNodeAnswer(response(502, closedHtml, htmlType), other, "GET");
+		const json = await readNodeAnswer(response(502, closedJson, jsonType), other, "GET", true);
+		const html = await readNodeAnswer(response(502, closedHtml, htmlType), other, "GET", true);
 		expect(json.notHere || json.portClosed).toBe(false);
 		expect(html.notHere || html.portClosed).toBe(false);
 	});
@@ -176,7 +187,7 @@ describe("the node's 'port closed'", () => {
 	it("is recognised for HEAD by the exact length of E2B's JSON", async () => {
 		const length = String(new TextEncoder().encode(closedJson).byteLength);
 		const head = (value: string) =>
-			readNodeAnswer(response(502, null, { ...jsonType, "content-length": value }), target, "HEAD");
+			readNodeAnswer(response(502, null, { ...jsonType, "content-length": value }), target, "HEAD", true);
 		expect(await head(length)).toMatchObject({ notHere: false, portClosed: true });
 		expect(await head(String(Number(length) + 1))).toMatchObject({ notHere: false, portClosed: false });
 	});
