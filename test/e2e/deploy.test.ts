@@ -12,6 +12,7 @@ import { buildProduction, describeBudget, gzipBudgetBytes } from "../../scripts/
 /** The parts of wrangler's resolved configuration checked here. */
 interface DeployConfig {
 	workers_dev?: boolean;
+	compatibility_flags?: string[];
 	routes?: (string | { pattern: string; zone_name?: string; zone_id?: string })[];
 	vars: Record<string, unknown>;
 	secrets?: { required?: string[] };
@@ -111,7 +112,7 @@ describe("deploys: the production environment", () => {
 		// resolveOverride is ignored unless the URL's host and the override are in one zone.
 		const override = String(vars.NODE_RESOLVE_OVERRIDE ?? "");
 		expect(override).toContain("{ip_dashed}");
-		const zones = new Set((production.routes ?? []).map((route) => (route as { zone_name?: string }).zone_name));
+		const zones = new Set((production.routes ?? []).map((route) => routeOf(route).zone));
 		expect(zones.size).toBe(1);
 		const [zone] = [...zones];
 		expect(override.endsWith(`.${zone}`)).toBe(true);
