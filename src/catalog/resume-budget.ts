@@ -1,4 +1,5 @@
 import type { ResumeFailure } from "../resume-types.ts";
+import { clientBudgetKey } from "./client-key.ts";
 
 /** Who is asking for a sandbox to be woken. */
 export interface Caller {
@@ -16,7 +17,8 @@ const retryAfterSeconds = 10;
  * The Workers rate-limiting budgets that a resume must fit before its RPC
  * is made; a request that joins a resume already in flight costs none, and
  * a request whose route is known never gets here. Two budgets:
- * - per client address: a stranger cannot turn many sandbox IDs into RPCs;
+ * - per client (its address; for IPv6 its /64, see client-key.ts): a
+ *   stranger cannot turn many sandbox IDs into RPCs;
  * - per sandbox and caller credentials: a caller cannot wake one sandbox
  *   in a loop, while a stranger's attempts on a sandbox never use up the
  *   budget of its owner, whose credentials differ.
@@ -28,7 +30,7 @@ export async function checkResumeBudget(
 	caller: Caller,
 ): Promise<ResumeFailure | undefined> {
 	const perClient = env.RESUME_LIMIT_PER_CLIENT as RateLimit | undefined;
-	if (perClient !== undefined && !(await perClient.limit({ key: caller.clientIp })).success) {
+	if (perClient !== undefined && !(await perClient.limit({ key: clientBudgetKey(caller.clientIp) })).success) {
 		return {
 			code: "resume_rate_limited",
 			message: "Too many sandbox resumes from this client",
