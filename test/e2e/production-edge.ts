@@ -276,6 +276,22 @@ async function upgrade(request: Request, url: URL, destination: Extract<Destinat
 		headers,
 		perMessageDeflate: false,
 	});
+	// Listened to from the start: a frame the origin sends with its 101 (Vite's
+	// "connected") is emitted before the code after `await opened` runs, and
+	// would be lost. Held until the client's side of the pair exists.
+	let relayed: WebSocketPair[1] | undefined;
+	const held: [WebSocket.RawData, boolean][] = [];
+	let closedEarly: [number, Buffer] | undefined;
+	const toClient = (to: WebSocketPair[1], data: WebSocket.RawData, isBinary: boolean) =>
+		to.send(isBinary ? new Uint8Array(data as Buffer) : data.toString());
+	socket.on("message", (data, isBinary) => {
+		if (relayed === undefined) held.push([data, isBinary]);
+		else toClient(relayed, data, isBinary);
+	});
+	socket.on("close", (code, reason) => {
+		if (relayed === undefined) closedEarly = [code, reason];
+		else relayed.close(closable(code), reason.toString());
+	});
 	const opened = await new Promise<{ ok: true } | { ok: false; response: Response }>((resolve) => {
 		socket.once("open", () => resolve({ ok: true }));
 		socket.once("unexpected-response", (_req, res) => {
@@ -308,8 +324,9 @@ async function upgrade(request: Request, url: URL, destination: Extract<Destinat
 	server.accept();
 	server.addEventListener("message", (event) => socket.send(event.data as never));
 	server.addEventListener("close", (event) => socket.close(closable(event.code), event.reason));
-	socket.on("message", (data, isBinary) => server.send(isBinary ? new Uint8Array(data as Buffer) : data.toString()));
-	socket.on("close", (code, reason) => server.close(closable(code), reason.toString()));
+	relayed = server;
+	for (const [data, isBinary] of held.splice(0)) toClient(server, data, isBinary);
+	if (closedEarly !== undefined) server.close(closable(closedEarly[0]), closedEarly[1].toString());
 	const responseHeaders: Record<string, string> = {};
 	if (socket.protocol !== "") responseHeaders["sec-websocket-protocol"] = socket.protocol;
 	return new MiniflareResponse(null, { status: 101, webSocket: client, headers: responseHeaders });
