@@ -65,6 +65,7 @@ export interface ForwardOptions {
 	/**
 	 * A Workers VPC Network binding (`NODES`) that reaches the nodes' private
 	 * addresses; without it, the global fetch, which reaches public ones only.
+	 * Unused with NODE_RESOLVE_OVERRIDE.
 	 */
 	nodes?: Fetcher | undefined;
 }
@@ -108,7 +109,9 @@ export async function forwardToNode(options: ForwardOptions): Promise<Response> 
 			? nodeOrigin(options.nodeOriginTemplate, route.nodeIp) + url.pathname + url.search
 			: `${url.protocol}//${hostForNode(request.headers.get("host") ?? url.host, target, options.sharedHostDomain)}${url.pathname}${url.search}`;
 	try {
-		return await (options.nodes ?? globalThis).fetch(upstreamUrl, {
+		// resolveOverride is Cloudflare's edge's to honour: a VPC binding would take the client's URL for an address.
+		const fetcher = override === undefined ? (options.nodes ?? globalThis) : globalThis;
+		return await fetcher.fetch(upstreamUrl, {
 			method: request.method,
 			headers: upstreamHeaders(request.headers, url, target),
 			body: options.body,

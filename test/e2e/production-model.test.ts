@@ -72,18 +72,22 @@ describe("the recommended option: Host-preserving forwarding (NODE_RESOLVE_OVERR
 		expect(hop?.outcome).toMatch(/^origin 127\.0\.0\.1:/);
 	});
 
-	it("on the shared host, gives the node <port>-<id>.<domain> and the original host in X-Forwarded-Host, as E2B's client-proxy does", async () => {
-		const id = await runningSandbox(stack);
-		const shared = `sandbox.${sandboxDomain}:${stack.worker.url.port}`;
-		const response = await stack.request(shared, "/headers", {
-			headers: { "e2b-sandbox-id": id, "e2b-sandbox-port": "3000", accept: "application/json" },
-		});
-		expect(response.status).toBe(200);
-		expect(response.json().host).toBe(stack.sandboxHost(id));
-		const atNode = nodeRequestsFor(stack, id).at(-1);
-		expect(atNode?.headers.host).toBe(stack.sandboxHost(id));
-		expect(atNode?.headers["x-forwarded-host"]).toBe(shared);
-	});
+	it.each(["headers-or-host", "host"] as const)(
+		"on the shared host, gives a node (%s) <port>-<id>.<domain> and the original host in X-Forwarded-Host, as E2B's client-proxy does",
+		async (era) => {
+			const stack = await stackFor("D", era);
+			const id = await runningSandbox(stack);
+			const shared = `sandbox.${sandboxDomain}:${stack.worker.url.port}`;
+			const response = await stack.request(shared, "/headers", {
+				headers: { "e2b-sandbox-id": id, "e2b-sandbox-port": "3000", accept: "application/json" },
+			});
+			expect(response.status).toBe(200);
+			expect(response.json().host).toBe(stack.sandboxHost(id));
+			const atNode = nodeRequestsFor(stack, id).at(-1);
+			expect(atNode?.headers.host).toBe(stack.sandboxHost(id));
+			expect(atNode?.headers["x-forwarded-host"]).toBe(shared);
+		},
+	);
 
 	it("wakes a paused sandbox with one resume, the control plane reached through the model too", async () => {
 		const id = await runningSandbox(stack);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { forwardToNode, hostForNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
 import { isNativeGrpc, nativeGrpcRefusal } from "../../src/forwarding/native-grpc.ts";
 
@@ -189,68 +189,63 @@ describe("hostForNode", () => {
 describe("forwardToNode with NODE_RESOLVE_OVERRIDE", () => {
 	const route = { nodeIp: "10.0.0.5", expiresAt: Date.now() + 60_000, learnedAt: Date.now() };
 	const target = { sandboxId: "abc", port: 3000 };
+	afterEach(() => {
+		vi.restoreAllMocks();
+	});
 
-	async function sent(requestUrl: string, sharedHostDomain?: string, headers: HeadersInit = {}) {
-		const seen: { url: string; cf: unknown; host: string | null }[] = [];
+	/** What the global fetch was asked; a NODES binding is given too, and must go unused. */
+	async function sent(
+		requestUrl: string,
+		options: { sharedHostDomain?: string; headers?: HeadersInit; nodeIp?: string } = {},
+	) {
+		const seen: { url: string; cf: unknown; forwardedHost: string | null }[] = [];
+		vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+			const cf = (init as (RequestInit & { cf?: unknown }) | undefined)?.cf;
+			seen.push({ url: String(input), cf, forwardedHost: new Headers(init?.headers).get("x-forwarded-host") });
+			return new Response("ok");
+		});
 		const nodes = {
-			fetch: async (input: RequestInfo | URL, init?: RequestInit & { cf?: unknown }) => {
-				seen.push({ url: String(input), cf: init?.cf, host: new Headers(init?.headers).get("x-forwarded-host") });
-				return new Response("ok");
+			fetch: async () => {
+				throw new Error("the VPC binding is not for resolveOverride");
 			},
 		} as unknown as Fetcher;
 		const url = new URL(requestUrl);
 		await forwardToNode({
-			request: new Request(url, { headers }),
+			request: new Request(url, { headers: options.headers ?? {} }),
 			url,
 			target,
-			route,
+			route: { ...route, nodeIp: options.nodeIp ?? route.nodeIp },
 			nodeOriginTemplate: "http://{ip}:5007",
 			nodeResolveOverride: "n-{ip_dashed}.nodes.example.com",
-			sharedHostDomain,
+			sharedHostDomain: options.sharedHostDomain,
 			body: null,
 			nodes,
 		});
 		return seen;
 	}
 
-	it("sends the client's own URL, with the node's name as cf.resolveOverride", async () => {
+	it("sends the client's own URL, with the node's name as cf.resolveOverride, by the global fetch", async () => {
 		expect(await sent("https://3000-abc.e2b.example.com/path?q=1")).toEqual([
 			{
 				url: "https://3000-abc.e2b.example.com/path?q=1",
 				cf: { resolveOverride: "n-10-0-0-5.nodes.example.com" },
-				host: "3000-abc.e2b.example.com",
+				forwardedHost: "3000-abc.e2b.example.com",
 			},
 		]);
 	});
 
 	it("on the shared host, sends to <port>-<id>.<domain>, the original host in X-Forwarded-Host", async () => {
-		const seen = await sent("https://sandbox.e2b.example.com/path", "e2b.example.com", {
-			host: "sandbox.e2b.example.com",
+		const seen = await sent("https://sandbox.e2b.example.com/path", {
+			sharedHostDomain: "e2b.example.com",
+			headers: { host: "sandbox.e2b.example.com" },
 		});
 		expect(seen[0]?.url).toBe("https://3000-abc.e2b.example.com/path");
-		expect(seen[0]?.host).toBe("sandbox.e2b.example.com");
+		expect(seen[0]?.forwardedHost).toBe("sandbox.e2b.example.com");
 	});
 
 	it("names an IPv6 node with dashes, never brackets", async () => {
-		const url = new URL("https://3000-abc.e2b.example.com/");
-		const seen: unknown[] = [];
-		const nodes = {
-			fetch: async (_input: RequestInfo | URL, init?: RequestInit & { cf?: unknown }) => {
-				seen.push(init?.cf);
-				return new Response("ok");
-			},
-		} as unknown as Fetcher;
-		await forwardToNode({
-			request: new Request(url),
-			url,
-			target,
-			route: { ...route, nodeIp: "fd00::5" },
-			nodeOriginTemplate: "http://{ip}:5007",
-			nodeResolveOverride: "n-{ip_dashed}.nodes.example.com",
-			body: null,
-			nodes,
-		});
-		expect(seen).toEqual([{ resolveOverride: "n-fd00--5.nodes.example.com" }]);
+		const seen = await sent("https://3000-abc.e2b.example.com/", { nodeIp: "fd00::5" });
+		expect(seen[0]?.cf).toEqual({ resolveOverride: "n-fd00--5.nodes.example.com" });
 	});
 });
 
