@@ -1,5 +1,6 @@
 import { catalogApi } from "./catalog-api/app.ts";
-import { type Config, configFrom, type ServerTiming } from "./config.ts";
+import { configProblemFor } from "./catalog-api/config-problem.ts";
+import { type Config, ConfigError, configFrom, type ServerTiming } from "./config.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { renderError } from "./errors/render.ts";
 import { reportError } from "./errors/report.ts";
@@ -39,7 +40,8 @@ export default {
 				waitUntil: (promise) => ctx.waitUntil(promise),
 			});
 		} catch (error) {
-			const proxyError = reportError(error, "proxy_error");
+			let proxyError = reportError(error, "proxy_error");
+			if (error instanceof ConfigError) proxyError = await configProblemFor(request, env, error);
 			trace.reason = proxyError.code;
 			trace.sandboxId ??= proxyError.sandboxId;
 			response = renderError(proxyError, request.headers);

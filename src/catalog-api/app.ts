@@ -11,6 +11,7 @@ import { reportError } from "../errors/report.ts";
 import { logEvent } from "../log.ts";
 import { checkBearer } from "./auth.ts";
 import { applyBatch, parseBatch } from "./batch.ts";
+import { configProblemFor } from "./config-problem.ts";
 import {
 	checkedExecutionId,
 	checkedSandboxId,
@@ -30,9 +31,12 @@ type CatalogApiEnv = { Bindings: Env; Variables: { config: Config } };
  */
 export const catalogApi = new Hono<CatalogApiEnv>();
 
-catalogApi.get("/healthz", (c) => {
+catalogApi.get("/healthz", async (c) => {
 	const config = configFrom(c.env);
-	if (config.catalogSecretError !== undefined) throw config.catalogSecretError;
+	if (config.catalogSecretError !== undefined) {
+		reportError(config.catalogSecretError, "catalog_api_error");
+		return renderJsonError(await configProblemFor(c.req.raw, c.env, config.catalogSecretError));
+	}
 	return c.json({ status: "ok", catalog_api: config.catalogSecret === undefined ? "off" : "on" });
 });
 

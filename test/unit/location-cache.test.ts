@@ -125,7 +125,7 @@ describe("a stale route in the location's cache", () => {
 		const upstream = spyUpstream({
 			resume: () => ({ kind: "ok", ip: "10.9.9.2" }),
 			nodes: {
-				"10.9.9.1": () => notHere(),
+				"10.9.9.1": notHere,
 				"10.9.9.2": () => new Response("from the new node"),
 			},
 		});

@@ -76,7 +76,8 @@ export function spyUpstream(options: SpiedUpstreamOptions): SpiedUpstream {
 	return seen;
 }
 
-/** E2B's node answer for a sandbox it does not hold, in its header form. */
-export function notHere(): Response {
-	return new Response("not here", { status: 502, headers: { "x-e2b-sandbox-not-found": "1" } });
+/** E2B's node answer for a sandbox it does not hold: its JSON, naming the sandbox it was asked for. */
+export function notHere(request: SeenRequest): Response {
+	const sandboxId = request.headers.get("e2b-sandbox-id") ?? "";
+	return Response.json({ sandboxId, message: "The sandbox was not found", code: 502 }, { status: 502 });
 }

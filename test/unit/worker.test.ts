@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RouteStore } from "../../src/catalog/route-store.ts";
-import { notHere, spyUpstream } from "./spied-upstream.ts";
+import { notHere, type SeenRequest, spyUpstream } from "./spied-upstream.ts";
 import { grpcCode } from "./upstream-model.ts";
 
 // Local wrangler.toml values: SANDBOX_DOMAIN "localhost", ENVIRONMENT
@@ -331,7 +331,7 @@ describe("Worker: forwarding to the node", () => {
 
 		async function movedSandbox(
 			label: string,
-			newNodeAnswers: () => Response = () => new Response("from the new node"),
+			newNodeAnswers: (request: SeenRequest) => Response = () => new Response("from the new node"),
 		) {
 			const sandboxId = freshSandboxId(label);
 			await seedRoute(sandboxId, oldNode);
