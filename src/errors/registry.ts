@@ -16,6 +16,11 @@ export const errorCodes = {
 	invalid_access_token: { status: 400, message: "An access token header is too long" },
 	// The client stopped sending its body (short of its Content-Length, or mid-chunk).
 	request_body_incomplete: { status: 400, message: "The request body ended before it was complete" },
+	// E2B's Go proxy would forward it; a Worker's fetch() cannot send one.
+	request_body_not_allowed: {
+		status: 400,
+		message: "A GET or HEAD request cannot carry a body through this edge; send the body with POST, or drop it",
+	},
 	// The client stopped sending its body for BODY_IDLE_TIMEOUT_MS.
 	request_body_timeout: { status: 408, message: "The request body stopped arriving" },
 	sandbox_not_found: { status: 502, message: "The sandbox was not found" },

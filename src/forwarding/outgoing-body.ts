@@ -22,6 +22,16 @@ const maxReplayableBodyBytes = 64 * 1024;
 export async function outgoingBody(request: Request, sandboxId: string, idleTimeoutMs: number): Promise<OutgoingBody> {
 	if (request.body === null) return { kind: "none", init: null };
 	const length = contentLength(request.headers);
+	if (request.method === "GET" || request.method === "HEAD") {
+		if (length === 0) return { kind: "none", init: null };
+		// workerd's fetch() refuses to send a body with GET or HEAD. Answered
+		// here, before any lookup: the client's request is at fault, never the
+		// node, so no route is doubted and nothing is woken. The body is read
+		// and dropped first, so that the client reads the answer instead of
+		// meeting a connection that stopped taking its bytes.
+		await discard(request.body, maxDiscardedBodyOnGetBytes, idleTimeoutMs);
+		throw new ProxyError("request_body_not_allowed", { sandboxId });
+	}
 	if (length === null || length > maxReplayableBodyBytes) {
 		return { kind: "stream", upload: new StreamedUpload(request.body, length, idleTimeoutMs) };
 	}
@@ -48,6 +58,28 @@ export async function outgoingBody(request: Request, sandboxId: string, idleTime
 		throw new ProxyError("request_body_incomplete", { sandboxId });
 	}
 	return { kind: "buffered", init: head.bytes.buffer as ArrayBuffer };
+}
+
+// A body on GET or HEAD is read and dropped up to this much; past it, the
+// client is cut off instead.
+const maxDiscardedBodyOnGetBytes = 16 * 1024 * 1024;
+
+/** Reads and drops a body, up to `maxBytes` and for at most `timeoutMs`; then lets go of the rest. */
+async function discard(body: ReadableStream<Uint8Array>, maxBytes: number, timeoutMs: number): Promise<void> {
+	const reader = body.getReader();
+	const signal = AbortSignal.timeout(timeoutMs);
+	const expired = new Promise<"expired">((resolve) => signal.addEventListener("abort", () => resolve("expired")));
+	let read = 0;
+	try {
+		while (read <= maxBytes) {
+			const next = await Promise.race([reader.read(), expired]);
+			if (next === "expired" || next.done) break;
+			read += next.value.byteLength;
+		}
+	} catch {
+		// The client went away: nobody is left to answer.
+	}
+	reader.cancel().catch(() => {});
 }
 
 /** What `fetch` takes as the body: the bytes again, or the one stream. */

@@ -76,6 +76,54 @@ describe("the client's address", () => {
 	});
 });
 
+describe("a body on GET or HEAD", () => {
+	it.each(["GET", "HEAD"])(
+		"is the client's error (400) on %s, never the node's: nothing is doubted or woken",
+		async (method) => {
+			const id = await runningSandbox();
+			const path = `/headers?case=${freshId("getbody")}`;
+			const response = await fetchVia(env.worker.url, sandboxHost(id), path, {
+				method,
+				headers: { accept: "application/json" },
+				body: "x",
+			});
+			expect(response.status).toBe(400);
+			if (method === "GET") expect(response.json()).toMatchObject({ reason: "request_body_not_allowed" });
+			expect(env.stack.node.requests().filter((r) => r.url === path)).toHaveLength(0);
+			expect(env.stack.controlPlane.calls().filter((c) => c.sandboxId === id)).toHaveLength(0);
+			expect(env.worker.logText()).not.toMatch(new RegExp(`"stale_route"[^\\n]*${id}`));
+		},
+	);
+
+	it("with Content-Length: 0 is no body, and passes", async () => {
+		const id = await runningSandbox();
+		const response = await fetchVia(env.worker.url, sandboxHost(id), "/headers", {
+			headers: { "content-length": "0" },
+		});
+		expect(response.status).toBe(200);
+	});
+
+	it("leaves a bystander unaffected: GETs with 1 MiB bodies beside normal requests to the same sandbox", async () => {
+		const id = await runningSandbox();
+		const big = Buffer.alloc(1024 * 1024, 0x61);
+		const hostile = Array.from({ length: 20 }, () =>
+			fetchVia(env.worker.url, sandboxHost(id), "/", { headers: { accept: "application/json" }, body: big }).then(
+				(r) => r.status,
+				() => "reset",
+			),
+		);
+		const bystander: number[] = [];
+		for (let i = 0; i < 20; i++) {
+			bystander.push((await fetchVia(env.worker.url, sandboxHost(id), `/headers?i=${i}`)).status);
+		}
+		const refused = await Promise.all(hostile);
+		expect(bystander).toEqual(Array(20).fill(200));
+		expect(refused.every((status) => status === 400 || status === "reset")).toBe(true);
+		expect(refused.filter((status) => status === 400).length).toBeGreaterThan(0);
+		expect(env.stack.controlPlane.calls().filter((c) => c.sandboxId === id)).toHaveLength(0);
+	});
+});
+
 describe("native gRPC", () => {
 	it("is answered UNIMPLEMENTED, as a gRPC client reads it, before any sandbox is woken or reached", async () => {
 		const id = await runningSandbox();
