@@ -205,7 +205,14 @@ async function sendToNode(
 			// second-guessed at once: asking again would give the same node,
 			// one RPC per request while it is down.
 			const vouched = route.resumedAt !== undefined && Date.now() - route.resumedAt < context.config.notFoundCacheMs;
-			await catalog.invalidate(route, vouched);
+			// The client is told why its request failed (the node), not what
+			// went wrong while the edge took note of it.
+			await catalog.invalidate(route, vouched).catch((invalidateError: unknown) => {
+				logEvent("invalidate_failed", {
+					sandboxId: context.target.sandboxId,
+					detail: invalidateError instanceof Error ? invalidateError.message : String(invalidateError),
+				});
+			});
 		}
 		throw error;
 	}

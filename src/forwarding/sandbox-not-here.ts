@@ -1,4 +1,5 @@
 import { type Head, readUpTo } from "../bytes.ts";
+import { ProxyError } from "../errors/proxy-error.ts";
 import type { SandboxTarget } from "../routing.ts";
 
 /**
@@ -67,9 +68,16 @@ export async function readNodeAnswer(
 	const deadline = new Promise((resolve) => {
 		timer = setTimeout(resolve, maxInspectionMs);
 	});
-	const head = await readUpTo(reader, maxInspectedBytes, deadline).finally(() => {
+	let head: Head;
+	try {
+		head = await readUpTo(reader, maxInspectedBytes, deadline);
+	} catch (error) {
+		// The node cut its own 502 off: whatever it was, it failed, and the
+		// request may have reached a sandbox, so nothing is sent again.
+		throw new ProxyError("node_unreachable", { sandboxId, cause: error });
+	} finally {
 		if (timer !== null) clearTimeout(timer);
-	});
+	}
 	const text = head.complete ? new TextDecoder().decode(head.bytes) : "";
 	if (head.complete && isNotHerePage(text, format, sandboxId)) return { notHere: true };
 	return passOn(withBody(response, head, reader), head.complete && isPortClosedPage(text, format, target));

@@ -307,6 +307,38 @@ describe("Worker: forwarding to the node", () => {
 		expect(seen).toHaveLength(2);
 	});
 
+	it.each([
+		["E2B's JSON form", "application/json", '{"sandboxId":"'],
+		["E2B's HTML form", "text/html; charset=utf-8", "<!doctype html><html><head><title>Sandbox"],
+	])(
+		"answers a 502 that the node cuts off mid-body (%s) as node_unreachable, never a 500, and keeps the route",
+		async (_label, type, start) => {
+			const sandboxId = freshSandboxId("cutoff");
+			const nodeIp = "127.0.0.24";
+			await seedRoute(sandboxId, nodeIp);
+			const upstream = spyUpstream({
+				resume: () => ({ kind: "ok", ip: nodeIp }),
+				nodes: {
+					[nodeIp]: () =>
+						new Response(
+							new ReadableStream({
+								start(controller) {
+									controller.enqueue(new TextEncoder().encode(start));
+									controller.error(new Error("connection reset by the node"));
+								},
+							}),
+							{ status: 502, headers: { "content-type": type } },
+						),
+				},
+			});
+			const response = await send(`http://3000-${sandboxId}.localhost/`, { headers: clientHeaders() });
+			expect(response.status).toBe(502);
+			expect((await errorJson(response)).reason).toBe("node_unreachable");
+			expect(upstream.resumes).toHaveLength(0);
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).not.toBeNull();
+		},
+	);
+
 	it("drops a stale route, and answers 503 once the resume fails, having sent the request once", async () => {
 		const sandboxId = freshSandboxId("stale");
 		const nodeIp = "127.0.0.4";
