@@ -4,9 +4,11 @@
 import type { Redis } from "ioredis";
 import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
 import {
+	DEFAULT_MASS_DELETE,
 	DEFAULT_RECONCILE_INTERVAL_MS,
 	DEFAULT_SCAN_COUNT,
 	DEFAULT_TTL_SECONDS,
+	type MassDeleteGuard,
 	parseEdgeOrigin,
 	parseRedisUrl,
 	redactUrl,
@@ -22,7 +24,7 @@ import {
 	notificationAdvice,
 	waitReady,
 } from "./redis-catalog.ts";
-import { createSyncLoop, type SyncLoop, type SyncStats } from "./sync-loop.ts";
+import { createSyncLoop, formatDuration, type SyncLoop, type SyncStats } from "./sync-loop.ts";
 
 export interface BridgeOptions {
 	/** redis://[user:password@]host[:port][/db] or rediss://... */
@@ -36,6 +38,10 @@ export interface BridgeOptions {
 	/** false: no keyspace notifications, the periodic reconcile alone. */
 	notifications?: boolean;
 	stateFile?: string | undefined;
+	/** When a reconcile's deletes are held; default 0.5 of the routes, more than 10, for 5 minutes. */
+	massDelete?: Partial<MassDeleteGuard>;
+	/** How an operator confirms held deletes, as the log says it; default `kill -USR2 <this pid>`. */
+	confirmHint?: string;
 	/** Default 50 ms. */
 	debounceMs?: number;
 	/** For the edge, Redis reconnects and items to retry. */
@@ -59,6 +65,8 @@ export interface BridgeHandle {
 	stats(): BridgeStats;
 	/** Starts a full reconcile now. */
 	reconcile(): void;
+	/** Sends the deletes the mass-delete guard holds, now (the CLI's SIGUSR2). How many were held. */
+	confirmMassDelete(): number;
 	/** Stops after the step in progress, saves the state file and closes every connection. */
 	close(): Promise<void>;
 }
@@ -79,10 +87,15 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
 	const backoff = options.backoff ?? DEFAULT_BACKOFF;
 	const reconcileIntervalMs = options.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
 	const startupSignal = options.signal ?? new AbortController().signal;
+	const massDelete: MassDeleteGuard = { ...DEFAULT_MASS_DELETE, ...options.massDelete };
 	log(
 		`starting: redis ${redactUrl(options.redisUrl)} (db ${db}), edge ${edgeOrigin.origin}, ` +
 			`${notifications ? "following keyspace notifications" : "no notifications"}, ` +
-			`reconcile every ${reconcileIntervalMs / 1000} s, state file ${options.stateFile ?? "none"}`,
+			`reconcile every ${reconcileIntervalMs / 1000} s, state file ${options.stateFile ?? "none"}, ` +
+			(massDelete.share >= 1
+				? "mass-delete guard off"
+				: `a reconcile's deletes of over ${massDelete.share} of the routes (and over ${massDelete.min}) ` +
+					`held for ${formatDuration(massDelete.holdMs)}`),
 	);
 
 	const state = new EdgeState(options.stateFile);
@@ -153,6 +166,8 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
 		debounceMs: options.debounceMs ?? 50,
 		backoff,
 		requestSignal: stopRequests.signal,
+		massDelete,
+		confirmHint: options.confirmHint ?? `kill -USR2 ${process.pid}`,
 	});
 	loop = syncLoop;
 
@@ -202,6 +217,7 @@ export async function startBridge(options: BridgeOptions): Promise<BridgeHandle>
 			subscribed: subscriber !== undefined && subscribed,
 		}),
 		reconcile: () => syncLoop.requestReconcile(),
+		confirmMassDelete: () => syncLoop.confirmHeld(),
 		close() {
 			closing ??= (async () => {
 				log("stopping");

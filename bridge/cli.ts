@@ -1,5 +1,6 @@
 // `npm run catalog-bridge -- --redis <url> --edge <url>`: mirrors E2B's Redis
 // sandbox catalog into the edge's catalog API until SIGINT or SIGTERM.
+// SIGUSR2 confirms the deletes that the mass-delete guard holds.
 // Exit codes: 0 stopped by a signal or --help, 1 unexpected failure,
 // 2 bad command line or environment, 3 Redis keyspace notifications off.
 
@@ -42,6 +43,11 @@ async function main(): Promise<void> {
 	};
 	process.on("SIGINT", onSignal);
 	process.on("SIGTERM", onSignal);
+	// The operator's word that a mass delete is real (see --mass-delete-hold).
+	process.on("SIGUSR2", () => {
+		if (handle === undefined) consoleLog("SIGUSR2: not started yet, so no deletes are held");
+		else handle.confirmMassDelete();
+	});
 
 	try {
 		handle = await startBridge({
@@ -53,6 +59,8 @@ async function main(): Promise<void> {
 			scanCount: config.scanCount,
 			notifications: config.notifications,
 			stateFile: config.stateFile,
+			massDelete: config.massDelete,
+			confirmHint: `SIGUSR2 (kill -USR2 ${process.pid}, or systemctl kill -s USR2 <unit>)`,
 			signal: startup.signal,
 		});
 	} catch (error) {

@@ -26,6 +26,17 @@ Options:
                                deleted at the edge too
   --no-notifications           do not follow keyspace notifications; rely on the
                                periodic reconcile alone
+  --mass-delete-share <0..1>   a reconcile that finds more than this share of the
+                               routes the bridge knows gone from Redis (and more
+                               than --mass-delete-min of them) holds those deletes:
+                               Redis may have come back empty, or --redis points at
+                               the wrong server or database (default 0.5; 1 turns
+                               the guard off)
+  --mass-delete-min <n>        never hold a reconcile's deletes when they are this
+                               many or fewer (default 10)
+  --mass-delete-hold <time>    held deletes go to the edge only if their keys are
+                               still gone after this long (default 5m); keys that
+                               come back drop them. SIGUSR2 confirms them at once
   --help                       print this and exit
 
 Times are integers with an optional unit: ms, s (the default), m or h.
@@ -48,6 +59,17 @@ export interface BridgeConfig {
 	scanCount: number;
 	notifications: boolean;
 	stateFile: string | undefined;
+	massDelete: MassDeleteGuard;
+}
+
+/** When a reconcile's deletes are held rather than sent (sync-loop.ts). */
+export interface MassDeleteGuard {
+	/** Held when more than this share of the routes the bridge knows would go... */
+	share: number;
+	/** ...and more than this many. */
+	min: number;
+	/** How long held deletes wait for their keys to come back before they are sent. */
+	holdMs: number;
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: BridgeConfig };
@@ -55,6 +77,7 @@ export type ParsedCommandLine = { help: true } | { help: false; config: BridgeCo
 export const DEFAULT_RECONCILE_INTERVAL_MS = 60_000;
 export const DEFAULT_TTL_SECONDS = 24 * 3600;
 export const DEFAULT_SCAN_COUNT = 500;
+export const DEFAULT_MASS_DELETE: MassDeleteGuard = { share: 0.5, min: 10, holdMs: 5 * 60_000 };
 
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
 	let values: Record<string, string | boolean | undefined>;
@@ -71,6 +94,9 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 				"scan-count": { type: "string" },
 				"state-file": { type: "string" },
 				"no-notifications": { type: "boolean" },
+				"mass-delete-share": { type: "string" },
+				"mass-delete-min": { type: "string" },
+				"mass-delete-hold": { type: "string" },
 				help: { type: "boolean", short: "h" },
 			},
 		}));
@@ -108,6 +134,14 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 			scanCount: parseInteger(values["scan-count"], "--scan-count", DEFAULT_SCAN_COUNT, 1, 100_000),
 			notifications: values["no-notifications"] !== true,
 			stateFile: typeof stateFile === "string" ? stateFile : undefined,
+			massDelete: {
+				share: parseShare(values["mass-delete-share"], "--mass-delete-share", DEFAULT_MASS_DELETE.share),
+				min: parseInteger(values["mass-delete-min"], "--mass-delete-min", DEFAULT_MASS_DELETE.min, 0, 1_000_000_000),
+				holdMs: parseDuration(values["mass-delete-hold"], "--mass-delete-hold", {
+					fallbackMs: DEFAULT_MASS_DELETE.holdMs,
+					minMs: 1000,
+				}),
+			},
 		},
 	};
 }
@@ -213,6 +247,18 @@ function parseInteger(raw: string | boolean | undefined, flag: string, fallback:
 	const value = typeof raw === "string" && /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
 	if (!Number.isSafeInteger(value) || value < min || value > max) {
 		throw new ConfigError(`${flag} must be an integer from ${min} to ${max} (got "${String(raw)}")`);
+	}
+	return value;
+}
+
+/** A share of the routes, from 0 (exclusive) to 1: `0.5`, `.25`, `1`. */
+function parseShare(raw: string | boolean | undefined, flag: string, fallback: number): number {
+	if (raw === undefined) return fallback;
+	const value = typeof raw === "string" && /^(0|1)?(\.\d{1,6})?$/.test(raw) && raw !== "" ? Number(raw) : Number.NaN;
+	if (!(value > 0 && value <= 1)) {
+		throw new ConfigError(
+			`${flag} must be a share of the routes, above 0 and at most 1, such as 0.5 (got "${String(raw)}")`,
+		);
 	}
 	return value;
 }

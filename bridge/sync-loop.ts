@@ -3,11 +3,22 @@
 // sending and pushes what Redis holds at that moment (present: put; absent:
 // delete), one batch at a time. So an older put can never land after a newer
 // delete of the same key, and a key stays dirty until the edge confirms it.
+//
+// Deletes are guarded. A key's notification (del, expired...) deletes its
+// route at once. A delete that only a reconcile found (the key is just not
+// there any more) goes at once too, unless the reconcile finds more than
+// --mass-delete-share of the routes the bridge knows gone, and more than
+// --mass-delete-min: then Redis has more likely come back empty (or the bridge
+// reads the wrong server or database) than all those sandboxes stopped at
+// once, and the deletes are held. They are sent only if their keys are still
+// gone after --mass-delete-hold, or when the operator confirms (SIGUSR2);
+// a key that comes back drops its delete.
 
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
 import { type BackoffPolicy, backoffDelay, sleep } from "./backoff.ts";
 import { clip, isRoutableId, type PutItem, translate } from "./catalog-entry.ts";
+import type { MassDeleteGuard } from "./config.ts";
 import {
 	type DeleteItem,
 	describe,
@@ -40,7 +51,11 @@ export interface SyncStats {
 	lastReconcileAt: number | undefined;
 	/** Sandbox IDs waiting to be sent. */
 	dirty: number;
-	/** True when nothing is dirty and no reconcile is due: the edge agrees with Redis as last read. */
+	/** Deletes a reconcile found and holds (mass-delete guard): routes kept at the edge though their keys are gone. */
+	held: number;
+	/** Times the guard started holding deletes. */
+	holds: number;
+	/** True when nothing is dirty or held and no reconcile is due: the edge agrees with Redis as last read. */
 	idle: boolean;
 }
 
@@ -57,6 +72,9 @@ export interface SyncOptions {
 	backoff: BackoffPolicy;
 	/** Aborted to cut a batch in flight short when closing takes too long. */
 	requestSignal: AbortSignal;
+	massDelete: MassDeleteGuard;
+	/** How an operator confirms held deletes, for the log line; e.g. "kill -USR2 1234". */
+	confirmHint: string;
 }
 
 export interface SyncLoop {
@@ -64,6 +82,8 @@ export interface SyncLoop {
 	/** Notes a keyspace notification; it marks the key dirty. */
 	noteEvent(sandboxId: string): void;
 	requestReconcile(): void;
+	/** The operator's word: sends every held delete now (each key is read again first). How many were held. */
+	confirmHeld(): number;
 	/** Runs until `signal` aborts, finishing the step in progress. */
 	run(signal: AbortSignal): Promise<void>;
 	stats(): SyncStats;
@@ -74,7 +94,17 @@ interface Dirty {
 	generation: number;
 	attempts: number;
 	retryAt: number;
+	/**
+	 * Whether a key found absent may be deleted at the edge: it was marked by its
+	 * own notification, by a reconcile under the guard's threshold, or by a
+	 * confirmation. Otherwise (marked to put what a reconcile read), an absent key
+	 * is left to the next reconcile, which the guard watches.
+	 */
+	deleteOk: boolean;
 }
+
+/** Why a key is marked dirty; see `Dirty.deleteOk`. */
+type Cause = "event" | "read" | "gone" | "confirmed";
 
 /** What Redis held when last read, to tell what changed at the next reconcile. */
 interface Seen {
@@ -91,12 +121,17 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 	const seen = new Map<string, Seen>();
 	/** Keys whose names are not sandbox IDs, logged once while they exist. */
 	const unroutable = new Set<string>();
+	/** Deletes held by the guard: sandbox ID -> when a reconcile first found its key gone (ms since the epoch). */
+	const held = new Map<string, number>();
+	/** Held deletes dropped since the last report, because their keys came back. */
+	let heldBack = 0;
+	const guard = options.massDelete;
 	let generation = 0;
 	let reconcileRequested = true;
 	let nextReconcileAt = 0;
 	let busy = false;
 	let wake: (() => void) | undefined;
-	const stats: Omit<SyncStats, "dirty" | "idle"> = {
+	const stats: Omit<SyncStats, "dirty" | "held" | "idle"> = {
 		batches: 0,
 		batchFailures: 0,
 		puts: 0,
@@ -107,9 +142,10 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		events: 0,
 		reconciles: 0,
 		lastReconcileAt: undefined,
+		holds: 0,
 	};
 
-	function markDirty(sandboxId: string): void {
+	function markDirty(sandboxId: string, cause: Cause = "read"): void {
 		if (!isRoutableId(sandboxId)) {
 			if (!unroutable.has(sandboxId)) {
 				unroutable.add(sandboxId);
@@ -119,8 +155,116 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 			return;
 		}
 		generation += 1;
-		dirty.set(sandboxId, { generation, attempts: 0, retryAt: 0 });
+		const deleteOk = cause !== "read" || dirty.get(sandboxId)?.deleteOk === true;
+		dirty.set(sandboxId, { generation, attempts: 0, retryAt: 0, deleteOk });
 		wake?.();
+	}
+
+	/** A notification for a held key: it changed, so it is no longer the mass delete's to decide. */
+	function unhold(sandboxId: string): void {
+		if (!held.delete(sandboxId)) return;
+		heldBack += 1;
+		if (held.size === 0) reportHoldOver();
+	}
+
+	function reportHoldOver(): void {
+		log(
+			`mass delete called off: the keys of ${heldBack} held route(s) came back to Redis; ` +
+				"nothing was deleted at the edge",
+		);
+		heldBack = 0;
+	}
+
+	function earliestRelease(): number {
+		let at = Number.POSITIVE_INFINITY;
+		for (const since of held.values()) at = Math.min(at, since + guard.holdMs);
+		return at;
+	}
+
+	/**
+	 * What a reconcile does with the routes whose keys it found gone: deletes
+	 * them, or holds them when they are too many (see the top of this file),
+	 * and sends the held ones whose hold is over.
+	 */
+	function guardDeletes(gone: string[], present: Set<string>, now: number): void {
+		// Back in Redis (the reconcile marked them to put), or gone from the edge by themselves.
+		let expired = 0;
+		for (const id of held.keys()) {
+			if (present.has(id)) unhold(id);
+			else if (state.executionIds(id).length === 0) {
+				held.delete(id);
+				expired += 1;
+			}
+		}
+		if (expired > 0) log(`mass delete: ${expired} held route(s) expired at the edge by themselves`);
+		if (heldBack > 0 && held.size > 0) {
+			log(`mass delete: the keys of ${heldBack} held route(s) came back to Redis; ${held.size} still held`);
+			heldBack = 0;
+		}
+
+		const due = [...held].filter(([, since]) => since + guard.holdMs <= now).map(([id]) => id);
+		if (due.length > 0) {
+			for (const id of due) {
+				held.delete(id);
+				markDirty(id, "confirmed");
+			}
+			log(
+				`mass delete confirmed by time: the keys of ${due.length} held route(s) are still gone from Redis after ` +
+					`${formatDuration(guard.holdMs)} (--mass-delete-hold); deleting them at the edge` +
+					(held.size > 0 ? `; ${held.size} still held` : ""),
+			);
+		}
+
+		// Already marked by their own notification: deletes seen one by one, never held.
+		const fresh = gone.filter((id) => !held.has(id) && dirty.get(id)?.deleteOk !== true);
+		for (const id of gone) if (dirty.get(id)?.deleteOk === true) markDirty(id, "gone");
+		if (fresh.length === 0) return;
+		const known = state.ids().length;
+		const hold = (id: string) => {
+			held.set(id, now);
+			// A put it was waiting for would find the key gone and defer to the reconcile anyway.
+			dirty.delete(id);
+		};
+		if (held.size > 0) {
+			// While some are held, Redis is in doubt: later absences wait too.
+			for (const id of fresh) hold(id);
+			log(
+				`mass delete: ${fresh.length} more route(s) gone from Redis held as well; ${held.size} held in all, ` +
+					`first sent at ${new Date(earliestRelease()).toISOString()} unless their keys come back (${options.confirmHint} to send them now)`,
+			);
+			return;
+		}
+		if (!(fresh.length > guard.min && fresh.length > guard.share * known)) {
+			for (const id of fresh) markDirty(id, "gone");
+			return;
+		}
+		for (const id of fresh) hold(id);
+		stats.holds += 1;
+		log(
+			`MASS DELETE HELD: a reconcile found ${fresh.length} of the ${known} routes the bridge knows ` +
+				`(${percent(fresh.length / known)}) gone from Redis, over --mass-delete-share ${guard.share} ` +
+				`(${percent(guard.share)}) and --mass-delete-min ${guard.min}. Redis may have come back empty, or --redis ` +
+				"may point at the wrong server, database or password. The edge keeps these routes: they are deleted if " +
+				`their keys are still gone at ${new Date(now + guard.holdMs).toISOString()} ` +
+				`(--mass-delete-hold ${formatDuration(guard.holdMs)}), or now if you confirm with ${options.confirmHint}; ` +
+				"keys that come back are kept",
+		);
+	}
+
+	function confirmHeld(): number {
+		const ids = [...held.keys()];
+		held.clear();
+		heldBack = 0;
+		if (ids.length === 0) {
+			log("mass delete: confirmation received, but no deletes are held");
+			return 0;
+		}
+		for (const id of ids) markDirty(id, "confirmed");
+		log(
+			`mass delete confirmed by the operator: deleting ${ids.length} held route(s) at the edge ` +
+				"(each key is read again first; a key that is back is put instead)",
+		);
+		return ids.length;
 	}
 
 	function requestReconcile(): void {
@@ -176,19 +320,23 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		const now = Date.now();
 		state.prune(now);
 		// Gone from Redis: known from an earlier read, or from what the edge may hold (after a restart).
+		const gone: string[] = [];
 		for (const id of new Set([...seen.keys(), ...state.ids()])) {
 			if (present.has(id)) continue;
 			const wasSeen = seen.delete(id);
 			const atEdge = state.executionIds(id).length > 0;
 			if (wasSeen || atEdge) counts.vanished += 1;
-			if (atEdge) markDirty(id);
+			if (atEdge) gone.push(id);
 		}
+		guardDeletes(gone, present, now);
 		for (const id of unroutable) if (!presentUnroutable.has(id)) unroutable.delete(id);
 		stats.reconciles += 1;
 		stats.lastReconcileAt = now;
 		log(
 			`reconcile: ${counts.keys} keys; ${counts.appeared} new, ${counts.changed} changed, ${counts.vanished} gone, ` +
-				`${counts.refreshed} to refresh; ${dirty.size} to send (${now - started} ms)`,
+				`${counts.refreshed} to refresh; ${dirty.size} to send` +
+				(held.size > 0 ? `, ${held.size} deletes held until ${new Date(earliestRelease()).toISOString()}` : "") +
+				` (${Date.now() - started} ms)`,
 		);
 	}
 
@@ -214,6 +362,7 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 			if (dirty.get(id)?.generation === generations.get(id)) dirty.delete(id);
 		};
 		const entries = await readEntries(redis, ids);
+		let deferred = 0;
 
 		const put: PutItem[] = [];
 		const del: DeleteItem[] = [];
@@ -230,6 +379,14 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 				item === undefined
 					? state.executionIds(id).map((executionId) => ({ sandbox_id: id, execution_id: executionId }))
 					: [];
+			if (entry === undefined && deletes.length > 0 && dirty.get(id)?.deleteOk !== true) {
+				// Marked to put, but the key is gone, and no notification said so: the
+				// next reconcile decides, under the mass-delete guard.
+				remember(id, undefined, Date.now());
+				settle(id);
+				deferred += 1;
+				continue;
+			}
 			const outgoing = item === undefined ? deletes : [item];
 			const size = outgoing.reduce((sum, x) => sum + Buffer.byteLength(JSON.stringify(x)) + 1, 0);
 			if (put.length + del.length + outgoing.length > MAX_BATCH_ITEMS || bytes + size > MAX_BATCH_BYTES) {
@@ -247,6 +404,7 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 			del.push(...deletes);
 			if (outgoing.length === 0) settle(id); // Nothing at the edge, nothing to send.
 		}
+		if (deferred > 0) requestReconcile();
 		const skipped = skipLines.length;
 		stats.skipped += skipped;
 		logSkips(skipLines);
@@ -365,7 +523,8 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 						reconcileRequested = true;
 						throw error;
 					}
-					nextReconcileAt = Date.now() + options.reconcileIntervalMs;
+					// Held deletes are looked at again when their hold is over.
+					nextReconcileAt = Math.min(Date.now() + options.reconcileIntervalMs, earliestRelease());
 					recovered("redis");
 					continue;
 				}
@@ -408,16 +567,35 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		markDirty,
 		noteEvent(sandboxId) {
 			stats.events += 1;
-			markDirty(sandboxId);
+			unhold(sandboxId);
+			markDirty(sandboxId, "event");
 		},
 		requestReconcile,
+		confirmHeld,
 		run,
 		stats: () => ({
 			...stats,
 			dirty: dirty.size,
-			idle: dirty.size === 0 && !reconcileRequested && !busy,
+			held: held.size,
+			idle: dirty.size === 0 && held.size === 0 && !reconcileRequested && !busy,
 		}),
 	};
+}
+
+function percent(share: number): string {
+	return `${Math.round(share * 1000) / 10}%`;
+}
+
+/** 300000 -> "5m", 1500 -> "1500ms": as the flags take them. */
+export function formatDuration(ms: number): string {
+	for (const [unit, size] of [
+		["h", 3_600_000],
+		["m", 60_000],
+		["s", 1000],
+	] as const) {
+		if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+	}
+	return `${ms}ms`;
 }
 
 function digest(value: string): string {
