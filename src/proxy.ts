@@ -75,7 +75,7 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	let route = found;
 	const answer = await send(route);
 	if (!answer.notHere) {
-		catalog.reportTraffic(route);
+		if (isTraffic(answer.response)) catalog.reportTraffic(route);
 		return answer.response;
 	}
 
@@ -95,7 +95,7 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	route = await catalog.lookUp();
 	const again = await send(route);
 	if (!again.notHere) {
-		catalog.reportTraffic(route);
+		if (isTraffic(again.response)) catalog.reportTraffic(route);
 		return again.response;
 	}
 	// Sent at most twice: a sandbox that a fresh resume places on a node that
@@ -103,6 +103,17 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp, afterResume: true });
 	await catalog.invalidate(route, true);
 	throw new ProxyError("sandbox_not_found", { sandboxId: target.sandboxId });
+}
+
+/**
+ * Whether an answer is the sandbox's use, for traffic keepalive. A refusal
+ * (the node's 403 for a missing or wrong traffic token, or an app's 401 or
+ * 403) is not: otherwise a stranger's requests to a private sandbox would
+ * send KeepAliveSandbox with the stranger's credentials, which the control
+ * plane refuses, in the owner's place.
+ */
+function isTraffic(response: Response): boolean {
+	return response.status !== 403 && response.status !== 401;
 }
 
 const waiting: unique symbol = Symbol("waiting page");

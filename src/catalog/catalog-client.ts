@@ -161,9 +161,11 @@ export class CatalogClient {
 				// Report again when the object will call again: not a whole interval
 				// after this report, which could fall just short of its time and
 				// leave the sandbox unreported for nearly two intervals.
-				({ nextAt }) => {
-					if (nextAt === undefined) return;
+				({ result, nextAt }) => {
 					const now = Date.now();
+					// Refused credentials are this request's; the next request's may be the owner's.
+					if (result === "refused") reported.delete(sandboxId);
+					if (nextAt === undefined || result === "refused") return;
 					if (nextAt <= now) reported.delete(sandboxId);
 					else reported.set(sandboxId, true, now, nextAt);
 				},

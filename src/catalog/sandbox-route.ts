@@ -23,6 +23,8 @@ export class SandboxRoute extends DurableObject<Env> {
 	/** Requests waiting on a flight, or for one to end; bounded by RESUME_MAX_WAITERS. */
 	#waiting = 0;
 	#failures: FailureMemory | undefined;
+	/** Credentials whose KeepAliveSandbox the control plane refused, until the interval they were refused in ends. */
+	readonly #keepAliveRefusals = new Map<string, number>();
 	/**
 	 * A pushed route whose node said the sandbox is not there. It is the
 	 * control plane's word, so it is not thrown away on a node's say-so (that
@@ -145,8 +147,9 @@ export class SandboxRoute extends DurableObject<Env> {
 	 * whole edge, which this object alone can decide, since every isolate in
 	 * every location reports here. A refusal of the entry (its policy is off,
 	 * its IDs are not the control plane's) turns keepalive off for it; a
-	 * refusal of the credentials, which may be one stranger's, and any other
-	 * failure wait for the next interval.
+	 * refusal of the credentials, which may be one stranger's, leaves the
+	 * interval to the next caller; any other failure waits for the next
+	 * interval.
 	 */
 	async keepAlive(sandboxId: string, credentials: ResumeCredentials): Promise<KeepAliveReport> {
 		const config = this.#config();
@@ -159,6 +162,11 @@ export class SandboxRoute extends DurableObject<Env> {
 		const kv = this.ctx.storage.kv;
 		const due = kv.get<number>(keepAliveKey) ?? 0;
 		if (now < due) return { result: "skipped", nextAt: due };
+		const refusalKey = credentialsKey(credentials);
+		const refusedUntil = this.#keepAliveRefusals.get(refusalKey);
+		if (refusedUntil !== undefined && now < refusedUntil) return { result: "refused", nextAt: refusedUntil };
+		// Few credentials ever fail here (the node let them through); the bound is for safety.
+		if (this.#keepAliveRefusals.size >= maxKeepAliveRefusals) this.#keepAliveRefusals.clear();
 		const nextAt = now + config.value.trafficKeepaliveIntervalMs;
 		kv.put(keepAliveKey, nextAt);
 		const outcome = await this.#client(config.value).keepAlive(sandboxId, teamId, credentials);
@@ -169,6 +177,18 @@ export class SandboxRoute extends DurableObject<Env> {
 			durationMs: Date.now() - now,
 		});
 		if (outcome.ok) return { result: "sent", nextAt };
+		if (outcome.verdict === "refused") {
+			// These credentials were refused, not the sandbox's keepalive: the
+			// interval stays free for other callers', so that no one whose
+			// credentials fail can use up the owner's turn; and these are not
+			// tried again within it.
+			if (kv.get<number>(keepAliveKey) === nextAt) {
+				if (due === 0) kv.delete(keepAliveKey);
+				else kv.put(keepAliveKey, due);
+			}
+			this.#keepAliveRefusals.set(refusalKey, nextAt);
+			return { result: "refused", nextAt };
+		}
 		if (outcome.verdict !== "off") return { result: "failed", nextAt };
 		if (this.#store.current(Date.now()) === entry) {
 			await this.#save(sandboxId, { ...entry, details: { ...entry.details, trafficKeepalive: false } });
@@ -446,6 +466,8 @@ export class SandboxRoute extends DurableObject<Env> {
 const failuresKey = "failures";
 /** The key of when the next KeepAliveSandbox call may be made. */
 const keepAliveKey = "keepalive-next";
+/** Bound on the credentials whose keepalive was refused, remembered until the interval ends. */
+const maxKeepAliveRefusals = 100;
 
 /** A wake's phase, as a waiting page shows it. */
 export type WakeStatus =
@@ -453,8 +475,11 @@ export type WakeStatus =
 	| { phase: "waking"; forMs: number }
 	| { phase: "failed"; error: ResumeFailure };
 
-/** What a traffic report did: called the control plane, found it too soon, found keepalive off, or failed. */
-export type KeepAliveResult = "sent" | "skipped" | "off" | "failed";
+/**
+ * What a traffic report did: called the control plane, found it too soon,
+ * found keepalive off, had the caller's credentials refused, or failed.
+ */
+export type KeepAliveResult = "sent" | "skipped" | "off" | "refused" | "failed";
 
 /**
  * A traffic report's answer: what it did, and when the next call may be

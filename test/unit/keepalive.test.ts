@@ -108,15 +108,30 @@ describe("SandboxRoute.keepAlive", () => {
 	it.each([
 		["PermissionDenied", grpcCode.permissionDenied],
 		["Unauthenticated", grpcCode.unauthenticated],
-	])("keeps it on after %s, which may be one stranger's missing token", async (_, code) => {
-		const upstream = spyKeepAlive(code);
+	])("after %s for one caller's credentials, keeps it on and leaves the interval to the owner's", async (_, code) => {
+		// The control plane refuses every token but the owner's.
+		const calls: (string | null)[] = [];
+		const realFetch = globalThis.fetch;
+		vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+			const request = new Request(input, init);
+			if (!new URL(request.url).pathname.endsWith(keepAlivePath)) return realFetch(input, init);
+			const token = request.headers.get("e2b-traffic-access-token");
+			calls.push(token);
+			return resumeResponse(token === "owner" ? { kind: "ok", ip: "10.0.0.1" } : { kind: "status", code }, "grpc-web");
+		});
 		const sandboxId = freshSandboxId();
 		await pushRoute(sandboxId, true);
-		expect(await keepAlive(sandboxId)).toBe("failed");
-		expect((await env.SANDBOX_ROUTE.getByName(sandboxId).describe())?.details.trafficKeepalive).toBe(true);
-		// Nor can such requests buy more calls than one per interval.
-		expect(await keepAlive(sandboxId)).toBe("skipped");
-		expect(upstream.calls).toHaveLength(1);
+		const stub = env.SANDBOX_ROUTE.getByName(sandboxId);
+		const as = async (token: string) =>
+			(await stub.keepAlive(sandboxId, { port: 3000, trafficAccessToken: token })).result;
+		expect(await as("guess")).toBe("refused");
+		expect((await stub.describe())?.details.trafficKeepalive).toBe(true);
+		// The same credentials are not tried again within the interval...
+		expect(await as("guess")).toBe("refused");
+		// ...and the owner's still have it.
+		expect(await as("owner")).toBe("sent");
+		expect(await as("guess")).toBe("skipped");
+		expect(calls).toEqual(["guess", "owner"]);
 	});
 
 	it("keeps it on after any other failure, for the next interval", async () => {
