@@ -111,6 +111,7 @@ export default defineConfig({
 							ratelimits: {
 								RESUME_LIMIT_PER_CLIENT: { namespace_id: "1001", simple: { limit: 1_000_000, period: 60 } },
 								RESUME_LIMIT_PER_CALLER: { namespace_id: "1002", simple: { limit: 1_000_000, period: 60 } },
+								LOOKUP_LIMIT_PER_CLIENT: { namespace_id: "1003", simple: { limit: 1_000_000, period: 60 } },
 							},
 							outboundService: (request) => fakeUpstream.outbound(request),
 							serviceBindings: { UPSTREAM: { node: (request, response) => fakeUpstream.control(request, response) } },

@@ -103,6 +103,7 @@ export async function abuse(context: Context): Promise<CaseResult> {
 		// The control plane keeps its last 10,000 calls: each variant starts afresh.
 		context.stack.controlPlane.resetCalls();
 		const lookupsBefore = (await context.proxy.objectCalls()).lookup;
+		const logsBefore = context.proxy.logs.length;
 		const result = await runLoad({
 			url: context.proxy.url,
 			host: sandboxHost("placeholder"),
@@ -117,6 +118,10 @@ export async function abuse(context: Context): Promise<CaseResult> {
 			},
 		});
 		const lookups = (await context.proxy.objectCalls()).lookup - lookupsBefore;
+		// Requests the Worker turned away before any object (LOOKUP_LIMIT_PER_CLIENT), from its log lines.
+		const lookupLimited = context.proxy.logs
+			.slice(logsBefore)
+			.filter((line) => line.includes('"reason":"lookup_rate_limited"')).length;
 		const rpcs = context.stack.controlPlane.calls().filter((call) => variant.ids.has(call.sandboxId)).length;
 		const name = `abuse: ${requests} requests, ${variant.name}`;
 		const answered = Object.values(result.statuses).reduce((a, b) => a + b, 0);
@@ -128,15 +133,21 @@ export async function abuse(context: Context): Promise<CaseResult> {
 				"kept off the object by the caches in front of it",
 				`${((1 - lookups / requests) * 100).toFixed(1)} %`,
 			),
+			infoRow(name, "turned away before any object (lookup budget)", String(lookupLimited)),
 			infoRow(name, "statuses", JSON.stringify(result.statuses)),
 			infoRow(name, "requests per second", (requests / result.seconds).toFixed(0)),
 		);
 		checks.push({ what: `${name}: answered`, expected: requests, actual: answered });
 		if (variant.kind === "random, one client") {
-			// Each ID is asked for once: a call (502, not found) or a budget's refusal (429).
+			// Each ID is asked for once: a call (502, not found), a resume budget's
+			// refusal (429), or the lookup budget's refusal (429) before any object.
 			checks.push(
 				{ what: `${name}: 502s equal ResumeSandbox calls`, expected: rpcs, actual: result.statuses["502"] ?? 0 },
-				{ what: `${name}: catalog object calls (one per ID)`, expected: requests, actual: lookups },
+				{
+					what: `${name}: catalog object calls (one per ID within the lookup budget)`,
+					expected: requests,
+					actual: lookups + lookupLimited,
+				},
 			);
 		}
 		if (variant.kind === "random, many clients") {
@@ -157,6 +168,7 @@ export async function abuse(context: Context): Promise<CaseResult> {
 			connections,
 			rpcs,
 			objectCalls: lookups,
+			lookupLimited,
 			statuses: result.statuses,
 			seconds: result.seconds,
 			errors: result.errors,

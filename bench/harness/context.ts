@@ -11,10 +11,12 @@ import {
 	buildDirFor,
 	buildWorker,
 	catalogSecret,
+	liftedRatelimits,
 	type ProxyWorker,
 	type RunningWorker,
 	startPassThrough,
 	startProxy,
+	wranglerRatelimits,
 } from "./workers.ts";
 
 export interface Context {
@@ -97,6 +99,8 @@ export async function startContext(profile: Profile): Promise<Context> {
 			nodeOriginTemplate,
 			// LOCATION_CACHE_TTL_MS is the per-location Cache API tier's, where the Worker has one.
 			vars: { ROUTE_CACHE_TTL_MS: "0", LOCATION_CACHE_TTL_MS: "0", ...vars },
+			// Every request of the warm path misses the caches, from one client: past the lookup budget at once.
+			ratelimits: { ...wranglerRatelimits(), ...liftedRatelimits(["LOOKUP_LIMIT_PER_CLIENT"]) },
 		});
 		opened.push({ close: () => warmProxy.dispose() });
 		// The hot sandbox's route is pushed, as the control plane pushes a running sandbox's: no RPC.

@@ -212,13 +212,15 @@ export interface StartProxyOptions {
 	ratelimits?: WranglerSettings["ratelimits"];
 	/** Open workerd's inspector (for CPU profiles); off by default, as it may cost something. */
 	inspect?: boolean;
+	/** Where the objects' storage goes; default a fresh directory on /dev/shm (see memoryBackedDirectory). */
+	storageDir?: string;
 }
 
 export async function startProxy(options: StartProxyOptions): Promise<ProxyWorker> {
 	const settings = wranglerSettings();
 	const buildDir = dirname(options.scriptPath);
 	const countingPath = join(buildDir, "counting.js");
-	const storage = memoryBackedDirectory();
+	const storage = options.storageDir ?? memoryBackedDirectory();
 	mkdirSync(buildDir, { recursive: true });
 	writeFileSync(countingPath, countingSource);
 	const worker = (await start(options.name, {
@@ -279,10 +281,16 @@ export function startPassThrough(options: { name: string; nodeOrigin: string }):
 	} as V4Options);
 }
 
-/** The resume budgets, lifted far above anything the suite sends. */
-export function liftedRatelimits(): WranglerSettings["ratelimits"] {
+/** wrangler.toml's budgets, as Miniflare takes them. */
+export function wranglerRatelimits(): WranglerSettings["ratelimits"] {
+	return wranglerSettings().ratelimits;
+}
+
+/** The budgets (all, or those named), lifted far above anything the suite sends. */
+export function liftedRatelimits(names?: readonly string[]): WranglerSettings["ratelimits"] {
 	const lifted: WranglerSettings["ratelimits"] = {};
 	for (const [name, limit] of Object.entries(wranglerSettings().ratelimits)) {
+		if (names !== undefined && !names.includes(name)) continue;
 		lifted[name] = { namespace_id: limit.namespace_id, simple: { limit: 1_000_000, period: 10 } };
 	}
 	return lifted;

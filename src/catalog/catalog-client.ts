@@ -6,6 +6,7 @@ import type { ResumeFailure } from "../resume-types.ts";
 import type { RequestTrace } from "../telemetry/request-trace.ts";
 import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
+import { checkLookupBudget } from "./lookup-budget.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
 import type { KeepAliveReport, SandboxRoute, WakeStatus } from "./sandbox-route.ts";
@@ -85,6 +86,8 @@ export class CatalogClient {
 				throw failureError(sandboxId, failure);
 			}
 		}
+		// Past every cache: the object is addressed only within the client's budget.
+		await checkLookupBudget(this.#env, sandboxId, this.#headers.get("cf-connecting-ip") ?? "unknown");
 		return this.lookUp();
 	}
 

@@ -72,6 +72,11 @@ export class RouteStore {
 		this.#entry = this.#migrated ? this.#load() : null;
 	}
 
+	/** Whether the object has stored anything yet: a route, now or before. */
+	holdsStorage(): boolean {
+		return this.#migrated;
+	}
+
 	/** The stored route if it has not expired at `now`. */
 	current(now: number): CatalogEntry | null {
 		const entry = this.#entry;

@@ -247,13 +247,31 @@ export class SandboxRoute extends DurableObject<Env> {
 		return flight.result;
 	}
 
+	/**
+	 * The object's memory of failed resumes. The failures for every caller are
+	 * stored, so that an eviction does not forget them, but only by an object
+	 * that holds a route already: an object that has learned nothing (a
+	 * stranger's made-up ID) stores nothing. Its eviction forgets its
+	 * not-found, which costs at most one more ResumeSandbox call after it, and
+	 * the Worker's caches and budgets stand in front of that.
+	 */
 	#failureMemory(config: Config): FailureMemory {
 		const kv = this.ctx.storage.kv;
+		let stored = false;
 		this.#failures ??= new FailureMemory(config, {
-			load: () => kv.get<SandboxWideFailures>(failuresKey),
+			load: () => {
+				const failures = this.#store.holdsStorage() ? kv.get<SandboxWideFailures>(failuresKey) : undefined;
+				stored = failures !== undefined;
+				return failures;
+			},
 			save: (failures) => {
-				if (failures === undefined) kv.delete(failuresKey);
-				else kv.put(failuresKey, failures);
+				if (failures !== undefined && this.#store.holdsStorage()) {
+					kv.put(failuresKey, failures);
+					stored = true;
+				} else if (stored) {
+					kv.delete(failuresKey);
+					stored = false;
+				}
 			},
 		});
 		return this.#failures;
@@ -263,7 +281,11 @@ export class SandboxRoute extends DurableObject<Env> {
 		try {
 			return { ok: true, value: configFrom(this.env) };
 		} catch (error) {
-			if (error instanceof ConfigError) return failed({ code: "proxy_misconfigured", message: error.message });
+			if (error instanceof ConfigError) {
+				// What is wrong goes to the log only (see catalog-api/config-problem.ts).
+				logEvent("proxy_error", { reason: "proxy_misconfigured", detail: error.message });
+				return failed({ code: "proxy_misconfigured" });
+			}
 			throw error;
 		}
 	}
@@ -432,7 +454,7 @@ export class SandboxRoute extends DurableObject<Env> {
 			}
 			const error = failures.record(key, outcome.error, finishedAt);
 			// A stored failure leaves storage behind: the alarm removes it once it no longer holds.
-			if (pushed === null && failures.sandboxWideUntil > finishedAt) {
+			if (pushed === null && this.#store.holdsStorage() && failures.sandboxWideUntil > finishedAt) {
 				await this.ctx.storage.setAlarm(failures.sandboxWideUntil);
 			}
 			return failed(error, failures.recall(key, finishedAt));

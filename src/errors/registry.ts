@@ -36,6 +36,12 @@ export const errorCodes = {
 	// The control plane's ResourceExhausted, or one of the edge's own resume
 	// budgets (per client, per sandbox and caller, per sandbox at once).
 	resume_rate_limited: { status: 429, message: "Too many resume requests", retryAfterSeconds: 10 },
+	// LOOKUP_LIMIT_PER_CLIENT: lookups past every cache, before an object is addressed.
+	lookup_rate_limited: {
+		status: 429,
+		message: "Too many requests for sandboxes the edge has not seen lately from this client",
+		retryAfterSeconds: 10,
+	},
 	// Past RESUME_MAX_WAITERS requests waiting on one sandbox's resume.
 	resume_queue_full: {
 		status: 503,

@@ -47,6 +47,10 @@ export async function startWorker(
 	// larger (so that many wakes from one loopback client are not limited).
 	if (limits.perClient !== undefined) bindings.RESUME_LIMIT_PER_CLIENT = rateLimit("1001", limits.perClient);
 	if (limits.perCaller !== undefined) bindings.RESUME_LIMIT_PER_CALLER = rateLimit("1002", limits.perCaller);
+	// Every e2e request comes from one loopback address, and whole files'
+	// worth of fresh sandboxes would meet the lookup budget: lifted unless a
+	// test is about it.
+	bindings.LOOKUP_LIMIT_PER_CLIENT = rateLimit("1003", limits.lookupsPerClient ?? 1_000_000);
 	if (outbound.nodes !== undefined) bindings.NODES = { type: "fetcher", fetcher: outbound.nodes };
 	const worker = await unstable_startWorker({
 		config: `${root}wrangler.toml`,
@@ -86,6 +90,8 @@ export interface WorkerOutbound {
 export interface ResumeLimits {
 	perClient?: number;
 	perCaller?: number;
+	/** Lookups past every cache per client; default lifted (wrangler.toml's is 600). */
+	lookupsPerClient?: number;
 }
 
 function rateLimit(namespaceId: string, limit: number): object {

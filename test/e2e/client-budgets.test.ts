@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 
-// The per-client resume budget (wrangler.toml: 30 per 10 s) keyed on a
+// The per-client budgets. The resume budget (wrangler.toml: 30 per 10 s) is keyed on a
 // client's /64 for IPv6: a subscriber holds a whole /64, and rotating
 // addresses within it must not buy it a budget per address.
 
@@ -48,5 +48,46 @@ describe("the per-client resume budget over IPv6", () => {
 		const { calls, limited } = await unknownIdsFrom(["2001:db8:7:2::1", "2001:db8:7:2::2"]);
 		expect(calls).toBe(2);
 		expect(limited).toBe(0);
+	});
+});
+
+describe("the per-client lookup budget (lookups past every cache, before an object is addressed)", () => {
+	const lookupBudget = 20;
+	let limited: E2eStack;
+	beforeAll(async () => {
+		limited = await startE2eStack({ resumeDelayMs: 50, limits: { lookupsPerClient: lookupBudget } });
+	});
+	afterAll(async () => {
+		await limited?.close();
+	});
+
+	const get = (id: string, client: string) =>
+		fetchVia(limited.worker.url, sandboxHost(id), "/", {
+			headers: { accept: "application/json", "cf-connecting-ip": client },
+		});
+
+	it("turns a flood of unknown IDs away in the Worker, and leaves the client's known sandbox and other clients served", async () => {
+		const client = "198.18.7.1";
+		// The client's own sandbox, already in the isolate's cache.
+		const own = freshId("own");
+		await limited.admin.create({ id: own });
+		expect((await get(own, client)).status).toBe(200);
+
+		const ids = Array.from({ length: 100 }, () => freshId("flood"));
+		const answers = [];
+		for (const id of ids) answers.push(await get(id, client));
+		const refused = answers.filter((r) => r.status === 429 && r.json().reason === "lookup_rate_limited");
+		// Two windows at most (the limiter counts in fixed 10 s windows).
+		expect(refused.length).toBeGreaterThanOrEqual(ids.length - 2 * lookupBudget);
+		expect(refused[0]?.headers["retry-after"]).toBe("10");
+		const wanted = new Set(ids);
+		expect(limited.stack.controlPlane.calls().filter((c) => wanted.has(c.sandboxId)).length).toBeLessThanOrEqual(
+			2 * lookupBudget,
+		);
+
+		expect((await get(own, client)).status).toBe(200);
+		const other = freshId("other");
+		await limited.admin.create({ id: other });
+		expect((await get(other, "198.18.7.2")).status).toBe(200);
 	});
 });
