@@ -45,6 +45,16 @@ try {
 		fetchVia(env.worker.url, sandboxHost(randomIds[i] ?? ""), "/", { headers: client1 }),
 	);
 
+	// Issue 16: one IPv6 subscriber rotating through its /64.
+	const v6Ids = Array.from({ length: 1000 }, () => freshId("v6"));
+	const v6Client = (i: number) => ({
+		accept: "application/json",
+		"cf-connecting-ip": `2001:db8:16:1:${(i % 512).toString(16)}:${((i * 7919) % 65536).toString(16)}::1`,
+	});
+	await flood("1,000 random IDs from 512 addresses of one IPv6 /64, concurrency 50", v6Ids, 1000, 50, (i) =>
+		fetchVia(env.worker.url, sandboxHost(v6Ids[i] ?? ""), "/", { headers: v6Client(i) }),
+	);
+
 	const unknown = freshId("unknown");
 	const client2 = newClient();
 	await flood("one unknown ID, sequential", [unknown], 500, 1, () =>
@@ -74,6 +84,40 @@ try {
 			headers: client3,
 		}),
 	);
+
+	// Issue 16: GETs with 1 MiB bodies, one every 200 ms, beside a bystander's
+	// requests to the same running sandbox: the bystander's failures are counted.
+	{
+		const id = freshId("bystander");
+		await env.admin.create({ id });
+		const body = Buffer.alloc(1024 * 1024, 0x61);
+		const client = newClient();
+		let stop = false;
+		const hostile: Promise<{ status: number }>[] = [];
+		const sender = (async () => {
+			while (!stop) {
+				hostile.push(
+					fetchVia(env.worker.url, sandboxHost(id), "/", { headers: client, body }).catch(() => ({ status: 0 })),
+				);
+				await new Promise((resolve) => setTimeout(resolve, 200));
+			}
+		})();
+		const bystander: Record<number, number> = {};
+		for (let i = 0; i < 200; i++) {
+			const response = await fetchVia(env.worker.url, sandboxHost(id), `/headers?i=${i}`);
+			bystander[response.status] = (bystander[response.status] ?? 0) + 1;
+		}
+		stop = true;
+		await sender;
+		const hostileStatuses: Record<number, number> = {};
+		for (const { status } of await Promise.all(hostile)) hostileStatuses[status] = (hostileStatuses[status] ?? 0) + 1;
+		figures[`a bystander's 200 requests, beside ${hostile.length} GETs with 1 MiB bodies`] = {
+			requests: 200,
+			rpcs: env.stack.controlPlane.calls().filter((call) => call.sandboxId === id).length,
+			statuses: bystander,
+		};
+		figures["  those GETs with bodies"] = { requests: hostile.length, rpcs: 0, statuses: hostileStatuses };
+	}
 
 	const down = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: "http://{ip}:9" });
 	try {
