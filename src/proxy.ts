@@ -6,6 +6,7 @@ import { ProxyError } from "./errors/proxy-error.ts";
 import { forwardToNode } from "./forwarding/forward.ts";
 import { isNativeGrpc, nativeGrpcRefusal } from "./forwarding/native-grpc.ts";
 import { bodyInit, type OutgoingBody, outgoingBody } from "./forwarding/outgoing-body.ts";
+import { sendWhilePortOpens } from "./forwarding/port-retry.ts";
 import { type NodeAnswer, readNodeAnswer } from "./forwarding/sandbox-not-here.ts";
 import { logEvent } from "./log.ts";
 import type { SandboxTarget } from "./routing.ts";
@@ -64,11 +65,10 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 
 async function findAndForward(context: ProxyContext, catalog: CatalogClient, body: OutgoingBody): Promise<Response> {
 	const { target } = context;
-	// Only a route this edge's resume gave can meet a port still opening.
 	const send = (route: Route) =>
-		route.resumedAt === undefined
-			? sendToNode(context, catalog, body, route)
-			: sendWhilePortOpens(context, body, route, () => sendToNode(context, catalog, body, route));
+		sendWhilePortOpens(context.config, context.target, body.kind !== "stream", route, () =>
+			sendToNode(context, catalog, body, route),
+		);
 
 	const found = await routeOrWaitingPage(context, catalog);
 	if (found === waiting) return waitingPage(target);
@@ -84,7 +84,7 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	// never reached a sandbox. Stop using the route and look again, which
 	// resumes the sandbox, then send the request again if its body allows.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp });
-	await catalog.invalidate(route);
+	await catalog.invalidate(route, "not-here");
 	if (body.kind === "stream") {
 		// Its first part has gone; it cannot go twice. Wake the sandbox while
 		// the rest drains, so that the client's retry finds it awake.
@@ -101,7 +101,7 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 	// Sent at most twice: a sandbox that a fresh resume places on a node that
 	// does not hold it is the control plane's problem to report.
 	logEvent("stale_route", { sandboxId: target.sandboxId, nodeIp: route.nodeIp, afterResume: true });
-	await catalog.invalidate(route, true);
+	await catalog.invalidate(route, "not-here-after-resume");
 	throw new ProxyError("sandbox_not_found", { sandboxId: target.sandboxId });
 }
 
@@ -146,38 +146,6 @@ async function routeOrWaitingPage(context: ProxyContext, catalog: CatalogClient)
 }
 
 /**
- * Sends the request, and sends it again while the node answers that nothing
- * listens on the port, for a short window after this edge woke the sandbox:
- * its apps may not be listening yet. The node gives that answer when it
- * could not connect to the app, so the app saw nothing; the body must be
- * one that can go again. Outside the window the answer goes to the client.
- */
-async function sendWhilePortOpens(
-	context: ProxyContext,
-	body: OutgoingBody,
-	route: Route,
-	sendOnce: () => Promise<NodeAnswer>,
-): Promise<NodeAnswer> {
-	const { portRetryWindowMs, portRetryAttempts, portRetryDelayMs } = context.config;
-	let answer = await sendOnce();
-	for (let attempt = 0; attempt < portRetryAttempts; attempt++) {
-		if (answer.notHere || !answer.portClosed || body.kind === "stream") return answer;
-		if (route.resumedAt === undefined || Date.now() - route.resumedAt >= portRetryWindowMs) return answer;
-		await answer.response.body?.cancel();
-		await sleep(Math.min(portRetryDelayMs * 2 ** attempt, maxPortRetryDelayMs));
-		logEvent("port_retry", { sandboxId: context.target.sandboxId, port: context.target.port, attempt: attempt + 1 });
-		answer = await sendOnce();
-	}
-	return answer;
-}
-
-const maxPortRetryDelayMs = 1000;
-
-function sleep(ms: number): Promise<void> {
-	return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
  * Forwards once and reads the node's answer. A node that cannot be reached
  * loses its route, so the next request asks the control plane, unless the
  * failure was the client's own: it abandoned its streamed upload.
@@ -212,13 +180,10 @@ async function sendToNode(
 		}
 		// Past the start of a long upload, who failed is unknown; the next request finds out.
 		if (error instanceof ProxyError && error.code === "node_unreachable" && failure !== "unknown") {
-			// A node the control plane has just placed the sandbox on is not
-			// second-guessed at once: asking again would give the same node,
-			// one RPC per request while it is down.
-			const vouched = route.resumedAt !== undefined && Date.now() - route.resumedAt < context.config.notFoundCacheMs;
+			// The object decides what an unreachable node means for its route.
 			// The client is told why its request failed (the node), not what
 			// went wrong while the edge took note of it.
-			await catalog.invalidate(route, vouched).catch((invalidateError: unknown) => {
+			await catalog.invalidate(route, "unreachable").catch((invalidateError: unknown) => {
 				logEvent("invalidate_failed", {
 					sandboxId: context.target.sandboxId,
 					detail: invalidateError instanceof Error ? invalidateError.message : String(invalidateError),

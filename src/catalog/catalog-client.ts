@@ -9,6 +9,7 @@ import { locationCache } from "./location-cache.ts";
 import { checkLookupBudget } from "./lookup-budget.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
+import type { NodeVerdict } from "./route-state.ts";
 import type { KeepAliveReport, SandboxRoute, WakeStatus } from "./sandbox-route.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
@@ -130,14 +131,14 @@ export class CatalogClient {
 	}
 
 	/**
-	 * Forgets `stale` in the isolate and in the object, unless a newer route
-	 * replaced it. `afterResume`: its node failed it even though the control
-	 * plane has just placed the sandbox there, so it is disputed, not dropped.
+	 * Tells the object that `stale`'s node disowned it or could not be
+	 * reached, and forgets it in the isolate and the location; the object
+	 * decides whether the route is doubted, dropped or kept (route-state.ts).
 	 */
-	async invalidate(stale: Route, afterResume = false): Promise<void> {
+	async invalidate(stale: Route, verdict: NodeVerdict): Promise<void> {
 		isolateRouteCache(this.#config).invalidate(this.#sandboxId, stale);
 		await locationCache(this.#config).delete(this.#sandboxId);
-		await this.#call((stub) => stub.invalidate(stale, afterResume));
+		await this.#call((stub) => stub.invalidate(stale, verdict));
 	}
 
 	/** How the sandbox's wake stands, for a waiting page; asks the object, which resumes nothing for it. */

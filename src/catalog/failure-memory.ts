@@ -147,3 +147,38 @@ export class FailureMemory {
 		return { ...error, retryAfterSeconds: Math.max(1, Math.ceil(delay / 1000)) };
 	}
 }
+
+/** The key of the sandbox-wide failures in a catalog object's key-value storage. */
+const failuresKey = "failures";
+
+/**
+ * A catalog object's memory of failed resumes. The failures for every caller
+ * are stored, so that an eviction does not forget them, but only by an
+ * object that holds a route already (`holdsStorage`): an object that has
+ * learned nothing (a stranger's made-up ID) stores nothing. Its eviction
+ * forgets its not-found, which costs at most one more ResumeSandbox call
+ * after it, and the Worker's caches and budgets stand in front of that.
+ */
+export function objectFailureMemory(
+	settings: FailureMemorySettings,
+	kv: SyncKvStorage,
+	holdsStorage: () => boolean,
+): FailureMemory {
+	let stored = false;
+	return new FailureMemory(settings, {
+		load: () => {
+			const failures = holdsStorage() ? kv.get<SandboxWideFailures>(failuresKey) : undefined;
+			stored = failures !== undefined;
+			return failures;
+		},
+		save: (failures) => {
+			if (failures !== undefined && holdsStorage()) {
+				kv.put(failuresKey, failures);
+				stored = true;
+			} else if (stored) {
+				kv.delete(failuresKey);
+				stored = false;
+			}
+		},
+	});
+}

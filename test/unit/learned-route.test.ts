@@ -7,7 +7,9 @@ afterEach(() => {
 	vi.restoreAllMocks();
 });
 
-it("answers the waiters of a resume with the route before it is saved, and saves it after", async () => {
+it("answers the waiters of a resume with the route before it is saved, and saves it after", {
+	timeout: 20_000,
+}, async () => {
 	const upstream = spyUpstream({ resume: () => ({ kind: "ok", ip: "10.7.7.7" }), resumeDelayMs: 50 });
 	const id = `learned${Date.now().toString(36)}`;
 	const stub = env.SANDBOX_ROUTE.getByName(id);
@@ -16,9 +18,11 @@ it("answers the waiters of a resume with the route before it is saved, and saves
 	expect(upstream.resumes).toHaveLength(1);
 
 	// Saved once the answers went: it outlives the object's eviction.
-	await vi.waitFor(async () => expect(await stub.peek()).toMatchObject({ nodeIp: "10.7.7.7", source: "resume" }));
+	await vi.waitFor(async () => expect(await stub.describe()).toMatchObject({ nodeIp: "10.7.7.7", source: "resume" }), {
+		timeout: 10_000,
+	});
 	await evictDurableObject(stub);
-	expect(await env.SANDBOX_ROUTE.getByName(id).peek()).toMatchObject({ nodeIp: "10.7.7.7", source: "resume" });
+	expect(await env.SANDBOX_ROUTE.getByName(id).describe()).toMatchObject({ nodeIp: "10.7.7.7", source: "resume" });
 	expect(upstream.resumes).toHaveLength(1);
 });
 
@@ -33,5 +37,5 @@ it("lets a push after a resume replace the learned route, in storage too", async
 	]);
 	await new Promise((resolve) => setTimeout(resolve, 20));
 	await evictDurableObject(stub);
-	expect(await env.SANDBOX_ROUTE.getByName(id).peek()).toMatchObject({ nodeIp: "10.7.7.9", source: "push" });
+	expect(await env.SANDBOX_ROUTE.getByName(id).describe()).toMatchObject({ nodeIp: "10.7.7.9", source: "push" });
 });

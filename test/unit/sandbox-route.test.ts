@@ -98,7 +98,7 @@ describe("SandboxRoute catalog object", () => {
 			route,
 			via: "object",
 		});
-		expect(await catalog(sandboxId).peek()).toMatchObject(route);
+		expect(await catalog(sandboxId).describe()).toMatchObject(route);
 	});
 
 	it("does not use an expired route; it asks the control plane instead", async () => {
@@ -116,7 +116,7 @@ describe("SandboxRoute catalog object", () => {
 		const sandboxId = freshSandboxId("failed");
 		const result = await lookup(sandboxId);
 		expect(result).toMatchObject(unavailable);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 		// Not even the schema: a probe for an ID that never resumes leaves no stored object.
 		expect(await tableNames(sandboxId)).toEqual([]);
 	});
@@ -138,13 +138,14 @@ describe("SandboxRoute catalog object", () => {
 		for (const result of results) expect(result).toMatchObject(unavailable);
 		// Whatever their ports and tokens, they all waited on the one call.
 		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([sandboxId]);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 		expect(await routeRows(sandboxId)).toEqual([]);
 	});
 
 	it("wakes a paused sandbox with one ResumeSandbox call for 20 concurrent lookups, and gives each its route", async () => {
 		const sandboxId = freshSandboxId("coalesce");
-		const upstream = spyUpstream({ resume: () => ({ kind: "ok", ip: "10.0.2.1" }), resumeDelayMs: 200 });
+		// Slow enough that all 20 arrive while the call goes on, even on a loaded machine.
+		const upstream = spyUpstream({ resume: () => ({ kind: "ok", ip: "10.0.2.1" }), resumeDelayMs: 1000 });
 		const results = await Promise.all(
 			Array.from({ length: 20 }, (_, i) =>
 				lookup(sandboxId, { port: 3000 + (i % 3), ...(i % 2 === 0 ? { trafficAccessToken: `t${i}` } : {}) }),
@@ -175,7 +176,7 @@ describe("SandboxRoute catalog object", () => {
 		expect(await lookup(sandboxId)).toMatchObject({ ok: true, route });
 
 		await evictDurableObject(catalog(sandboxId));
-		expect(await catalog(sandboxId).peek()).toMatchObject(route);
+		expect(await catalog(sandboxId).describe()).toMatchObject(route);
 		expect(await lookup(sandboxId)).toEqual({ ok: true, route, via: "object" });
 		const ids = await listDurableObjectIds(env.SANDBOX_ROUTE);
 		expect(ids.some((id) => id.equals(env.SANDBOX_ROUTE.idFromName(sandboxId)))).toBe(true);
@@ -206,23 +207,23 @@ describe("SandboxRoute catalog object", () => {
 		expect(await catalog(sandboxId).invalidate({ ...route, nodeIp: "10.0.0.12" })).toBe(false);
 		// The same node, but an earlier learning: a late report must not drop a fresh route.
 		expect(await catalog(sandboxId).invalidate({ ...route, learnedAt: route.learnedAt - 1 })).toBe(false);
-		expect(await catalog(sandboxId).peek()).toMatchObject(route);
+		expect(await catalog(sandboxId).describe()).toMatchObject(route);
 		expect(await lookup(sandboxId)).toMatchObject({ ok: true, route });
 
 		expect(await catalog(sandboxId).invalidate(route)).toBe(true);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 		expect(await routeRows(sandboxId)).toEqual([]);
 		// With the route gone, the next lookup resumes (and here fails).
 		expect(await lookup(sandboxId)).toMatchObject(unavailable);
 		// The clearing is durable, not only in memory.
 		await evictDurableObject(catalog(sandboxId));
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 	});
 
 	it("does nothing when asked to invalidate an object with no route", async () => {
 		const sandboxId = freshSandboxId("invalidateempty");
 		expect(await catalog(sandboxId).invalidate(liveRoute("10.0.0.1"))).toBe(false);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 	});
 });
 
@@ -261,7 +262,7 @@ describe("SandboxRoute catalog writes", () => {
 		expect(await catalog(sandboxId).describe()).toBeNull();
 		// Durable, not only in memory.
 		await evictDurableObject(catalog(sandboxId));
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 	});
 
 	it("doubts a pushed route that its node disowned until a resume has been asked, then serves it again", async () => {
@@ -281,7 +282,7 @@ describe("SandboxRoute catalog writes", () => {
 		const sandboxId = freshSandboxId("learned");
 		await seedRoute(sandboxId, liveRoute("10.0.1.3"));
 		await catalog(sandboxId).write(sandboxId, [deleted("whatever")]);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 	});
 
 	it("leaves no storage behind once its route is deleted", async () => {
@@ -344,6 +345,6 @@ describe("SandboxRoute catalog writes", () => {
 		expect(await migrationVersions(sandboxId)).toEqual([1, 2, 3, 4]);
 		// And any delete removes it, as a learned route.
 		await catalog(sandboxId).write(sandboxId, [deleted("x")]);
-		expect(await catalog(sandboxId).peek()).toBeNull();
+		expect(await catalog(sandboxId).describe()).toBeNull();
 	});
 });

@@ -187,7 +187,7 @@ describe("Worker: sandboxes it cannot reach", () => {
 			reason: "control_plane_unavailable",
 		});
 		// Nothing was learned, so nothing was stored.
-		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
+		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toBeNull();
 	});
 
 	it("routes by header on localhost in development", async () => {
@@ -213,7 +213,7 @@ describe("Worker: sandboxes it cannot reach", () => {
 		});
 		// The route is dropped, so the next request asks the control plane
 		// again instead of retrying a dead node until the route expires.
-		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
+		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toBeNull();
 	});
 });
 
@@ -335,7 +335,7 @@ describe("Worker: forwarding to the node", () => {
 			expect(response.status).toBe(502);
 			expect((await errorJson(response)).reason).toBe("node_unreachable");
 			expect(upstream.resumes).toHaveLength(0);
-			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).not.toBeNull();
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).not.toBeNull();
 		},
 	);
 
@@ -354,7 +354,7 @@ describe("Worker: forwarding to the node", () => {
 		expect((await errorJson(response)).reason).toBe("control_plane_unavailable");
 		expect(upstream.nodes.get(nodeIp)).toHaveLength(1);
 		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([sandboxId]);
-		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toBeNull();
+		expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toBeNull();
 	});
 
 	describe("sends the request again, exactly once, to the node that the wake found", () => {
@@ -382,7 +382,7 @@ describe("Worker: forwarding to the node", () => {
 			expect(upstream.nodes.get(oldNode)?.map((request) => request.url)).toEqual([`http://${oldNode}:5007/page?q=1`]);
 			expect(upstream.nodes.get(newNode)?.map((request) => request.url)).toEqual([`http://${newNode}:5007/page?q=1`]);
 			expect(upstream.resumes).toHaveLength(1);
-			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toMatchObject({ nodeIp: newNode, source: "resume" });
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toMatchObject({ nodeIp: newNode, source: "resume" });
 		});
 
 		it("a small body, byte for byte", async () => {
@@ -432,7 +432,7 @@ describe("Worker: forwarding to the node", () => {
 			expect(upstream.nodes.get(newNode) ?? []).toHaveLength(0);
 			// Woken for the client's own retry.
 			expect(upstream.resumes).toHaveLength(1);
-			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).peek()).toMatchObject({ nodeIp: newNode });
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toMatchObject({ nodeIp: newNode });
 		});
 	});
 });

@@ -1,0 +1,49 @@
+import type { Route } from "../catalog/route.ts";
+import type { Config } from "../config.ts";
+import { logEvent } from "../log.ts";
+import type { SandboxTarget } from "../routing.ts";
+import type { NodeAnswer } from "./sandbox-not-here.ts";
+
+const maxPortRetryDelayMs = 1000;
+
+/**
+ * Sends the request, and sends it again while the node answers that nothing
+ * listens on the port, for a short window after this edge woke the sandbox
+ * (`route.resumedAt`, which the sandbox's object sets): its apps may not be
+ * listening yet. The node gives that answer when it could not connect to
+ * the app, so the app saw nothing; the body must be one that can go again.
+ * Outside the window the answer goes to the client.
+ */
+export function sendWhilePortOpens(
+	config: Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">,
+	target: SandboxTarget,
+	replayable: boolean,
+	route: Route,
+	sendOnce: () => Promise<NodeAnswer>,
+): Promise<NodeAnswer> {
+	// Only a route this edge's resume gave can meet a port still opening.
+	const resumedAt = route.resumedAt;
+	if (resumedAt === undefined) return sendOnce();
+	return retried(config, target, replayable, resumedAt, sendOnce);
+}
+
+async function retried(
+	config: Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">,
+	target: SandboxTarget,
+	replayable: boolean,
+	resumedAt: number,
+	sendOnce: () => Promise<NodeAnswer>,
+): Promise<NodeAnswer> {
+	let answer = await sendOnce();
+	for (let attempt = 0; attempt < config.portRetryAttempts; attempt++) {
+		if (answer.notHere || !answer.portClosed || !replayable) return answer;
+		if (Date.now() - resumedAt >= config.portRetryWindowMs) return answer;
+		await answer.response.body?.cancel();
+		await new Promise((resolve) =>
+			setTimeout(resolve, Math.min(config.portRetryDelayMs * 2 ** attempt, maxPortRetryDelayMs)),
+		);
+		logEvent("port_retry", { sandboxId: target.sandboxId, port: target.port, attempt: attempt + 1 });
+		answer = await sendOnce();
+	}
+	return answer;
+}
