@@ -1,4 +1,4 @@
-// The edge's catalog API (design.md §2, "Catalog API"): one batch call.
+// The edge's catalog API (docs/architecture.md, "Contract: the catalog API"): one batch call.
 // node:http rather than fetch, for two reasons: `*.localhost` must resolve to
 // loopback while the Host header keeps the name the Worker routes on (Node's
 // resolver does not know RFC 6761), and redirects must never be followed,

@@ -10,7 +10,7 @@ export type MetricKind = "resume" | "wake_joined" | "negative_cache_hit" | "rate
  * failures remembered by a cache, rate limiting and errors. A request served
  * from a cached route writes nothing, so the hot path costs no data point.
  *
- * Layout (see README, "Telemetry"): blob1 kind, blob2 reason, blob3 route
+ * Layout (see docs/operations.md, "Telemetry"): blob1 kind, blob2 reason, blob3 route
  * source, blob4 port; double1 resume RPC ms, double2 wait ms, double3
  * status, double4 whole request ms; index1 sandbox ID.
  */

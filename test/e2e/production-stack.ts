@@ -1,7 +1,7 @@
 // The development stack behind a model of production (production-edge.ts):
 // the Worker reaches the control plane and the node only as a deployed Worker
 // would, through the zone example.test, with each of the runbook's ways to
-// reach the nodes (README, Deploy, step 3) set up as the runbook says.
+// reach the nodes (docs/deploy.md, step 3) set up as the runbook says.
 
 import { createAdminClient } from "../../dev/admin-client.ts";
 import { startStack } from "../../dev/stack.ts";

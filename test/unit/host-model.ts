@@ -1,6 +1,6 @@
 /**
  * A reference model of how a request is routed, written from the contract
- * (design.md §1–2, README "Routing") and not from src/routing.ts, for the
+ * (docs/architecture.md, "Hosts") and not from src/routing.ts, for the
  * property tests to hold the Worker to:
  *
  *   <port>-<sandboxId>[-<anything>].<domain>   a sandbox's port

@@ -3,7 +3,7 @@ import { recordMetrics } from "../../src/telemetry/metrics.ts";
 import { RequestTrace } from "../../src/telemetry/request-trace.ts";
 
 // Analytics Engine's binding, recorded: what reaches it is the contract an
-// operator's queries depend on (README, "Telemetry").
+// operator's queries depend on (docs/operations.md, "Telemetry").
 function dataset() {
 	const points: AnalyticsEngineDataPoint[] = [];
 	return {

@@ -718,7 +718,7 @@ function routingMismatch(
 	}
 }
 
-/** A 400 answers an access token over 4096 characters (README, Errors), even before a route is found. */
+/** A 400 answers an access token over 4096 characters (docs/operations.md, "Errors"), even before a route is found. */
 function hasOversizedToken(headers: Headers): boolean {
 	return ["e2b-traffic-access-token", "x-access-token"].some((name) => (headers.get(name)?.length ?? 0) > 4096);
 }
