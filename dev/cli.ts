@@ -1,5 +1,6 @@
 // `npm run sandbox -- <command>`: drive the running dev control plane.
 
+import { parseArgs } from "node:util";
 import { AdminApiError, AdminUnreachableError, createAdminClient } from "./admin-client.ts";
 import { readCatalogEntry } from "./catalog-writer.ts";
 import { loadDevVars } from "./dev-vars.ts";
@@ -202,54 +203,73 @@ async function printRoute(id: string): Promise<void> {
 	console.log(answer.status === 200 ? JSON.stringify(JSON.parse(answer.body), null, 2) : answer.body);
 }
 
-function parseDelay(raw: string | undefined): number {
-	const value = raw === undefined || !/^\d+$/.test(raw) ? Number.NaN : Number(raw);
+function parseDelay(raw: string): number {
+	const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
 	if (!(value <= MAX_PORT_OPEN_DELAY_MS)) {
 		throw new UsageError(`--port-open-delay-ms takes a number of milliseconds from 0 to ${MAX_PORT_OPEN_DELAY_MS}`);
 	}
 	return value;
 }
 
-function parseTimeout(raw: string | undefined): number {
-	if (raw === undefined || !/^\d+$/.test(raw) || Number(raw) < 1) {
+function parseTimeout(raw: string): number {
+	if (!/^\d+$/.test(raw) || Number(raw) < 1) {
 		throw new UsageError("--timeout-ms takes a number of milliseconds of at least 1");
 	}
 	return Number(raw);
 }
 
-function parseTeam(raw: string | undefined): string {
-	if (raw === undefined || raw.startsWith("-")) throw new UsageError("--team-id takes a UUID");
+function parseTeam(raw: string): string {
+	if (raw.startsWith("-")) throw new UsageError("--team-id takes a UUID");
 	return raw;
 }
 
-function parseMask(raw: string | undefined): string {
-	if (raw === undefined || raw.startsWith("-"))
-		throw new UsageError(`--mask-request-host takes a host, e.g. 'localhost:\${PORT}'`);
+function parseMask(raw: string): string {
+	if (raw.startsWith("-")) throw new UsageError(`--mask-request-host takes a host, e.g. 'localhost:\${PORT}'`);
 	return raw;
 }
 
 function parseCreate(args: string[]): CreateSandboxInput {
-	const input: CreateSandboxInput = {};
-	for (let i = 0; i < args.length; i++) {
-		const arg = args[i] ?? "";
-		if (arg === "--port-open-delay-ms") input.portOpenDelayMs = parseDelay(args[++i]);
-		else if (arg.startsWith("--port-open-delay-ms=")) input.portOpenDelayMs = parseDelay(arg.split("=")[1]);
-		else if (arg === "--timeout-ms") input.timeoutMs = parseTimeout(args[++i]);
-		else if (arg.startsWith("--timeout-ms=")) input.timeoutMs = parseTimeout(arg.split("=")[1]);
-		else if (arg === "--team-id") input.teamId = parseTeam(args[++i]);
-		else if (arg.startsWith("--team-id=")) input.teamId = parseTeam(arg.split("=")[1]);
-		else if (arg === "--mask-request-host") input.maskRequestHost = parseMask(args[++i]);
-		else if (arg.startsWith("--mask-request-host=")) input.maskRequestHost = parseMask(arg.slice(arg.indexOf("=") + 1));
-		else if (arg === "--traffic-keepalive") input.trafficKeepalive = true;
-		else if (arg === "--private") input.public = false;
-		else if (arg === "--secure") input.secure = true;
-		else if (arg === "--no-auto-resume") input.autoResume = false;
-		else if (arg === "--paused") input.state = "paused";
-		else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
-		else if (input.id === undefined) input.id = arg;
-		else throw new UsageError(`unexpected argument ${arg}`);
+	let parsed: ReturnType<typeof parseCreateArgs>;
+	try {
+		parsed = parseCreateArgs(args);
+	} catch (error) {
+		// parseArgs names the flag ("Unknown option '--x'", "Option '--timeout-ms <value>' argument missing").
+		throw new UsageError((error as Error).message);
 	}
+	const { values, positionals } = parsed;
+	const [id, extra] = positionals;
+	if (extra !== undefined) throw new UsageError(`unexpected argument ${extra}`);
+	const input: CreateSandboxInput = {};
+	if (id !== undefined) input.id = id;
+	if (values["port-open-delay-ms"] !== undefined) input.portOpenDelayMs = parseDelay(values["port-open-delay-ms"]);
+	if (values["timeout-ms"] !== undefined) input.timeoutMs = parseTimeout(values["timeout-ms"]);
+	if (values["team-id"] !== undefined) input.teamId = parseTeam(values["team-id"]);
+	if (values["mask-request-host"] !== undefined) input.maskRequestHost = parseMask(values["mask-request-host"]);
+	if (values["traffic-keepalive"] === true) input.trafficKeepalive = true;
+	if (values.private === true) input.public = false;
+	if (values.secure === true) input.secure = true;
+	if (values["no-auto-resume"] === true) input.autoResume = false;
+	if (values.paused === true) input.state = "paused";
 	return input;
+}
+
+function parseCreateArgs(args: string[]) {
+	return parseArgs({
+		args,
+		strict: true,
+		allowPositionals: true,
+		options: {
+			"port-open-delay-ms": { type: "string" },
+			"timeout-ms": { type: "string" },
+			"team-id": { type: "string" },
+			"mask-request-host": { type: "string" },
+			"traffic-keepalive": { type: "boolean" },
+			private: { type: "boolean" },
+			secure: { type: "boolean" },
+			"no-auto-resume": { type: "boolean" },
+			paused: { type: "boolean" },
+		},
+	});
 }
 
 function oneId(command: string, args: string[]): string {

@@ -3,30 +3,10 @@
 
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-
-/** dotenv-style KEY=VALUE lines; # comments, blank lines, `export ` and matching quotes allowed. */
-export function parseDevVars(text: string): Record<string, string> {
-	const vars: Record<string, string> = {};
-	for (const rawLine of text.split(/\r?\n/)) {
-		const line = rawLine.trim();
-		if (line === "" || line.startsWith("#")) continue;
-		const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-		if (match === null) continue;
-		const [, key = "", rawValue = ""] = match;
-		let value = rawValue.trim();
-		const quote = value[0];
-		if ((quote === '"' || quote === "'") && value.length >= 2 && value.endsWith(quote)) {
-			value = value.slice(1, -1);
-		} else {
-			value = value.replace(/\s+#.*$/, "");
-		}
-		vars[key] = value;
-	}
-	return vars;
-}
+import { parseEnv } from "node:util";
 
 export interface DevVarsResult {
-	vars: Record<string, string>;
+	vars: NodeJS.Dict<string>;
 	path: string;
 	/** True when .dev.vars was just created from .dev.vars.example. */
 	created: boolean;
@@ -50,5 +30,6 @@ export function loadDevVars(repoRoot: URL): DevVarsResult {
 		copyFileSync(example, path);
 		created = true;
 	}
-	return { vars: parseDevVars(readFileSync(path, "utf8")), path, created };
+	// Node's dotenv parser, as wrangler's dotenv reads the file; a byte-order mark is no part of the first name.
+	return { vars: parseEnv(readFileSync(path, "utf8").replace(/^\uFEFF/, "")), path, created };
 }

@@ -3,9 +3,20 @@
 // steps and their order are go-oidc's: discovery once, at start; per token,
 // the issuer, the expiry, nbf, the algorithm, then the signature against a
 // JWKS fetched on first use and fetched again whenever the cached keys do not
-// verify a token (which covers an unknown kid); then E2B's claims.
+// verify a token (which covers an unknown kid); then E2B's claims. jose
+// decodes the token and checks its signature; the claim checks before that
+// are go-oidc's own (jose's jwtVerify makes them after the signature, and
+// gives exp the same leeway as nbf).
 
-import { decodeJwt, verifiesWith } from "./jwt.ts";
+import {
+	type CompactVerifyGetKey,
+	compactVerify,
+	createLocalJWKSet,
+	decodeJwt,
+	decodeProtectedHeader,
+	errors,
+	type JWK,
+} from "jose";
 
 export interface VerifiedClaims {
 	subject: string;
@@ -25,12 +36,6 @@ export interface OidcVerifier {
 	readonly issuer: string;
 	/** Resolves with the claims E2B reads, or rejects with TokenRejected. */
 	verify(rawToken: string, signal?: AbortSignal): Promise<VerifiedClaims>;
-}
-
-interface Jwk {
-	kid?: string;
-	kty?: string;
-	[name: string]: unknown;
 }
 
 const FETCH_TIMEOUT_MS = 10_000;
@@ -76,6 +81,25 @@ function optionalString(claims: Record<string, unknown>, name: string): string {
 	return value;
 }
 
+/**
+ * Whether the key `getKey` gives signed `token`. A token that is no JWS
+ * throws jose's JWSInvalid; no key for its kid, a signature that does not
+ * verify and a key that cannot be used are all false.
+ */
+async function signedBy(token: string, getKey: CompactVerifyGetKey): Promise<boolean> {
+	try {
+		await compactVerify(token, getKey);
+		return true;
+	} catch (error) {
+		if (error instanceof errors.JWSInvalid) throw error;
+		if (error instanceof errors.JWKSMultipleMatchingKeys) {
+			// A token without a kid: go-oidc tries every key.
+			for await (const key of error) if (await signedBy(token, async () => key)) return true;
+		}
+		return false;
+	}
+}
+
 /** OIDC discovery for `issuerUrl`, as oidc.NewProvider: fails unless the document names the same issuer. */
 export async function discoverVerifier(issuerUrl: string): Promise<OidcVerifier> {
 	const issuer = issuerUrl.trim();
@@ -93,16 +117,17 @@ export async function discoverVerifier(issuerUrl: string): Promise<OidcVerifier>
 	// This verifier implements RS256 only, go-oidc's default.
 	const algorithms = advertised.length === 0 || advertised.includes("RS256") ? ["RS256"] : [];
 
-	let cached: Jwk[] = [];
-	let refreshing: Promise<Jwk[]> | undefined;
+	type KeySet = ReturnType<typeof createLocalJWKSet>;
+	let cached: KeySet | undefined;
+	let refreshing: Promise<KeySet> | undefined;
 
-	function refresh(signal?: AbortSignal): Promise<Jwk[]> {
+	function refresh(signal?: AbortSignal): Promise<KeySet> {
 		// Concurrent verifications share one fetch, as go-oidc's RemoteKeySet does.
 		refreshing ??= (async () => {
 			try {
 				const set = await getJson(jwksUri, "JWKS", signal);
 				if (!isRecord(set) || !Array.isArray(set.keys)) throw new TokenRejected(`JWKS: ${jwksUri} has no keys`);
-				cached = set.keys.filter(isRecord) as Jwk[];
+				cached = createLocalJWKSet({ keys: set.keys.filter(isRecord) as JWK[] });
 				return cached;
 			} finally {
 				refreshing = undefined;
@@ -114,9 +139,14 @@ export async function discoverVerifier(issuerUrl: string): Promise<OidcVerifier>
 	return {
 		issuer,
 		async verify(rawToken, signal) {
-			const jwt = decodeJwt(rawToken);
-			if (jwt === undefined) throw new TokenRejected("malformed JWT");
-			const { claims } = jwt;
+			let claims: Record<string, unknown>;
+			let header: Record<string, unknown>;
+			try {
+				claims = decodeJwt(rawToken);
+				header = decodeProtectedHeader(rawToken);
+			} catch {
+				throw new TokenRejected("malformed JWT");
+			}
 			if (optionalString(claims, "iss") !== issuer) {
 				throw new TokenRejected(`issuer ${String(claims.iss)} is not ${issuer}`);
 			}
@@ -125,16 +155,22 @@ export async function discoverVerifier(issuerUrl: string): Promise<OidcVerifier>
 			if (exp < now) throw new TokenRejected("token expired");
 			const nbf = seconds(claims, "nbf");
 			if (nbf !== undefined && now + NBF_LEEWAY_SECONDS < nbf) throw new TokenRejected("token not valid yet");
-			const alg = jwt.header.alg;
+			const alg = header.alg;
 			if (typeof alg !== "string" || !algorithms.includes(alg)) {
 				throw new TokenRejected(`token signed with unsupported algorithm ${String(alg)}`);
 			}
-			const kid = typeof jwt.header.kid === "string" ? jwt.header.kid : "";
-			const verifies = (keys: Jwk[]) =>
-				keys.some((key) => (kid === "" || key.kid === kid) && key.kty === "RSA" && verifiesWith(jwt, key));
-			if (!verifies(cached) && !verifies(await refresh(signal))) {
-				throw new TokenRejected("failed to verify the token's signature");
+			// go-oidc takes an empty kid for none.
+			const kid = typeof header.kid === "string" && header.kid !== "" ? header.kid : undefined;
+			const signedWith = async (keys: KeySet | undefined) =>
+				keys !== undefined && (await signedBy(rawToken, (protectedHeader) => keys({ ...protectedHeader, kid })));
+			let verified: boolean;
+			try {
+				verified = (await signedWith(cached)) || (await signedWith(await refresh(signal)));
+			} catch (error) {
+				if (error instanceof errors.JWSInvalid) throw new TokenRejected("malformed JWT");
+				throw error;
 			}
+			if (!verified) throw new TokenRejected("failed to verify the token's signature");
 			const subject = optionalString(claims, "sub");
 			const orgId = optionalString(claims, "org_id");
 			const scopes = optionalString(claims, "scope")

@@ -70,10 +70,10 @@ export interface TokenEndpoint {
 	/** Validates like PUT /admin/fault (throws TokenFaultError); resolves once the port is down or up as asked. */
 	setFault(fault: TokenEndpointFault): Promise<void>;
 	clearFault(): Promise<void>;
-	/** A new signing key; the JWKS lists it and the one before. Returns the new kid. */
-	rotateKey(): string;
+	/** A new signing key; the JWKS lists it and the one before. Resolves with the new kid. */
+	rotateKey(): Promise<string>;
 	/** Signs any claims with the current key, for tests of tokens this endpoint would never issue. */
-	signToken(claims: Record<string, unknown>): string;
+	signToken(claims: Record<string, unknown>): Promise<string>;
 	close(): Promise<void>;
 }
 
@@ -105,7 +105,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 		clients.set(client.clientId, { ...client, scopes: [...client.scopes] });
 	}
 
-	let key: SigningKey = generateSigningKey();
+	let key: SigningKey = await generateSigningKey();
 	let previousKey: SigningKey | undefined;
 	let records: TokenRequestRecord[] = [];
 	let fault: TokenEndpointFault | undefined;
@@ -205,7 +205,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 		if (records.length > MAX_RECORDED) records.splice(0, records.length - MAX_RECORDED);
 	}
 
-	function issue(grant: TokenGrant): { token: string; jti: string; exp: number; scope: string } {
+	async function issue(grant: TokenGrant): Promise<{ token: string; jti: string; exp: number; scope: string }> {
 		const iat = Math.floor(Date.now() / 1000);
 		const jti = randomUUID();
 		const scope = grant.scopes.join(" ");
@@ -220,7 +220,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 			scope,
 			org_id: grant.client.orgId,
 		};
-		return { token: signJwt(claims, key), jti, exp: iat + ttl, scope };
+		return { token: await signJwt(claims, key), jti, exp: iat + ttl, scope };
 	}
 
 	/** Answers with the fault if it takes the answer over; false when the normal answer follows. */
@@ -294,7 +294,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 				status === 401 ? { "www-authenticate": 'Basic realm="sandbox-edge-proxy dev token endpoint"' } : {};
 			return sendJson(res, status, { error: code, error_description: error?.message ?? "" }, headers);
 		}
-		const { token, jti, exp, scope } = issue(judged.grant);
+		const { token, jti, exp, scope } = await issue(judged.grant);
 		log(`token issued to ${judged.grant.client.clientId} (scope "${scope}", jti ${jti}, ${ttl}s)`);
 		record({
 			...base,
@@ -417,9 +417,10 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
 		fault: () => (fault === undefined ? undefined : { ...fault }),
 		setFault,
 		clearFault,
-		rotateKey() {
+		async rotateKey() {
+			const next = await generateSigningKey();
 			previousKey = key;
-			key = generateSigningKey();
+			key = next;
 			log(`signing key rotated to ${key.kid}`);
 			return key.kid;
 		},

@@ -11,10 +11,12 @@ import { createReadStream } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, posix } from "node:path";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { MIMEType } from "node:util";
 import { createGunzip, createGzip } from "node:zlib";
 import { ensureDirs } from "./filesystem-service.ts";
-import { boundaryOf, MultipartError, parseHeaderValue, readMultipart } from "./multipart.ts";
+import { MultipartError, readMultipart } from "./multipart.ts";
 import { DEFAULT_USER, hostPath, PathError, sandboxPath, USERS } from "./paths.ts";
 
 export interface FilesContext {
@@ -301,7 +303,7 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 		throw new HttpError(400, "invalid metadata: file metadata (X-Metadata-*) is not supported by the development envd");
 	}
 	const contentEncoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
-	let body: AsyncIterable<Buffer> = req;
+	let body: Readable = req;
 	if (contentEncoding === "gzip") {
 		const gunzip = createGunzip();
 		req.pipe(gunzip);
@@ -314,7 +316,8 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 		);
 	}
 	const contentType = req.headers["content-type"] ?? "";
-	const { type } = parseHeaderValue(contentType);
+	const media = mediaTypeOf(contentType);
+	const type = media?.essence ?? "";
 	const queryPath = query.get("path");
 	const uploaded: UploadedEntry[] = [];
 	const handles: FileHandle[] = [];
@@ -328,12 +331,12 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 			handles.pop();
 			uploaded.push({ name: posix.basename(file.path), path: file.path, type: "file" });
 		} else if (type.startsWith("multipart/")) {
-			const boundary = boundaryOf(contentType);
-			if (boundary === undefined) {
+			const boundary = media?.params.get("boundary") ?? "";
+			if (boundary === "" || boundary.length > 70) {
 				throw new HttpError(500, "error parsing multipart form: no multipart boundary param in Content-Type");
 			}
 			await readMultipart(body, boundary, async (part) => {
-				if (part.name !== "file") return undefined;
+				if (part.name !== "file") return;
 				const raw = queryPath ?? part.filename;
 				if (raw === undefined) {
 					throw new HttpError(
@@ -350,14 +353,10 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 				}
 				const file = await openForUpload(ctx.root, raw, home);
 				handles.push(file.handle);
-				return {
-					write: (chunk) => writeAll(file.handle, chunk),
-					async end() {
-						await file.handle.close();
-						handles.splice(handles.indexOf(file.handle), 1);
-						uploaded.push({ name: posix.basename(file.path), path: file.path, type: "file" });
-					},
-				};
+				for await (const chunk of part.body) await writeAll(file.handle, chunk);
+				await file.handle.close();
+				handles.splice(handles.indexOf(file.handle), 1);
+				uploaded.push({ name: posix.basename(file.path), path: file.path, type: "file" });
 			});
 		} else {
 			throw new HttpError(
@@ -380,6 +379,15 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 	const text = JSON.stringify(uploaded);
 	res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
 	res.end(text);
+}
+
+/** Content-Type's media type and parameters; undefined when it is not one. */
+function mediaTypeOf(contentType: string): MIMEType | undefined {
+	try {
+		return new MIMEType(contentType);
+	} catch {
+		return undefined;
+	}
 }
 
 function sandboxPathOrError(raw: string, home: string): string {

@@ -149,7 +149,7 @@ describe("the control plane in oauth2 mode", () => {
 			const tampered = `${header}.${Buffer.from(JSON.stringify({ ...claims, org_id: "org-a", scope: `${lifecycle} x` })).toString("base64url")}.${signature}`;
 			const kid = JSON.parse(Buffer.from(header ?? "", "base64url").toString("utf8")).kid as string;
 			// Right issuer, right kid, right claims: only the key is wrong.
-			const forged = signJwt(claims, { kid, privateKey: generateSigningKey().privateKey });
+			const forged = await signJwt(claims, { kid, privateKey: (await generateSigningKey()).privateKey });
 			const cases = {
 				"another issuer's token": await tokenFrom(other, edge),
 				"a tampered payload": tampered,
@@ -163,7 +163,7 @@ describe("the control plane in oauth2 mode", () => {
 			}
 			expect(stack.controlPlane.sandboxes.get(id)?.state).toBe("paused");
 			// The same claims signed by the issuer pass.
-			expect(await resume(id, bearer(endpoint.signToken(claims)))).toEqual(ok);
+			expect(await resume(id, bearer(await endpoint.signToken(claims)))).toEqual(ok);
 		} finally {
 			await other.close();
 		}
@@ -191,9 +191,9 @@ describe("the control plane in oauth2 mode", () => {
 			"another iss": { ...base, iss: `${endpoint.url}/` },
 		};
 		for (const [what, claims] of Object.entries(cases)) {
-			expect(await resume(id, bearer(endpoint.signToken(claims))), what).toEqual(denied);
+			expect(await resume(id, bearer(await endpoint.signToken(claims))), what).toEqual(denied);
 		}
-		expect(await resume(id, bearer(endpoint.signToken(base)))).toEqual(ok);
+		expect(await resume(id, bearer(await endpoint.signToken(base)))).toEqual(ok);
 	});
 
 	it("checks the token only after the sandbox ID, the snapshot and the team, as E2B's newest handlers do", async () => {
@@ -248,7 +248,7 @@ describe("the control plane's keys", () => {
 		const before = await tokenFrom(endpoint, edge);
 		expect(await keepAlive(id, bearer(before))).toEqual(ok);
 
-		endpoint.rotateKey();
+		await endpoint.rotateKey();
 		const after = await tokenFrom(endpoint, edge);
 		await endpoint.setFault({ down: true });
 		try {
@@ -281,14 +281,27 @@ describe("an expired token", () => {
 	it("is refused once its exp has passed", async () => {
 		const short = await oauthStack({ tokenTtlSeconds: 1 });
 		try {
-			// Early in a second, so that the token's one second is most of a second.
-			await until("the start of a second", () => Date.now() % 1000 < 100, 1500);
-			const token = await tokenFrom(short.tokenEndpoint as TokenEndpoint, edge);
-			const exp = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")).exp as number;
 			const id = await pausedSandbox(short);
 			await short.controlPlane.sandboxes.resume(id);
-			expect(await keepAlive(id, bearer(token), short)).toEqual(ok);
-			await until("the token to expire", () => Date.now() > exp * 1000, 2000);
+			// A keepalive answered before the token's exp was checked before it,
+			// and must pass. One answered later says nothing (a loaded machine can
+			// take the whole second): then a new token is taken.
+			const { token, exp } = await until(
+				"a keepalive answered before its token's exp",
+				async () => {
+					// Early in a second, so that the token's one second is most of a second.
+					await until("the start of a second", () => Date.now() % 1000 < 100);
+					const token = await tokenFrom(short.tokenEndpoint as TokenEndpoint, edge);
+					const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"));
+					const exp = claims.exp as number;
+					const answer = await keepAlive(id, bearer(token), short);
+					if (Date.now() >= exp * 1000) return undefined;
+					expect(answer).toEqual(ok);
+					return { token, exp };
+				},
+				30_000,
+			);
+			await until("the token to expire", () => Date.now() > exp * 1000, 5000);
 			expect(await keepAlive(id, bearer(token), short)).toEqual(denied);
 		} finally {
 			await short.close();
