@@ -331,6 +331,10 @@ export async function postFiles(ctx: FilesContext, req: IncomingMessage, res: Se
 			handles.pop();
 			uploaded.push({ name: posix.basename(file.path), path: file.path, type: "file" });
 		} else if (type.startsWith("multipart/")) {
+			// Go's Request.MultipartReader, which envd calls, takes form-data only (ErrNotMultipart).
+			if (type !== "multipart/form-data") {
+				throw new HttpError(500, "error parsing multipart form: request Content-Type isn't multipart/form-data");
+			}
 			const boundary = media?.params.get("boundary") ?? "";
 			if (boundary === "" || boundary.length > 70) {
 				throw new HttpError(500, "error parsing multipart form: no multipart boundary param in Content-Type");

@@ -40,7 +40,7 @@ export async function readMultipart(
 	boundary: string,
 	read: (part: FormPart) => Promise<void>,
 ): Promise<void> {
-	// busboy takes multipart/form-data only; envd gives every multipart/* type to Go's reader.
+	// The boundary as the caller parsed it from a multipart/form-data Content-Type (files.ts refuses other types, as envd does).
 	const contentType = new MIMEType("multipart/form-data");
 	contentType.params.set("boundary", boundary);
 	const form = busboy({
