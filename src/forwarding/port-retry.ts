@@ -6,6 +6,8 @@ import type { NodeAnswer } from "./sandbox-not-here.ts";
 
 const maxPortRetryDelayMs = 1000;
 
+type PortRetrySettings = Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">;
+
 /**
  * Sends the request, and sends it again while the node answers that nothing
  * listens on the port, for a short window after this edge woke the sandbox
@@ -15,7 +17,7 @@ const maxPortRetryDelayMs = 1000;
  * Outside the window the answer goes to the client.
  */
 export function sendWhilePortOpens(
-	config: Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">,
+	config: PortRetrySettings,
 	target: SandboxTarget,
 	replayable: boolean,
 	route: Route,
@@ -28,7 +30,7 @@ export function sendWhilePortOpens(
 }
 
 async function retried(
-	config: Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">,
+	config: PortRetrySettings,
 	target: SandboxTarget,
 	replayable: boolean,
 	resumedAt: number,
