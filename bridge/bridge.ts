@@ -2,7 +2,8 @@
 // the command line (cli.ts) and for tests that run the bridge in-process.
 
 import type { Redis } from "ioredis";
-import { type BackoffPolicy, DEFAULT_BACKOFF } from "./backoff.ts";
+import type { BackoffPolicy } from "../src/rules/backoff.ts";
+import { DEFAULT_BACKOFF } from "./backoff.ts";
 import {
 	DEFAULT_MASS_DELETE,
 	DEFAULT_RECONCILE_INTERVAL_MS,

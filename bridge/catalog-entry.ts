@@ -5,15 +5,15 @@
 // `traffic_keepalive: bool` and as `keepalive: {traffic: {enabled: bool}}`.
 
 import { isIP } from "node:net";
+import {
+	catalogTextRule,
+	isCatalogText,
+	isRfc3339DateTime,
+	maxRouteTtlSeconds,
+	maxSandboxLengthHours,
+} from "../src/rules/catalog-limits.ts";
 
 export const KEY_PREFIX = "sandbox:catalog:";
-
-/** What the edge can route: its hosts carry the ID in a DNS label. */
-const SANDBOX_ID = /^[a-z0-9]{1,63}$/;
-
-export function isRoutableId(id: string): boolean {
-	return SANDBOX_ID.test(id);
-}
 
 export function keyOf(sandboxId: string): string {
 	return KEY_PREFIX + sandboxId;
@@ -34,13 +34,8 @@ export interface PutItem {
 
 export type Translation = { ok: true; item: PutItem } | { ok: false; reason: string };
 
-// The catalog API's limits: longer routes, longer texts and more hours are refused.
-export const MAX_TTL_SECONDS = 30 * 24 * 3600;
-const MAX_HOURS = 100_000;
-const TEXT = /^[\x21-\x7e]{1,128}$/;
 // Go's zero time.Time, which it marshals rather than omits.
 const ZERO_TIME = /^0001-01-01T00:00:00(\.0+)?Z$/;
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
  * `pttlMs` is Redis's PTTL: the remaining lifetime in ms, or -1 for a key
@@ -68,19 +63,22 @@ export function translate(sandboxId: string, value: string, pttlMs: number, defa
 	if (typeof executionId !== "string" || executionId === "") {
 		return { ok: false, reason: "execution_id is missing or empty" };
 	}
-	if (!isText(executionId)) {
-		return { ok: false, reason: `execution_id "${clip(executionId)}" is not 1-128 printable ASCII characters` };
+	if (!isCatalogText(executionId)) {
+		return { ok: false, reason: `execution_id "${clip(executionId)}" is not ${catalogTextRule}` };
 	}
 
 	const maxHours = fields.sandbox_max_length_in_hours;
 	const hasMaxHours =
-		typeof maxHours === "number" && Number.isSafeInteger(maxHours) && maxHours >= 0 && maxHours <= MAX_HOURS;
+		typeof maxHours === "number" &&
+		Number.isSafeInteger(maxHours) &&
+		maxHours >= 0 &&
+		maxHours <= maxSandboxLengthHours;
 	let ttlSeconds: number;
 	if (pttlMs > 0) ttlSeconds = Math.ceil(pttlMs / 1000);
 	else if (hasMaxHours && maxHours > 0) ttlSeconds = maxHours * 3600;
 	else ttlSeconds = defaultTtlSeconds;
-	// The bridge puts a longer-lived route again before the edge drops it.
-	ttlSeconds = Math.min(ttlSeconds, MAX_TTL_SECONDS);
+	// The catalog API's limit; the bridge puts a longer-lived route again before the edge drops it.
+	ttlSeconds = Math.min(ttlSeconds, maxRouteTtlSeconds);
 
 	const item: PutItem = {
 		sandbox_id: sandboxId,
@@ -91,7 +89,7 @@ export function translate(sandboxId: string, value: string, pttlMs: number, defa
 	const orchestratorId = nonEmpty(fields.orchestrator_id);
 	if (orchestratorId !== undefined) item.orchestrator_id = orchestratorId;
 	const startedAt = fields.sandbox_started_at;
-	if (typeof startedAt === "string" && RFC3339.test(startedAt) && !ZERO_TIME.test(startedAt)) {
+	if (typeof startedAt === "string" && isRfc3339DateTime(startedAt) && !ZERO_TIME.test(startedAt)) {
 		item.sandbox_started_at = startedAt;
 	}
 	if (hasMaxHours) item.sandbox_max_length_in_hours = maxHours;
@@ -114,11 +112,7 @@ function trafficKeepaliveOf(fields: Record<string, unknown>): boolean | undefine
 
 /** Optional text the edge would refuse (and refuse the whole route with) is left out instead. */
 function nonEmpty(value: unknown): string | undefined {
-	return typeof value === "string" && isText(value) ? value : undefined;
-}
-
-function isText(value: string): boolean {
-	return TEXT.test(value);
+	return typeof value === "string" && isCatalogText(value) ? value : undefined;
 }
 
 /** For log lines: values come from Redis, so bound them. */

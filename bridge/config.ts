@@ -2,7 +2,7 @@
 // flag or variable at fault, and never echoes CATALOG_SECRET.
 
 import { parseArgs } from "node:util";
-import { MAX_TTL_SECONDS } from "./catalog-entry.ts";
+import { maxRouteTtlSeconds } from "../src/rules/catalog-limits.ts";
 
 export const USAGE = `Usage: npm run catalog-bridge -- --redis <url> --edge <url> [options]
 
@@ -116,9 +116,9 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
 		minMs: 1000,
 	});
 	if (defaultTtlMs % 1000 !== 0) throw new ConfigError("--default-ttl must be a whole number of seconds");
-	if (defaultTtlMs > MAX_TTL_SECONDS * 1000) {
+	if (defaultTtlMs > maxRouteTtlSeconds * 1000) {
 		throw new ConfigError(
-			`--default-ttl must be at most 720h, the longest route the edge keeps (got "${values["default-ttl"]}")`,
+			`--default-ttl must be at most ${maxRouteTtlSeconds / 3600}h, the longest route the edge keeps (got "${values["default-ttl"]}")`,
 		);
 	}
 	const stateFile = values["state-file"];

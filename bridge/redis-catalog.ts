@@ -2,7 +2,7 @@
 // notifications. Only reads: the bridge never writes to E2B's Redis.
 
 import { Redis } from "ioredis";
-import { type BackoffPolicy, backoffDelay } from "./backoff.ts";
+import { type BackoffPolicy, backoffDelay } from "../src/rules/backoff.ts";
 import { KEY_PREFIX } from "./catalog-entry.ts";
 import { redactUrl } from "./config.ts";
 import type { Log } from "./log.ts";

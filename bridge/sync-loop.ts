@@ -16,8 +16,10 @@
 
 import { createHash } from "node:crypto";
 import type { Redis } from "ioredis";
-import { type BackoffPolicy, backoffDelay, sleep } from "./backoff.ts";
-import { clip, isRoutableId, type PutItem, translate } from "./catalog-entry.ts";
+import { type BackoffPolicy, backoffDelay } from "../src/rules/backoff.ts";
+import { isSandboxId, sandboxIdRule } from "../src/rules/sandbox-hosts.ts";
+import { sleep } from "./backoff.ts";
+import { clip, type PutItem, translate } from "./catalog-entry.ts";
 import type { MassDeleteGuard } from "./config.ts";
 import {
 	type DeleteItem,
@@ -146,11 +148,11 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 	};
 
 	function markDirty(sandboxId: string, cause: Cause = "read"): void {
-		if (!isRoutableId(sandboxId)) {
+		if (!isSandboxId(sandboxId)) {
 			if (!unroutable.has(sandboxId)) {
 				unroutable.add(sandboxId);
 				stats.skipped += 1;
-				log(`skipped "${clip(sandboxId)}": not a sandbox ID the edge can route (^[a-z0-9]{1,63}$)`);
+				log(`skipped "${clip(sandboxId)}": not a sandbox ID the edge can route (${sandboxIdRule})`);
 			}
 			return;
 		}
@@ -287,7 +289,7 @@ export function createSyncLoop(options: SyncOptions): SyncLoop {
 		const refreshMargin = Math.max(2 * options.reconcileIntervalMs, 60_000);
 		for await (const page of scanIds(redis, options.scanCount)) {
 			const fresh = page.filter((id) => {
-				if (!isRoutableId(id)) {
+				if (!isSandboxId(id)) {
 					presentUnroutable.add(id);
 					markDirty(id);
 					return false;

@@ -2,7 +2,7 @@
 // utils.ShortID for a sandbox ID and github.com/google/uuid's Parse for a team
 // ID. Each accepts more than the canonical form, and so must we.
 
-import { SANDBOX_ID_PATTERN } from "./model.ts";
+import { isE2bSandboxId } from "../src/rules/sandbox-hosts.ts";
 
 /**
  * E2B's utils.ShortID: "<id>" or "<id>-<client ID>" (the legacy composite
@@ -13,7 +13,7 @@ export function shortId(compositeId: string): string | undefined {
 	const parts = compositeId.split("-");
 	if (parts.length > 2) return undefined;
 	const id = parts[0] ?? "";
-	return SANDBOX_ID_PATTERN.test(id) ? id : undefined;
+	return isE2bSandboxId(id) ? id : undefined;
 }
 
 const HEX32 = /^[0-9a-f]{32}$/i;

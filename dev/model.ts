@@ -9,8 +9,6 @@ export const SANDBOX_STATES: readonly SandboxState[] = ["running", "paused", "pa
 /** Sandbox ports the demo app knows how to serve. */
 export const DEMO_PORTS: readonly number[] = [3000, 8080, 49983];
 
-export const SANDBOX_ID_PATTERN = /^[a-z0-9]+$/;
-
 /** envd's port, which a sandbox serves as soon as it starts; the others are the app's. */
 export const ENVD_PORT = 49983;
 

@@ -5,6 +5,7 @@
 // recognises "not here" from exactly these bytes, so they must not drift.
 
 import type { IncomingHttpHeaders } from "node:http";
+import { wantsHtml as e2bWantsHtml } from "../src/rules/negotiate.ts";
 
 export interface NodeAnswer {
 	status: number;
@@ -16,21 +17,13 @@ export interface NodeAnswer {
 /** The header an edge may also take as "not here"; E2B's nodes never send it. */
 export const NOT_HERE_HEADER = "x-e2b-sandbox-not-found";
 
-const BROWSER_USER_AGENT = /mozilla|chrome|safari|firefox|edge|opera|msie/i;
-const SCRIPT_FETCH_MODES = new Set(["cors", "no-cors", "same-origin", "websocket"]);
-
 function first(value: string | string[] | undefined): string {
 	return (Array.isArray(value) ? value[0] : value) ?? "";
 }
 
-/** E2B's choice between its HTML page and JSON: intent first, the User-Agent as the fallback. */
+/** E2B's choice between its HTML page and JSON (src/rules/negotiate.ts), on Node's headers. */
 export function wantsHtml(headers: IncomingHttpHeaders): boolean {
-	const accept = first(headers.accept).toLowerCase();
-	if (accept.includes("application/json") && !accept.includes("text/html")) return false;
-	const mode = first(headers["sec-fetch-mode"]).toLowerCase();
-	if (SCRIPT_FETCH_MODES.has(mode)) return false;
-	if (mode !== "navigate" && first(headers["x-requested-with"]) !== "") return false;
-	return BROWSER_USER_AGENT.test(first(headers["user-agent"]));
+	return e2bWantsHtml((name) => first(headers[name]));
 }
 
 function escapeHtml(text: string): string {

@@ -5,7 +5,7 @@
 // E2b-Sandbox-Port. The edge must send what one of these accepts.
 
 import { isIP } from "node:net";
-import { SANDBOX_ID_PATTERN } from "./model.ts";
+import { isE2bSandboxId, sandboxIdHeader, sandboxPortHeader, sharedHostLabel } from "../src/rules/sandbox-hosts.ts";
 
 /**
  * - "headers-or-host": E2B's node since e2b-dev/infra #2540/#2581 (May 2026).
@@ -26,9 +26,7 @@ export interface RequestTarget {
 /** E2B's http.Error texts for a request it cannot route; all 400. */
 export type RoutingRefusal = "missing header" | "Invalid host" | "Invalid sandbox ID" | "Invalid sandbox port";
 
-const SANDBOX_ID_HEADER = "e2b-sandbox-id";
-const SANDBOX_PORT_HEADER = "e2b-sandbox-port";
-const SHARED_HOST_PREFIX = "sandbox.";
+const SHARED_HOST_PREFIX = `${sharedHostLabel}.`;
 const MAX_UINT64 = 2n ** 64n - 1n;
 // biome-ignore lint/suspicious/noTemplateCurlyInString: E2B's placeholder (pool.MaskRequestHostPortPlaceholder), literally.
 const PORT_PLACEHOLDER = "${PORT}";
@@ -70,7 +68,7 @@ function parsePort(text: string): number | undefined {
 }
 
 function withValidId(sandboxId: string, port: number): RequestTarget | RoutingRefusal {
-	return SANDBOX_ID_PATTERN.test(sandboxId) ? { sandboxId, port } : "Invalid sandbox ID";
+	return isE2bSandboxId(sandboxId) ? { sandboxId, port } : "Invalid sandbox ID";
 }
 
 /** parseHost: the whole Host, its port included, as Go's r.Host is. */
@@ -98,8 +96,8 @@ export function targetOf(
 	routing: NodeRouting,
 ): RequestTarget | RoutingRefusal {
 	if (routing === "headers-or-host" && routesOnHeaders(host)) {
-		const sandboxId = firstHeader(rawHeaders, SANDBOX_ID_HEADER);
-		const rawPort = firstHeader(rawHeaders, SANDBOX_PORT_HEADER);
+		const sandboxId = firstHeader(rawHeaders, sandboxIdHeader);
+		const rawPort = firstHeader(rawHeaders, sandboxPortHeader);
 		if (sandboxId !== "" || rawPort !== "") return fromHeaders(sandboxId, rawPort);
 	}
 	return fromHost(host);

@@ -4,6 +4,7 @@
 
 import { randomBytes, randomInt, randomUUID } from "node:crypto";
 import { sleep as sleepUnlessAborted } from "../bridge/backoff.ts";
+import { isE2bSandboxId, maxDnsLabelLength } from "../src/rules/sandbox-hosts.ts";
 import type { CatalogSink } from "./catalog-writer.ts";
 import { createDeadlines } from "./deadlines.ts";
 import type { RunningSandbox, SandboxRuntime } from "./demo-sandbox.ts";
@@ -16,7 +17,6 @@ import {
 	type Log,
 	MAX_PORT_OPEN_DELAY_MS,
 	type OnTimeout,
-	SANDBOX_ID_PATTERN,
 	type SandboxChanges,
 	type SandboxState,
 	type SandboxView,
@@ -150,7 +150,8 @@ interface SandboxRecord {
 	generation: number;
 }
 
-const MAX_ID_LENGTH = 57; // "65535-" + id must fit one 63-character DNS label
+// "65535-" + id must fit one DNS label.
+const MAX_ID_LENGTH = maxDnsLabelLength - "65535-".length;
 const ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789";
 
 function randomId(): string {
@@ -335,7 +336,7 @@ export function createRegistry(options: RegistryOptions): SandboxRegistry {
 
 	function validateCreate(input: CreateSandboxInput): void {
 		if (input.id !== undefined) {
-			if (!SANDBOX_ID_PATTERN.test(input.id)) {
+			if (!isE2bSandboxId(input.id)) {
 				throw new RegistryError(400, "id must match ^[a-z0-9]+$");
 			}
 			if (input.id.length > MAX_ID_LENGTH) {

@@ -1,9 +1,14 @@
 // Fails when the committed protobuf code differs from what buf would generate
-// from proto/ now, so that a proto change cannot land without its code.
+// from proto/ now, so that a proto change cannot land without its code; and
+// when docs/configuration.md differs from what scripts/config-docs.ts would
+// write from the settings' table, or leaves out a setting or binding.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
+import { bindings } from "../src/config/bindings.ts";
+import { settings } from "../src/config/settings.ts";
+import { configDocsPath, renderConfigDocs } from "./config-docs.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const committed = join(root, "src/gen");
@@ -14,6 +19,23 @@ function filesUnder(dir: string): string[] {
 		const path = join(dir, name);
 		return statSync(path).isDirectory() ? filesUnder(path) : [path];
 	});
+}
+
+checkConfigDocs();
+
+function checkConfigDocs(): void {
+	const committed = existsSync(configDocsPath) ? readFileSync(configDocsPath, "utf8") : "";
+	const names = [...Object.keys(settings), ...Object.keys(bindings)];
+	const missing = names.filter((name) => !committed.includes(`| \`${name}\` |`));
+	if (missing.length > 0 || committed !== renderConfigDocs()) {
+		const which = missing.length > 0 ? ` (it leaves out ${missing.join(", ")})` : "";
+		console.error(
+			`docs/configuration.md is out of date with src/config/settings.ts, bindings.ts or wrangler.toml${which}. Run: npm run docs:config`,
+		);
+		process.exitCode = 1;
+	} else {
+		console.log(`docs/configuration.md matches the settings' table (${names.length} settings and bindings)`);
+	}
 }
 
 try {

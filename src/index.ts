@@ -61,7 +61,7 @@ export default {
  * without end. workerd marks a Worker's subrequests with CF-Worker; in
  * development, a sandbox request that carries it is our own, come back.
  */
-function refuseOwnSubrequest(request: Request, config: Config): void {
+function refuseOwnSubrequest(request: Request, config: Pick<Config, "nodeResolveOverride" | "environment">): void {
 	if (config.nodeResolveOverride === undefined || config.environment !== "development") return;
 	if (request.headers.has("cf-worker")) throw new ProxyError("forwarding_loop");
 }

@@ -2,6 +2,7 @@ import { CatalogClient } from "./catalog/catalog-client.ts";
 import type { Route } from "./catalog/route.ts";
 import type { Config } from "./config.ts";
 import { checkAccessTokens } from "./control-plane/credentials.ts";
+import { Deadline } from "./deadline.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { forwardToNode } from "./forwarding/forward.ts";
 import { isNativeGrpc, nativeGrpcRefusal } from "./forwarding/native-grpc.ts";
@@ -128,21 +129,17 @@ async function routeOrWaitingPage(context: ProxyContext, catalog: CatalogClient)
 	const lookup = catalog.route();
 	const afterMs = context.config.waitingPageAfterMs;
 	if (afterMs === 0 || !isNavigation(context.request)) return lookup;
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const patience = new Promise<typeof waiting>((resolve) => {
-		timer = setTimeout(() => resolve(waiting), afterMs);
-	});
+	const patience = new Deadline(afterMs);
 	try {
-		const first = await Promise.race([lookup, patience]);
-		if (first === waiting) {
-			context.trace.page = "waiting";
-			// Its failure is the page's to show, and the next request's to meet.
-			context.waitUntil(lookup.catch(() => {}));
-		}
-		return first;
+		const route = await Promise.race([lookup, patience.expired]);
+		if (route !== undefined) return route;
 	} finally {
-		if (timer !== null) clearTimeout(timer);
+		patience.clear();
 	}
+	context.trace.page = "waiting";
+	// Its failure is the page's to show, and the next request's to meet.
+	context.waitUntil(lookup.catch(() => {}));
+	return waiting;
 }
 
 /**

@@ -1,6 +1,13 @@
 import type { Config } from "./config.ts";
 import { excerpt } from "./errors/excerpt.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
+import {
+	isSandboxId,
+	sandboxIdHeader,
+	sandboxIdRule,
+	sandboxPortHeader,
+	sharedHostLabel,
+} from "./rules/sandbox-hosts.ts";
 
 /** Which sandbox and port a request is for. */
 export interface SandboxTarget {
@@ -16,15 +23,8 @@ export interface SandboxTarget {
  */
 export type HostRoute = { kind: "catalog-api" } | { kind: "sandbox"; target: SandboxTarget; sharedHostDomain?: string };
 
-export const sandboxIdHeader = "e2b-sandbox-id";
-export const sandboxPortHeader = "e2b-sandbox-port";
-
-const sandboxIdPattern = /^[a-z0-9]+$/;
-// A DNS label holds at most 63 characters, and so can an ID routed by header.
-const maxSandboxIdLength = 63;
 // Decimal, as E2B parses it; leading zeros are allowed ("03000" is 3000).
 const portPattern = /^[0-9]{1,5}$/;
-const sharedHostLabel = "sandbox";
 // Has no "-", so no sandbox's host can be this one.
 const catalogApiLabel = "edge";
 
@@ -35,7 +35,11 @@ const catalogApiLabel = "edge";
  * or an IP literal), from the E2b-Sandbox-Id and E2b-Sandbox-Port headers.
  * Throws a ProxyError (400) saying what is wrong.
  */
-export function routeHost(host: string, headers: Headers, config: Config): HostRoute {
+export function routeHost(
+	host: string,
+	headers: Headers,
+	config: Pick<Config, "environment" | "sandboxDomains">,
+): HostRoute {
 	// A fully qualified host may end in a dot ("3000-abc.example.com.").
 	const hostname = stripPort(host.trim()).replace(/\.$/, "");
 	if (hostname === "") throw new ProxyError("invalid_host", { message: "The request has no Host" });
@@ -107,15 +111,10 @@ export function parsePort(text: string, sandboxId?: string): number {
 	return port;
 }
 
-/** Whether `text` can be a sandbox ID: it must fit one DNS label of a sandbox's host. */
-export function isSandboxId(text: string): boolean {
-	return text.length <= maxSandboxIdLength && sandboxIdPattern.test(text);
-}
-
 export function checkSandboxId(sandboxId: string): string {
 	if (!isSandboxId(sandboxId)) {
 		throw new ProxyError("invalid_sandbox_id", {
-			message: `The sandbox ID must be 1 to ${maxSandboxIdLength} lowercase letters and digits, got "${excerpt(sandboxId, 64)}"`,
+			message: `The sandbox ID must be ${sandboxIdRule}, got "${excerpt(sandboxId, 64)}"`,
 		});
 	}
 	return sandboxId;

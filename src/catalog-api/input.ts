@@ -3,7 +3,14 @@ import type { PushedRoute, RouteDetails } from "../catalog/route.ts";
 import { isNodeIp } from "../control-plane/node-ip.ts";
 import { excerpt } from "../errors/excerpt.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
-import { isSandboxId } from "../routing.ts";
+import {
+	catalogTextRule,
+	isCatalogText,
+	isRfc3339DateTime,
+	maxRouteTtlSeconds,
+	maxSandboxLengthHours,
+} from "../rules/catalog-limits.ts";
+import { isSandboxId, sandboxIdRule } from "../rules/sandbox-hosts.ts";
 
 /**
  * Reading and checking what the control plane sends to the catalog API. The
@@ -15,12 +22,6 @@ import { isSandboxId } from "../routing.ts";
 export const maxSingleBodyBytes = 16 * 1024;
 export const maxBatchBodyBytes = 1024 * 1024;
 export const maxBatchItems = 1000;
-// A route pushed for longer than a year is a mistake, not a sandbox.
-const maxTtlSeconds = 366 * 24 * 3600;
-const maxTextLength = 128;
-// Printable ASCII without spaces: UUIDs, node IDs, team IDs.
-const textPattern = /^[\x21-\x7e]+$/;
-const rfc3339Pattern = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
 
 export class InvalidInput extends ProxyError {
 	constructor(field: string, problem: string) {
@@ -32,7 +33,7 @@ export class InvalidInput extends ProxyError {
 export function checkedSandboxId(value: unknown, field: string): string {
 	if (typeof value !== "string") throw new InvalidInput(field, "must be a string");
 	if (!isSandboxId(value)) {
-		throw new InvalidInput(field, `must be 1 to 63 lowercase letters and digits, got "${excerpt(value, 64)}"`);
+		throw new InvalidInput(field, `must be ${sandboxIdRule}, got "${excerpt(value, 64)}"`);
 	}
 	return value;
 }
@@ -68,8 +69,8 @@ export function pushedRoute(value: unknown, prefix = "", allowed: ReadonlySet<st
 	}
 	const ttl = body.ttl_seconds;
 	if (ttl === undefined || ttl === null) throw new InvalidInput(field("ttl_seconds"), "is required");
-	if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > maxTtlSeconds) {
-		throw new InvalidInput(field("ttl_seconds"), `must be an integer from 1 to ${maxTtlSeconds}`);
+	if (typeof ttl !== "number" || !Number.isInteger(ttl) || ttl < 1 || ttl > maxRouteTtlSeconds) {
+		throw new InvalidInput(field("ttl_seconds"), `must be an integer from 1 to ${maxRouteTtlSeconds}`);
 	}
 	return {
 		nodeIp,
@@ -90,8 +91,11 @@ function details(body: Record<string, unknown>, field: (name: string) => string)
 		result.sandboxEndTime = dateTime(body.sandbox_end_time, field("sandbox_end_time"));
 	if (present(body.sandbox_max_length_in_hours)) {
 		const hours = body.sandbox_max_length_in_hours;
-		if (typeof hours !== "number" || !Number.isInteger(hours) || hours < 0 || hours > 100_000) {
-			throw new InvalidInput(field("sandbox_max_length_in_hours"), "must be an integer from 0 to 100000");
+		if (typeof hours !== "number" || !Number.isInteger(hours) || hours < 0 || hours > maxSandboxLengthHours) {
+			throw new InvalidInput(
+				field("sandbox_max_length_in_hours"),
+				`must be an integer from 0 to ${maxSandboxLengthHours}`,
+			);
 		}
 		result.sandboxMaxLengthInHours = hours;
 	}
@@ -105,7 +109,7 @@ function details(body: Record<string, unknown>, field: (name: string) => string)
 }
 
 function dateTime(value: unknown, field: string): string {
-	if (typeof value !== "string" || !rfc3339Pattern.test(value) || Number.isNaN(Date.parse(value))) {
+	if (typeof value !== "string" || !isRfc3339DateTime(value)) {
 		throw new InvalidInput(field, "must be an RFC 3339 date-time");
 	}
 	return value;
@@ -118,9 +122,7 @@ function present(value: unknown): boolean {
 
 function text(value: unknown, field: string): string {
 	if (typeof value !== "string") throw new InvalidInput(field, "must be a string");
-	if (value.length > maxTextLength || !textPattern.test(value)) {
-		throw new InvalidInput(field, `must be 1 to ${maxTextLength} printable ASCII characters without spaces`);
-	}
+	if (!isCatalogText(value)) throw new InvalidInput(field, `must be ${catalogTextRule}`);
 	return value;
 }
 

@@ -185,14 +185,17 @@ export class CatalogClient {
 	}
 }
 
-let trafficReports: TtlCache<true> | undefined;
+let trafficReports: { ttlMs: number; reported: TtlCache<true> } | undefined;
 const maxTrafficReports = 10_000;
 
-/** When this isolate last reported traffic to each sandbox's object. */
-function isolateTrafficReports(config: Config): TtlCache<true> {
-	// Its own bound: even with the route cache off, a busy sandbox is reported once per interval.
-	trafficReports ??= new TtlCache({ ttlMs: config.trafficKeepaliveIntervalMs, maxEntries: maxTrafficReports });
-	return trafficReports;
+/** When this isolate last reported traffic to each sandbox's object; forgotten when the interval changes. */
+function isolateTrafficReports(config: Pick<Config, "trafficKeepaliveIntervalMs">): TtlCache<true> {
+	const ttlMs = config.trafficKeepaliveIntervalMs;
+	if (trafficReports === undefined || trafficReports.ttlMs !== ttlMs) {
+		// Its own bound: even with the route cache off, a busy sandbox is reported once per interval.
+		trafficReports = { ttlMs, reported: new TtlCache({ ttlMs, maxEntries: maxTrafficReports }) };
+	}
+	return trafficReports.reported;
 }
 
 function failureError(sandboxId: string, failure: ResumeFailure): ProxyError {
@@ -209,7 +212,7 @@ function failureError(sandboxId: string, failure: ResumeFailure): ProxyError {
  */
 export async function callCatalogObject<T>(
 	env: Env,
-	config: Config,
+	config: Pick<Config, "catalogLocationHint">,
 	sandboxId: string,
 	method: (stub: DurableObjectStub<SandboxRoute>) => Promise<T>,
 ): Promise<T> {

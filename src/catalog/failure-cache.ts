@@ -45,10 +45,14 @@ export class FailureCache {
 	}
 }
 
-let isolateCache: FailureCache | undefined;
+let isolateCache: { ttlMs: number; maxEntries: number; cache: FailureCache } | undefined;
 
-/** The one failure cache of this isolate, shared by every request it serves. */
-export function isolateFailureCache(config: Config): FailureCache {
-	isolateCache ??= new FailureCache({ ttlMs: config.routeCacheTtlMs, maxEntries: config.negativeCacheMaxEntries });
-	return isolateCache;
+/** The one failure cache of this isolate, shared by every request it serves: made again, empty, for other settings. */
+export function isolateFailureCache(config: Pick<Config, "routeCacheTtlMs" | "negativeCacheMaxEntries">): FailureCache {
+	const ttlMs = config.routeCacheTtlMs;
+	const maxEntries = config.negativeCacheMaxEntries;
+	if (isolateCache === undefined || isolateCache.ttlMs !== ttlMs || isolateCache.maxEntries !== maxEntries) {
+		isolateCache = { ttlMs, maxEntries, cache: new FailureCache({ ttlMs, maxEntries }) };
+	}
+	return isolateCache.cache;
 }

@@ -1,4 +1,5 @@
 import type { ResumeFailure } from "../resume-types.ts";
+import { backoffDelay } from "../rules/backoff.ts";
 
 export interface FailureMemorySettings {
 	notFoundCacheMs: number;
@@ -28,6 +29,7 @@ export interface RememberedFailure {
 // Refusals are kept per credentials; a flood of distinct tokens must not
 // grow the object's memory without end, so the oldest are dropped first.
 const maxRememberedRefusals = 256;
+// A failing control plane is asked again after this, doubling per failure.
 const firstBackoffMs = 1000;
 
 /**
@@ -135,9 +137,7 @@ export class FailureMemory {
 		// A failure long after the last backoff ended starts a new series.
 		const previous = this.#backoff !== undefined && now < this.#backoff.until + max ? this.#backoff.failures : 0;
 		const failures = previous + 1;
-		const ceiling = Math.min(max, firstBackoffMs * 2 ** Math.min(failures - 1, 20));
-		// "Equal jitter": never less than half the ceiling, so the backoff still grows.
-		const delay = ceiling / 2 + Math.random() * (ceiling / 2);
+		const delay = backoffDelay(failures, { baseMs: firstBackoffMs, capMs: max });
 		// Callers who did not wait for this attempt get a 503 that says when
 		// the next one will be; a timeout's 504 would tell them they waited.
 		const remembered: ResumeFailure =

@@ -36,7 +36,7 @@ export interface KeepAliveContext {
 	/** The caller's credentials, which a node accepted (a refused request is no traffic), and their key. */
 	credentials: ResumeCredentials;
 	credentialsKey: string;
-	config: Config;
+	config: Pick<Config, "trafficKeepaliveIntervalMs">;
 	client: ControlPlaneClient;
 	/** Stored, not kept in memory: an object idle between two intervals is evicted. */
 	kv: SyncKvStorage;

@@ -35,7 +35,9 @@ function signatureOf(entry: LocationEntry): string {
 export class LocationCache {
 	readonly #ttlMs: number;
 	readonly #keyOrigin: string;
-	#cache: Promise<Cache> | undefined;
+	// The opened cache, once it is: a promise kept here would be shared by
+	// the isolate's requests, and cancelled when the one that made it ends.
+	#cache: Cache | undefined;
 	/**
 	 * What this isolate last put for each sandbox, and until when it holds:
 	 * the requests that waited on one wake all learn the same route, and one
@@ -105,8 +107,8 @@ export class LocationCache {
 		}
 	}
 
-	#open(): Promise<Cache> {
-		this.#cache ??= caches.open(cacheName);
+	async #open(): Promise<Cache> {
+		this.#cache ??= await caches.open(cacheName);
 		return this.#cache;
 	}
 
@@ -115,13 +117,18 @@ export class LocationCache {
 	}
 }
 
-let isolateHandle: LocationCache | undefined;
+let isolateHandle: { ttlMs: number; domain: string | undefined; cache: LocationCache } | undefined;
 
-/** This isolate's handle on its location's cache; keys are URLs on a served domain's catalog host. */
-export function locationCache(config: Config): LocationCache {
-	isolateHandle ??= new LocationCache({
-		ttlMs: config.locationCacheTtlMs,
-		keyOrigin: `https://edge.${config.sandboxDomains[config.sandboxDomains.length - 1]}`,
-	});
-	return isolateHandle;
+/**
+ * This isolate's handle on its location's cache; keys are URLs on a served
+ * domain's catalog host. Made again for other settings, with no memory of
+ * what the last one put.
+ */
+export function locationCache(config: Pick<Config, "locationCacheTtlMs" | "sandboxDomains">): LocationCache {
+	const ttlMs = config.locationCacheTtlMs;
+	const domain = config.sandboxDomains[config.sandboxDomains.length - 1];
+	if (isolateHandle === undefined || isolateHandle.ttlMs !== ttlMs || isolateHandle.domain !== domain) {
+		isolateHandle = { ttlMs, domain, cache: new LocationCache({ ttlMs, keyOrigin: `https://edge.${domain}` }) };
+	}
+	return isolateHandle.cache;
 }

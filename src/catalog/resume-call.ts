@@ -13,7 +13,7 @@ export interface ResumeCall {
 	credentials: ResumeCredentials;
 	/** The credentials' key, under which a refusal is remembered. */
 	key: string;
-	config: Config;
+	config: Pick<Config, "controlPlaneProtocol" | "notFoundCacheMs" | "routeTtlMs">;
 	client: ControlPlaneClient;
 	store: RouteStore;
 	state: RouteState;

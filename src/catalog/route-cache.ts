@@ -38,10 +38,18 @@ export class RouteCache {
 	}
 }
 
-let isolateCache: RouteCache | undefined;
+let isolateCache: { ttlMs: number; maxEntries: number; cache: RouteCache } | undefined;
 
-/** The one cache of this isolate, shared by every request it serves. */
-export function isolateRouteCache(config: Config): RouteCache {
-	isolateCache ??= new RouteCache({ ttlMs: config.routeCacheTtlMs, maxEntries: config.routeCacheMaxEntries });
-	return isolateCache;
+/**
+ * The one cache of this isolate, shared by every request it serves: made
+ * again, empty, for settings other than those it was made with. Two reads
+ * and two comparisons, so that a hit stays a synchronous Map lookup.
+ */
+export function isolateRouteCache(config: Pick<Config, "routeCacheTtlMs" | "routeCacheMaxEntries">): RouteCache {
+	const ttlMs = config.routeCacheTtlMs;
+	const maxEntries = config.routeCacheMaxEntries;
+	if (isolateCache === undefined || isolateCache.ttlMs !== ttlMs || isolateCache.maxEntries !== maxEntries) {
+		isolateCache = { ttlMs, maxEntries, cache: new RouteCache({ ttlMs, maxEntries }) };
+	}
+	return isolateCache.cache;
 }

@@ -156,19 +156,19 @@ function hasSchema(sql: SqlStorage): boolean {
 	);
 }
 
-export function migrate(sql: SqlStorage, fresh = currentSchema): void {
+export function migrate(sql: SqlStorage): void {
 	sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
 	const applied = sql
 		.exec<{ version: number }>("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
 		.one().version;
-	if (applied === 0 && fresh !== "") {
+	if (applied === 0) {
 		try {
-			sql.exec(fresh);
+			sql.exec(currentSchema);
 			const now = Date.now();
 			const rows = migrations.map((_, i) => `(${i + 1}, ${now})`).join(", ");
 			sql.exec(`INSERT INTO schema_migrations (version, applied_at) VALUES ${rows}`);
 		} catch (error) {
-			throw new SqlError(fresh, error);
+			throw new SqlError(currentSchema, error);
 		}
 		return;
 	}

@@ -209,7 +209,7 @@ export class SandboxRoute extends DurableObject<Env> {
 		else await this.#forget();
 	}
 
-	#failureMemory(config: Config): FailureMemory {
+	#failureMemory(config: Pick<Config, "notFoundCacheMs" | "refusalCacheMs" | "resumeBackoffMaxMs">): FailureMemory {
 		this.#failures ??= objectFailureMemory(config, this.ctx.storage.kv, () => this.#store.holdsStorage());
 		return this.#failures;
 	}

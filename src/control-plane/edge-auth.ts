@@ -24,7 +24,7 @@ const tokenObjectName = "control-plane-token";
 // objects: the object is asked once per isolate per token, not per call.
 let held: IssuedToken | undefined;
 
-export function edgeAuth(env: Env, config: Config): EdgeAuth {
+export function edgeAuth(env: Env, config: Pick<Config, "controlPlaneAuth" | "catalogLocationHint">): EdgeAuth {
 	const auth = config.controlPlaneAuth;
 	if (auth.mode === "api_secret") {
 		const credential: EdgeCredential = { ok: true, headers: { "x-e2b-client-proxy-auth": auth.apiSecret } };

@@ -9,7 +9,9 @@ import { SandboxService } from "../gen/proxy/proxy_pb.ts";
 const maxResponseBytes = 64 * 1024;
 
 /** A SandboxService client over the configured protocol, which reads answers defensively. */
-export function sandboxServiceClient(config: Config): Client<typeof SandboxService> {
+export function sandboxServiceClient(
+	config: Pick<Config, "controlPlaneUrl" | "controlPlaneProtocol">,
+): Client<typeof SandboxService> {
 	const transportOptions = {
 		baseUrl: config.controlPlaneUrl,
 		useBinaryFormat: true,

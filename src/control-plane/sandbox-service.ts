@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Config } from "../config.ts";
+import { Deadline } from "../deadline.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
 import { classifyResumeError, clientProtocolErrorPrefix } from "./classify-error.ts";
 import type { EdgeAuth } from "./edge-auth.ts";
@@ -40,7 +41,10 @@ const callerRefusals: ReadonlySet<Code> = new Set([Code.Unauthenticated, Code.Pe
  * into a value: it never throws, and it answers by its deadline even if the
  * control plane keeps a malformed body open.
  */
-export function createControlPlaneClient(config: Config, auth: EdgeAuth): ControlPlaneClient {
+export function createControlPlaneClient(
+	config: Pick<Config, "controlPlaneUrl" | "controlPlaneProtocol" | "resumeTimeoutMs">,
+	auth: EdgeAuth,
+): ControlPlaneClient {
 	const client = sandboxServiceClient(config);
 	return {
 		async resume(sandboxId, credentials) {
@@ -94,16 +98,9 @@ async function authenticated<T>(
 	timeoutMs: number,
 	send: (edgeHeaders: Record<string, string>, signal: AbortSignal) => Promise<T>,
 ): Promise<Attempt<T> | "timed_out" | "no_credential"> {
-	const abort = new AbortController();
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const deadline = new Promise<"timed_out">((resolve) => {
-		timer = setTimeout(() => {
-			abort.abort();
-			resolve("timed_out");
-		}, timeoutMs);
-	});
+	const deadline = new Deadline(timeoutMs);
 	const attempt = (headers: Record<string, string>): Promise<Attempt<T>> =>
-		send(headers, abort.signal).then(
+		send(headers, deadline.signal).then(
 			(value) => ({ ok: true, value }),
 			(error: unknown) => ({ ok: false, error }),
 		);
@@ -111,9 +108,9 @@ async function authenticated<T>(
 		const credential = await auth.credential();
 		if (!credential.ok) return "no_credential";
 		const first = await attempt(credential.headers);
-		if (first.ok || abort.signal.aborted) return first;
+		if (first.ok || deadline.passed) return first;
 		const fresher = await auth.afterRejection(credential, ConnectError.from(first.error).code);
-		if (fresher === undefined || abort.signal.aborted) return first;
+		if (fresher === undefined || deadline.passed) return first;
 		// Our credential was refused and no other can be had: that is ours to
 		// report (a 503), not a refusal of the caller.
 		if (!fresher.ok) return "no_credential";
@@ -122,9 +119,9 @@ async function authenticated<T>(
 	try {
 		// connect-es's own timeout does not bound reading a body that the
 		// server leaves open, so the deadline is also raced here.
-		return await Promise.race([calls, deadline]);
+		return (await Promise.race([calls, deadline.expired])) ?? "timed_out";
 	} finally {
-		if (timer !== null) clearTimeout(timer);
+		deadline.clear();
 	}
 }
 

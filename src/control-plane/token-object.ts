@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { configFrom } from "../config.ts";
 import { logEvent } from "../log.ts";
+import { type BackoffPolicy, backoffCeiling } from "../rules/backoff.ts";
 import { type IssuedToken, type OAuth2Settings, requestToken } from "./token-request.ts";
 
 /** What the token object answers: a token to use, or when asking is worth it again. */
@@ -15,9 +16,9 @@ export type Rejection = "unauthenticated" | "permission_denied";
 // of refused requests cannot make us ask the token endpoint at will.
 export const deniedTokenMinAgeMs = 30_000;
 const deniedRefreshIntervalMs = 5 * 60_000;
-// A token endpoint that failed is asked again after this, doubling.
-const firstBackoffMs = 1_000;
-const maxBackoffMs = 30_000;
+// A token endpoint that failed is asked again after 1 s, doubling per
+// failure up to 30 s. Not jittered: there is one token object.
+const tokenBackoff: BackoffPolicy = { baseMs: 1_000, capMs: 30_000 };
 /** The token's key in the object's storage. */
 const tokenKey = "token";
 
@@ -33,7 +34,7 @@ const tokenKey = "token";
 export class ControlPlaneToken extends DurableObject<Env> {
 	#token: IssuedToken | undefined;
 	#refreshing: Promise<TokenAnswer> | undefined;
-	#failure: { retryAt: number; backoffMs: number } | undefined;
+	#failure: { retryAt: number; failures: number } | undefined;
 	#lastDeniedRefreshAt = 0;
 
 	constructor(ctx: DurableObjectState, env: Env) {
@@ -99,7 +100,7 @@ export class ControlPlaneToken extends DurableObject<Env> {
 
 	async #fetch(replacing: boolean): Promise<TokenAnswer> {
 		const settings = oauth2Settings(this.env);
-		if (settings === undefined) return { ok: false, retryAt: Date.now() + maxBackoffMs };
+		if (settings === undefined) return { ok: false, retryAt: Date.now() + tokenBackoff.capMs };
 		const startedAt = Date.now();
 		const outcome = await requestToken(settings);
 		const now = Date.now();
@@ -117,8 +118,8 @@ export class ControlPlaneToken extends DurableObject<Env> {
 			this.#failure = undefined;
 			return { ok: true, token: outcome.token };
 		}
-		const backoffMs = Math.min(maxBackoffMs, (this.#failure?.backoffMs ?? firstBackoffMs / 2) * 2);
-		this.#failure = { retryAt: now + backoffMs, backoffMs };
+		const failures = (this.#failure?.failures ?? 0) + 1;
+		this.#failure = { retryAt: now + backoffCeiling(failures, tokenBackoff), failures };
 		return this.#stillValid(now, replacing) ?? { ok: false, retryAt: this.#failure.retryAt };
 	}
 

@@ -1,5 +1,6 @@
 import { readUpTo } from "../bytes.ts";
 import type { ControlPlaneAuth } from "../config.ts";
+import { Deadline } from "../deadline.ts";
 
 export type OAuth2Settings = Extract<ControlPlaneAuth, { mode: "oauth2" }>;
 
@@ -37,14 +38,7 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 	const form = new URLSearchParams({ grant_type: "client_credentials", scope: settings.scope });
 	if (settings.audience !== undefined) form.set("audience", settings.audience);
 	const basic = btoa(`${formEncode(settings.clientId)}:${formEncode(settings.clientSecret)}`);
-	const abort = new AbortController();
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const deadline = new Promise<void>((resolve) => {
-		timer = setTimeout(() => {
-			abort.abort();
-			resolve();
-		}, settings.tokenTimeoutMs);
-	});
+	const deadline = new Deadline(settings.tokenTimeoutMs);
 	try {
 		let response: Response;
 		try {
@@ -58,10 +52,10 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 				body: form.toString(),
 				// A redirect must not carry the client's secret elsewhere.
 				redirect: "manual",
-				signal: abort.signal,
+				signal: deadline.signal,
 			});
 		} catch {
-			return { ok: false, reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint unreachable" };
+			return { ok: false, reason: deadline.passed ? "token endpoint timed out" : "token endpoint unreachable" };
 		}
 		const reader = response.body?.getReader();
 		let head: { bytes: Uint8Array; complete: boolean };
@@ -69,16 +63,16 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 			head =
 				reader === undefined
 					? { bytes: new Uint8Array(), complete: true }
-					: await readUpTo(reader, maxAnswerBytes, deadline);
+					: await readUpTo(reader, maxAnswerBytes, deadline.expired);
 		} catch {
 			// The connection broke mid-answer.
-			return { ok: false, reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint answer cut off" };
+			return { ok: false, reason: deadline.passed ? "token endpoint timed out" : "token endpoint answer cut off" };
 		}
 		if (!head.complete) {
 			await reader?.cancel().catch(() => {});
 			return {
 				ok: false,
-				reason: abort.signal.aborted ? "token endpoint timed out" : "token endpoint answer too large",
+				reason: deadline.passed ? "token endpoint timed out" : "token endpoint answer too large",
 			};
 		}
 		const text = new TextDecoder().decode(head.bytes);
@@ -87,7 +81,7 @@ export async function requestToken(settings: OAuth2Settings): Promise<TokenReque
 		}
 		return parseTokenAnswer(text, Date.now());
 	} finally {
-		if (timer !== null) clearTimeout(timer);
+		deadline.clear();
 	}
 }
 

@@ -1,4 +1,4 @@
-import { wantsJson } from "./negotiate.ts";
+import { wantsHtml } from "../rules/negotiate.ts";
 import type { ProxyError } from "./proxy-error.ts";
 
 export interface ErrorBody {
@@ -17,9 +17,9 @@ export function errorBody(error: ProxyError): ErrorBody {
 	};
 }
 
-/** The response for an error the proxy raises itself, negotiated per the contract. */
+/** The response for an error the proxy raises itself, negotiated as E2B's proxy does (src/rules/negotiate.ts). */
 export function renderError(error: ProxyError, requestHeaders: Headers): Response {
-	if (wantsJson(requestHeaders)) return renderJsonError(error);
+	if (!wantsHtml((name) => requestHeaders.get(name) ?? "")) return renderJsonError(error);
 	const body = errorBody(error);
 	const headers = errorHeaders(error);
 	headers.set("content-type", "text/html; charset=utf-8");

@@ -1,6 +1,7 @@
 import type { Route } from "../catalog/route.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
-import { type SandboxTarget, sandboxIdHeader, sandboxPortHeader } from "../routing.ts";
+import type { SandboxTarget } from "../routing.ts";
+import { sandboxIdHeader, sandboxPortHeader } from "../rules/sandbox-hosts.ts";
 
 // RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies
 // still meet. Upgrade is handled apart: a WebSocket handshake needs it.

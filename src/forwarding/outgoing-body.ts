@@ -1,4 +1,5 @@
 import { type Head, readUpTo } from "../bytes.ts";
+import { Deadline } from "../deadline.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 
 /**
@@ -36,18 +37,15 @@ export async function outgoingBody(request: Request, sandboxId: string, idleTime
 		return { kind: "stream", upload: new StreamedUpload(request.body, length, idleTimeoutMs) };
 	}
 	const reader = request.body.getReader();
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const deadline = new Promise((resolve) => {
-		timer = setTimeout(resolve, idleTimeoutMs);
-	});
+	const deadline = new Deadline(idleTimeoutMs);
 	let head: Head;
 	try {
-		head = await readUpTo(reader, length, deadline);
+		head = await readUpTo(reader, length, deadline.expired);
 	} catch (error) {
 		// The client went away, or sent less than it announced.
 		throw new ProxyError("request_body_incomplete", { sandboxId, cause: error });
 	} finally {
-		if (timer !== null) clearTimeout(timer);
+		deadline.clear();
 	}
 	if (head.pending !== undefined) {
 		reader.cancel().catch(() => {});
@@ -67,17 +65,18 @@ const maxDiscardedBodyOnGetBytes = 16 * 1024 * 1024;
 /** Reads and drops a body, up to `maxBytes` and for at most `timeoutMs`; then lets go of the rest. */
 async function discard(body: ReadableStream<Uint8Array>, maxBytes: number, timeoutMs: number): Promise<void> {
 	const reader = body.getReader();
-	const signal = AbortSignal.timeout(timeoutMs);
-	const expired = new Promise<"expired">((resolve) => signal.addEventListener("abort", () => resolve("expired")));
+	const deadline = new Deadline(timeoutMs);
 	let read = 0;
 	try {
 		while (read <= maxBytes) {
-			const next = await Promise.race([reader.read(), expired]);
-			if (next === "expired" || next.done) break;
+			const next = await Promise.race([reader.read(), deadline.expired]);
+			if (next === undefined || next.done) break;
 			read += next.value.byteLength;
 		}
 	} catch {
 		// The client went away: nobody is left to answer.
+	} finally {
+		deadline.clear();
 	}
 	reader.cancel().catch(() => {});
 }
@@ -218,18 +217,15 @@ export class StreamedUpload {
 
 	/** One read, given up once the client has sent nothing for the idle timeout. */
 	async #read(reader: ReadableStreamBYOBReader): Promise<ReadableStreamReadResult<Uint8Array>> {
-		let timer: ReturnType<typeof setTimeout> | null = null;
-		const stalled = new Promise<never>((_, reject) => {
-			timer = setTimeout(() => {
-				this.#stalled = true;
-				reject(new Error("the request body stopped arriving"));
-			}, this.#idleTimeoutMs);
-		});
+		const idle = new Deadline(this.#idleTimeoutMs);
 		try {
-			return await Promise.race([reader.read(new Uint8Array(readSize)), stalled]);
+			const read = await Promise.race([reader.read(new Uint8Array(readSize)), idle.expired]);
+			if (read !== undefined) return read;
 		} finally {
-			if (timer !== null) clearTimeout(timer);
+			idle.clear();
 		}
+		this.#stalled = true;
+		throw new Error("the request body stopped arriving");
 	}
 
 	async #pipeTheRest(source: ReadableStream<Uint8Array>, reader: ReadableStreamBYOBReader): Promise<void> {

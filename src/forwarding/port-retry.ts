@@ -2,8 +2,10 @@ import type { Route } from "../catalog/route.ts";
 import type { Config } from "../config.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxTarget } from "../routing.ts";
+import { backoffCeiling } from "../rules/backoff.ts";
 import type { NodeAnswer } from "./sandbox-not-here.ts";
 
+// Retries wait PORT_RETRY_DELAY_MS, doubling, but never more than this.
 const maxPortRetryDelayMs = 1000;
 
 type PortRetrySettings = Pick<Config, "portRetryWindowMs" | "portRetryAttempts" | "portRetryDelayMs">;
@@ -41,9 +43,8 @@ async function retried(
 		if (answer.notHere || !answer.portClosed || !replayable) return answer;
 		if (Date.now() - resumedAt >= config.portRetryWindowMs) return answer;
 		await answer.response.body?.cancel();
-		await new Promise((resolve) =>
-			setTimeout(resolve, Math.min(config.portRetryDelayMs * 2 ** attempt, maxPortRetryDelayMs)),
-		);
+		const delayMs = backoffCeiling(attempt + 1, { baseMs: config.portRetryDelayMs, capMs: maxPortRetryDelayMs });
+		await new Promise((resolve) => setTimeout(resolve, delayMs));
 		logEvent("port_retry", { sandboxId: target.sandboxId, port: target.port, attempt: attempt + 1 });
 		answer = await sendOnce();
 	}

@@ -1,4 +1,5 @@
 import { type Head, readUpTo } from "../bytes.ts";
+import { Deadline } from "../deadline.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 import type { SandboxTarget } from "../routing.ts";
 
@@ -64,19 +65,16 @@ export async function readNodeAnswer(
 	if (format === null || response.body === null) return passOn(response);
 
 	const reader = response.body.getReader();
-	let timer: ReturnType<typeof setTimeout> | null = null;
-	const deadline = new Promise((resolve) => {
-		timer = setTimeout(resolve, maxInspectionMs);
-	});
+	const deadline = new Deadline(maxInspectionMs);
 	let head: Head;
 	try {
-		head = await readUpTo(reader, maxInspectedBytes, deadline);
+		head = await readUpTo(reader, maxInspectedBytes, deadline.expired);
 	} catch (error) {
 		// The node cut its own 502 off: whatever it was, it failed, and the
 		// request may have reached a sandbox, so nothing is sent again.
 		throw new ProxyError("node_unreachable", { sandboxId, cause: error });
 	} finally {
-		if (timer !== null) clearTimeout(timer);
+		deadline.clear();
 	}
 	const text = head.complete ? new TextDecoder().decode(head.bytes) : "";
 	if (head.complete && isNotHerePage(text, format, sandboxId)) return { notHere: true };

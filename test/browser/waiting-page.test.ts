@@ -20,7 +20,11 @@ beforeAll(async () => {
 			`no browser at ${executablePath}: install Debian's chromium (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
 		);
 	}
-	env = await startE2eStack({ resumeDelayMs: 2_500, workerVars: { WAITING_PAGE_AFTER_MS: "500" } });
+	// Wakes held long by the tests below; RESUME_TIMEOUT_MS past them.
+	env = await startE2eStack({
+		resumeDelayMs: 2_500,
+		workerVars: { WAITING_PAGE_AFTER_MS: "500", RESUME_TIMEOUT_MS: "30000" },
+	});
 	browser = await chromium.launch({
 		executablePath,
 		headless: true,
@@ -57,6 +61,9 @@ function appUrl(id: string): string {
 describe("a browser opening a paused sandbox", () => {
 	it("sees the waiting page follow the wake, then the app, with one resume", async () => {
 		const id = await pausedSandbox();
+		// A wake of 6.5 s: the page (after 0.5 s) loads, and shows it going on,
+		// well before it ends, even on a loaded machine.
+		await env.admin.setFault({ sandboxId: id, delayMs: 4_000, times: 1 });
 		const page = await browser.newPage();
 		const violations: string[] = [];
 		page.on("console", (message) => {
@@ -65,7 +72,7 @@ describe("a browser opening a paused sandbox", () => {
 		await page.goto(appUrl(id), { waitUntil: "domcontentloaded" });
 		expect(await page.title()).toBe(`Waking sandbox ${id}`);
 		await expect
-			.poll(() => page.locator("#phase").textContent(), { timeout: 5_000 })
+			.poll(() => page.locator("#phase").textContent(), { timeout: 10_000 })
 			.toMatch(/Resuming the sandbox: \d+ s so far/);
 		await page.screenshot({ path: join(screenshots, "waiting-page.png") });
 
@@ -79,7 +86,7 @@ describe("a browser opening a paused sandbox", () => {
 				return false;
 			}
 		};
-		await expect.poll(appLoaded, { timeout: 15_000 }).toBe(true);
+		await expect.poll(appLoaded, { timeout: 30_000 }).toBe(true);
 		expect(env.stack.controlPlane.calls().filter((call) => call.sandboxId === id)).toHaveLength(1);
 		expect(violations).toEqual([]);
 		await page.close();
@@ -87,12 +94,13 @@ describe("a browser opening a paused sandbox", () => {
 
 	it("sees the waiting page turn into an error when the wake fails", async () => {
 		const id = await pausedSandbox();
-		await env.admin.setFault({ sandboxId: id, delayMs: 1_500, code: "NotFound", times: 1 });
+		// Slow enough that the page (after 0.5 s) loads first, even on a loaded machine.
+		await env.admin.setFault({ sandboxId: id, delayMs: 4_000, code: "NotFound", times: 1 });
 		const page = await browser.newPage();
 		await page.goto(appUrl(id), { waitUntil: "domcontentloaded" });
 		expect(await page.title()).toBe(`Waking sandbox ${id}`);
 		await expect
-			.poll(() => page.locator("#title").textContent(), { timeout: 10_000 })
+			.poll(() => page.locator("#title").textContent(), { timeout: 20_000 })
 			.toBe("The sandbox could not be woken");
 		expect(await page.locator("#phase").textContent()).toBe("The sandbox was not found (sandbox_not_found)");
 		await page.screenshot({ path: join(screenshots, "waiting-page-failed.png") });

@@ -168,14 +168,15 @@ function heldLine(count: number, known: number): string {
 
 describe("catalog bridge: the mass-delete guard", () => {
 	it("keeps every route when Redis restarts empty, and deletes them once they are still gone after the hold", async () => {
-		const holdMs = 5000;
+		// Long enough for the checks below to run within it, even on a loaded machine.
+		const holdMs = 15_000;
 		const s = await setUp(N, { massDelete: { holdMs } });
 		try {
 			const downAt = await s.restartEmpty();
 			await waitHeld(s, N);
 			expect(s.log()).toContain(`${heldLine(N, N)} (100%) gone from Redis, over --mass-delete-share 0.5`);
 			expect(s.log()).toContain("--mass-delete-min 10. Redis may have come back empty");
-			expect(s.log()).toContain(`(--mass-delete-hold 5s), or now if you confirm with kill -USR2 ${process.pid}`);
+			expect(s.log()).toContain(`(--mass-delete-hold 15s), or now if you confirm with kill -USR2 ${process.pid}`);
 
 			// During the hold: no delete sent, every route still at the edge and served without a resume.
 			expect(edge.deletesFor(s.ids)).toEqual([]);
@@ -192,9 +193,9 @@ describe("catalog bridge: the mass-delete guard", () => {
 			expect(firstDeleteAt - downAt).toBeGreaterThanOrEqual(holdMs);
 			expect(edge.deletesFor(s.ids).sort()).toEqual(s.ids.map((id) => `${id}:exec-${id}`).sort());
 			expect(s.log()).toContain(
-				`mass delete confirmed by time: the keys of ${N} held route(s) are still gone from Redis after 5s`,
+				`mass delete confirmed by time: the keys of ${N} held route(s) are still gone from Redis after 15s`,
 			);
-			await until("the bridge to settle", () => s.bridge.stats().idle, 5000);
+			await until("the bridge to settle", () => s.bridge.stats().idle, 15_000);
 			expect(await routes(s.ids)).toEqual(s.ids.map(() => undefined));
 			expect(s.bridge.stats()).toMatchObject({ held: 0, deletes: N });
 		} finally {
@@ -203,7 +204,8 @@ describe("catalog bridge: the mass-delete guard", () => {
 	});
 
 	it("drops the held deletes when the control plane writes the keys again: nothing deleted, even after the hold", async () => {
-		const holdMs = 2000;
+		// Long enough for the keys to come back within it, even on a loaded machine.
+		const holdMs = 8000;
 		const s = await setUp(N, { massDelete: { holdMs } });
 		try {
 			await s.restartEmpty();
@@ -212,7 +214,7 @@ describe("catalog bridge: the mass-delete guard", () => {
 			expect(s.log()).toContain(heldLine(N, N));
 
 			for (const id of s.ids) await storeSandbox(s.writer, id);
-			await until("the held deletes to be dropped", () => s.bridge.stats().held === 0, 5000);
+			await until("the held deletes to be dropped", () => s.bridge.stats().held === 0, holdMs);
 			expect(s.log()).toContain(
 				`mass delete called off: the keys of ${N} held route(s) came back to Redis; nothing was deleted at the edge`,
 			);
@@ -221,8 +223,8 @@ describe("catalog bridge: the mass-delete guard", () => {
 			await until("the hold's end", () => Date.now() > heldAt + holdMs + 100, holdMs + 1000);
 			const reconciles = s.bridge.stats().reconciles;
 			s.bridge.reconcile();
-			await until("a reconcile after the hold", () => s.bridge.stats().reconciles > reconciles, 5000);
-			await until("the bridge to settle", () => s.bridge.stats().idle, 5000);
+			await until("a reconcile after the hold", () => s.bridge.stats().reconciles > reconciles, 15_000);
+			await until("the bridge to settle", () => s.bridge.stats().idle, 15_000);
 			expect(edge.deletesFor(s.ids)).toEqual([]);
 			expect(await routes(s.ids)).toEqual(s.ids.map((id) => `exec-${id}`));
 			expect(await Promise.all(s.ids.map(served))).toEqual(s.ids.map(() => true));
@@ -244,18 +246,18 @@ describe("catalog bridge: the mass-delete guard", () => {
 			const [late] = await runningSandboxes(1);
 			if (late === undefined) throw new Error("no sandbox");
 			await storeSandbox(s.writer, late);
-			await until("the new sandbox's route", async () => (await routeOf(late)) === `exec-${late}`, 5000);
+			await until("the new sandbox's route", async () => (await routeOf(late)) === `exec-${late}`, 15_000);
 			await s.writer.del(`sandbox:catalog:${late}`);
-			await until("its route deleted", async () => (await routeOf(late)) === undefined, 5000);
+			await until("its route deleted", async () => (await routeOf(late)) === undefined, 15_000);
 			expect(edge.deletesFor([late])).toEqual([`${late}:exec-${late}`]);
 
 			// A held sandbox whose key the control plane wrote again, then deleted: put, then deleted at once.
 			const [back, ...others] = s.ids;
 			if (back === undefined) throw new Error("no sandbox");
 			await storeSandbox(s.writer, back, `exec-${back}-2`);
-			await until("the rewritten route", async () => (await routeOf(back)) === `exec-${back}-2`, 5000);
+			await until("the rewritten route", async () => (await routeOf(back)) === `exec-${back}-2`, 15_000);
 			await s.writer.del(`sandbox:catalog:${back}`);
-			await until("the rewritten route deleted", async () => (await routeOf(back)) === undefined, 5000);
+			await until("the rewritten route deleted", async () => (await routeOf(back)) === undefined, 15_000);
 			expect(edge.deletesFor([back])).toEqual([`${back}:exec-${back}-2`]);
 
 			// The rest are still held, and still at the edge.

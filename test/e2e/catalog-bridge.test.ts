@@ -250,10 +250,10 @@ describe("catalog bridge", () => {
 		const id = await runningSandbox();
 		await storeSandbox(id, { ip: "127.0.0.1", executionId: "exec-short" }, 2);
 		await waitFor("the route at the edge", routeIs(id, "exec-short"));
-		await waitFor("the key to expire", async () => (await redis.exists(`sandbox:catalog:${id}`)) === 0, 5000);
+		await waitFor("the key to expire", async () => (await redis.exists(`sandbox:catalog:${id}`)) === 0, 15_000);
 		await waitFor("the route deleted at the edge", routeGone(id));
 		// The bridge deleted it: the edge did not merely let it run out.
-		await waitFor("the delete to be sent", () => edge.deletesFor(id).length === 1, 2000);
+		await waitFor("the delete to be sent", () => edge.deletesFor(id).length === 1);
 		expect(edge.deletesFor(id)).toEqual(["exec-short"]);
 	});
 

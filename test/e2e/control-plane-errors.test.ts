@@ -122,8 +122,10 @@ describe.each(["grpc-web", "connect"])("control-plane outcomes over %s", (protoc
 		await env.admin.setFault({ ...fault, sandboxId: id });
 		const started = Date.now();
 		const response = await fetchVia(worker().url, sandboxHost(id), "/", { headers: { accept: "application/json" } });
-		// Whatever the control plane does, the answer comes by the resume deadline.
-		expect(Date.now() - started).toBeLessThan(resumeTimeoutMs + 1500);
+		// Whatever the control plane does, the answer comes by the resume
+		// deadline (one that hangs would hold it for ever); the margin is for a
+		// loaded machine.
+		expect(Date.now() - started).toBeLessThan(resumeTimeoutMs + 10_000);
 		expect(response.status).toBe(status);
 		expect(response.json()).toMatchObject({ sandboxId: id, message, code: status });
 		expect(response.headers["retry-after"] !== undefined).toBe(retryAfter === true);

@@ -208,7 +208,8 @@ describe("a request body that stalls", () => {
 			expect(answer.status, answer.body).toBe(408);
 			expect(JSON.parse(answer.body)).toMatchObject({ reason: "request_body_timeout", sandboxId: id });
 			expect(answer.elapsedMs).toBeGreaterThanOrEqual(bodyIdleTimeoutMs - 50);
-			expect(answer.elapsedMs).toBeLessThan(bodyIdleTimeoutMs + 3000);
+			// Given up by this setting, not the default's 30 s; the margin is for a loaded machine.
+			expect(answer.elapsedMs).toBeLessThan(bodyIdleTimeoutMs + 15_000);
 			// The app counts a delivery once a body ends: a cut body must not look whole.
 			const deliveries = await fetchVia(env.worker.url, sandboxHost(id), `/deliveries?key=${key}`);
 			expect(deliveries.json()).toMatchObject({ deliveries: 0 });

@@ -137,26 +137,31 @@ describe("OAuth2 client credentials", () => {
 });
 
 describe("OAuth2 token expiry", () => {
+	// Replaced after three quarters of it (3 s): room for two wakes on one
+	// token even on a loaded machine. (Its exp is in whole seconds, so it
+	// lives at least 3 s.)
+	const tokenTtlSeconds = 4;
 	let env: E2eStack;
 	beforeAll(async () => {
-		env = await oauth2Stack({ tokenTtlSeconds: 2 });
+		env = await oauth2Stack({ tokenTtlSeconds });
 	});
 	afterAll(async () => {
 		await env?.close();
 	});
 
 	it("uses a token until shortly before it expires, then gets a new one", async () => {
+		// Both paused first, so that their wakes come close together.
 		const first = await pausedSandbox(env);
-		expect((await fetchVia(env.worker.url, sandboxHost(first.id), "/")).status).toBe(200);
 		const second = await pausedSandbox(env);
+		expect((await fetchVia(env.worker.url, sandboxHost(first.id), "/")).status).toBe(200);
 		expect((await fetchVia(env.worker.url, sandboxHost(second.id), "/")).status).toBe(200);
 		expect(tokenRequests(env)).toHaveLength(1);
 		const firstBearer = callsFor(env, first.id)[0]?.headers.authorization;
 		expect(callsFor(env, second.id)[0]?.headers.authorization).toBe(firstBearer);
 
-		// Two seconds of life, replaced after three quarters of it: the
-		// control plane would refuse the old one once it expires.
-		await new Promise((resolve) => setTimeout(resolve, 2_100));
+		// Past three quarters of its life: the control plane would refuse the
+		// old one once it expires.
+		await new Promise((resolve) => setTimeout(resolve, (tokenTtlSeconds * 3_000) / 4 + 100));
 		const third = await pausedSandbox(env);
 		expect((await fetchVia(env.worker.url, sandboxHost(third.id), "/")).status).toBe(200);
 		const thirdCalls = callsFor(env, third.id);
@@ -212,7 +217,10 @@ describe("a token endpoint that fails", () => {
 		// new one; and when none can be had, that is ours to report, not a refusal.
 		const { id: dropper } = await pausedSandbox(env);
 		await env.admin.setFault({ sandboxId: dropper, code: "Unauthenticated" });
-		await endpoint.setFault({ delayMs: 3_000 });
+		// Far slower than OAUTH_TOKEN_TIMEOUT_MS (0.5 s): the answers below come
+		// by that timeout, long before this, even on a loaded machine.
+		const slowMs = 10_000;
+		await endpoint.setFault({ delayMs: slowMs });
 		const slowStart = Date.now();
 		try {
 			const response = await fetchVia(env.worker.url, sandboxHost(dropper), "/", { headers: json });
@@ -221,7 +229,7 @@ describe("a token endpoint that fails", () => {
 			expect(callsFor(env, dropper)).toHaveLength(1);
 			const { id } = await pausedSandbox(env);
 			await expectAuthUnavailable(id);
-			expect(Date.now() - slowStart).toBeLessThan(2_900);
+			expect(Date.now() - slowStart).toBeLessThan(slowMs - 1_000);
 			await endpoint.setFault({ garbage: "not-json" });
 			// Within the token object's wait, nobody reaches the endpoint.
 			const before = endpoint.requests().length;

@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiSecret, type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
+import { until } from "./until.ts";
 
 let env: E2eStack;
 
@@ -94,8 +95,8 @@ describe("auto-resume", () => {
 				order.push("slow");
 				return r;
 			});
-			// Let the slow resume start first.
-			await new Promise((resolve) => setTimeout(resolve, 200));
+			// The slow resume starts first: its call is at the control plane.
+			await until("the slow resume's call", async () => (await callsFor(slow)).length === 1);
 			const fastResponse = await fetchVia(env.worker.url, sandboxHost(fast), "/");
 			order.push("fast");
 			expect(fastResponse.status).toBe(200);
@@ -161,7 +162,10 @@ describe("auto-resume", () => {
 		});
 		upload.on("error", () => {});
 		upload.write(Buffer.alloc(200_000));
-		await new Promise((resolve) => setTimeout(resolve, 300));
+		// The client gives up once the upload has reached the sandbox's node.
+		await until("the upload at the node", () =>
+			env.stack.node.requests().some((r) => r.headers["e2b-sandbox-id"] === id && r.url.startsWith("/upload")),
+		);
 		upload.destroy();
 		await new Promise((resolve) => setTimeout(resolve, 300));
 

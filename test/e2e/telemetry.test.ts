@@ -90,9 +90,12 @@ describe("telemetry by phase", () => {
 		const id = freshId("tm");
 		await env.admin.create({ id });
 		await env.admin.pause(id);
+		// The wake is held long enough that all six arrive while it goes on, even on a loaded machine.
+		await env.admin.setFault({ sandboxId: id, delayMs: 2000, times: 1 });
 		const responses = await Promise.all(
 			Array.from({ length: 6 }, () => fetchVia(env.worker.url, sandboxHost(id), "/headers")),
 		);
+		await env.admin.clearFault();
 		const wakes = responses.map((r) => String(r.headers["sandbox-edge-wake"]).split(";")[0]);
 		expect(wakes.filter((wake) => wake === "resumed")).toHaveLength(1);
 		expect(wakes.filter((wake) => wake === "joined")).toHaveLength(5);

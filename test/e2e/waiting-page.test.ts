@@ -28,6 +28,10 @@ async function pausedSandbox(): Promise<string> {
 	return id;
 }
 
+function callsFor(sandboxId: string) {
+	return env.stack.controlPlane.calls().filter((call) => call.sandboxId === sandboxId);
+}
+
 async function wakeStatus(id: string): Promise<Record<string, unknown>> {
 	const response = await fetchVia(env.worker.url, sandboxHost(id), "/.well-known/sandbox-edge/wake");
 	expect(response.status).toBe(200);
@@ -38,9 +42,12 @@ async function wakeStatus(id: string): Promise<Record<string, unknown>> {
 describe("the waiting page", () => {
 	it("answers a slow wake's navigation with a self-contained page, while the wake goes on and the page can follow it", async () => {
 		const id = await pausedSandbox();
-		const started = Date.now();
+		// A wake of 3.5 s (RESUME_TIMEOUT_MS is 5 s): the page (after 0.3 s) and
+		// the look at the wake below come while it goes on, even on a loaded machine.
+		await env.admin.setFault({ sandboxId: id, delayMs: 2_000, times: 1 });
 		const page = await fetchVia(env.worker.url, sandboxHost(id), "/", { headers: navigation });
-		expect(Date.now() - started).toBeLessThan(1_400);
+		// Before the wake ended: its call is still at the control plane.
+		expect(callsFor(id).every((call) => call.finishedAt === undefined)).toBe(true);
 		expect(page.status).toBe(503);
 		expect(page.headers["content-type"]).toMatch(/^text\/html/);
 		expect(page.headers["cache-control"]).toBe("no-store");
@@ -59,7 +66,7 @@ describe("the waiting page", () => {
 		expect(app.status).toBe(200);
 		expect(app.text).toContain(id);
 		// One wake, though the navigation left before it ended.
-		expect(env.stack.controlPlane.calls().filter((call) => call.sandboxId === id)).toHaveLength(1);
+		expect(callsFor(id)).toHaveLength(1);
 		const logged = env.worker.logText();
 		expect(logged).toMatch(new RegExp(`"sandboxId":"${id}","port":3000,"status":503,[^}]*"page":"waiting"`));
 	});
@@ -76,7 +83,8 @@ describe("the waiting page", () => {
 
 	it("says how a failed wake ended, and a stranger's question wakes nothing", async () => {
 		const failing = await pausedSandbox();
-		await env.admin.setFault({ sandboxId: failing, delayMs: 600, code: "NotFound", times: 1 });
+		// Slow enough that the page (after 0.3 s) comes first, even on a loaded machine.
+		await env.admin.setFault({ sandboxId: failing, delayMs: 2_000, code: "NotFound", times: 1 });
 		const page = await fetchVia(env.worker.url, sandboxHost(failing), "/", { headers: navigation });
 		expect(page.status).toBe(503);
 		const failed = await until("the failure", async () => {
@@ -87,6 +95,6 @@ describe("the waiting page", () => {
 
 		const untouched = await pausedSandbox();
 		expect(await wakeStatus(untouched)).toEqual({ phase: "idle" });
-		expect(env.stack.controlPlane.calls().filter((call) => call.sandboxId === untouched)).toHaveLength(0);
+		expect(callsFor(untouched)).toHaveLength(0);
 	});
 });

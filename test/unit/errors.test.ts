@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { wantsJson } from "../../src/errors/negotiate.ts";
 import { ProxyError } from "../../src/errors/proxy-error.ts";
 import { type ErrorCode, type ErrorDefinition, errorCodes } from "../../src/errors/registry.ts";
 import { renderError, renderJsonError } from "../../src/errors/render.ts";
+import { wantsHtml } from "../../src/rules/negotiate.ts";
 
 const browserUa =
 	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
@@ -12,60 +12,94 @@ const browserNavigation = {
 	"sec-fetch-mode": "navigate",
 };
 const jsonClient = { "user-agent": "curl/8.5.0", accept: "*/*" };
+// E2B's template_test.go's browser.
+const chromeUa =
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/58.0.3029.110 Safari/537.3";
 
-function json(headers: Record<string, string>): boolean {
-	return wantsJson(new Headers(headers));
-}
+type Answer = "html" | "json";
 
-describe("wantsJson", () => {
-	it.each(["application/json", "Application/JSON", "application/json, */*;q=0.5", "application/json;charset=utf-8"])(
-		"gives JSON to a browser whose Accept is %j",
-		(accept) => {
-			expect(json({ "user-agent": browserUa, accept })).toBe(true);
-		},
-	);
+/**
+ * The negotiation table (src/rules/negotiate.ts). The first block is E2B's
+ * own (TestHandleErrorContentNegotiation in
+ * packages/shared/pkg/proxy/template/template_test.go, e2b-dev/infra), case
+ * for case; the rest are ours.
+ */
+const table: [string, Record<string, string>, Answer][] = [
+	["E2B: no user agent", {}, "json"],
+	[
+		"E2B: top-level navigation",
+		{ "user-agent": chromeUa, "sec-fetch-mode": "navigate", accept: "text/html,application/xhtml+xml,*/*" },
+		"html",
+	],
+	["E2B: bare browser user agent", { "user-agent": chromeUa }, "html"],
+	["E2B: browser user agent accepting html", { "user-agent": chromeUa, accept: "text/html" }, "html"],
+	["E2B: browser user agent accepting json", { "user-agent": chromeUa, accept: "application/json" }, "json"],
+	["E2B: cross-origin fetch", { "user-agent": chromeUa, "sec-fetch-mode": "cors", accept: "*/*" }, "json"],
+	["E2B: same-origin fetch", { "user-agent": chromeUa, "sec-fetch-mode": "same-origin", accept: "*/*" }, "json"],
+	["E2B: websocket handshake", { "user-agent": chromeUa, "sec-fetch-mode": "websocket", accept: "*/*" }, "json"],
+	["E2B: legacy xhr", { "user-agent": chromeUa, "x-requested-with": "XMLHttpRequest" }, "json"],
+	[
+		"E2B: navigation carrying x-requested-with",
+		{ "user-agent": chromeUa, "sec-fetch-mode": "navigate", "x-requested-with": "XMLHttpRequest" },
+		"html",
+	],
 
-	it("does not give JSON by the Accept rule when text/html is accepted too", () => {
-		expect(json({ "user-agent": browserUa, accept: "text/html, application/json" })).toBe(false);
-		expect(json({ "user-agent": browserUa, accept: "application/json, TEXT/HTML;q=0.1" })).toBe(false);
+	...["application/json", "Application/JSON", "application/json, */*;q=0.5", "application/json;charset=utf-8"].map(
+		(accept): [string, Record<string, string>, Answer] => [
+			`a browser whose Accept is ${JSON.stringify(accept)}`,
+			{ "user-agent": browserUa, accept },
+			"json",
+		],
+	),
+	[
+		"a browser that accepts text/html besides JSON",
+		{ "user-agent": browserUa, accept: "text/html, application/json" },
+		"html",
+	],
+	[
+		"a browser that accepts TEXT/HTML besides JSON",
+		{ "user-agent": browserUa, accept: "application/json, TEXT/HTML;q=0.1" },
+		"html",
+	],
+	...["cors", "no-cors", "same-origin", "websocket", "CORS"].map((mode): [string, Record<string, string>, Answer] => [
+		`a browser request with Sec-Fetch-Mode ${mode}`,
+		{ ...browserNavigation, "sec-fetch-mode": mode },
+		"json",
+	]),
+	["a browser navigation", browserNavigation, "html"],
+	["a browser's nested navigation", { "user-agent": browserUa, "sec-fetch-mode": "nested-navigate" }, "html"],
+	[
+		"a NAVIGATE carrying X-Requested-With",
+		{ ...browserNavigation, "sec-fetch-mode": "NAVIGATE", "x-requested-with": "x" },
+		"html",
+	],
+	// Go's Header.Get gives "" for an empty header as for a missing one: only a value counts.
+	["a browser with an empty X-Requested-With", { "user-agent": browserUa, "x-requested-with": "" }, "html"],
+	["curl", jsonClient, "json"],
+	["python-requests", { "user-agent": "python-requests/2.32.3" }, "json"],
+	["Go", { "user-agent": "Go-http-client/1.1" }, "json"],
+	["a non-browser that accepts HTML", { "user-agent": "curl/8.5.0", accept: "text/html" }, "json"],
+	["Opera Presto", { "user-agent": "Opera/9.80 (X11; Linux x86_64) Presto/2.12.388 Version/12.16" }, "html"],
+	["a lowercase mozilla", { "user-agent": "mozilla/5.0 (x11)" }, "html"],
+	[
+		"a UA that mentions Mozilla anywhere, as E2B's rule reads",
+		{ "user-agent": "my-bot (compatible; Mozilla/5.0)" },
+		"html",
+	],
+];
+
+describe("wantsHtml, E2B's negotiation", () => {
+	it.each(table)("answers %s with %s", (_label, headers, answer) => {
+		const request = new Headers(headers);
+		expect(wantsHtml((name) => request.get(name) ?? "") ? "html" : "json").toBe(answer);
 	});
 
-	it.each(["cors", "no-cors", "same-origin", "websocket", "CORS"])(
-		"gives JSON to a browser request with Sec-Fetch-Mode %s",
-		(mode) => {
-			expect(json({ ...browserNavigation, "sec-fetch-mode": mode })).toBe(true);
-		},
-	);
-
-	it("gives HTML to a browser navigation", () => {
-		expect(json(browserNavigation)).toBe(false);
-		expect(json({ "user-agent": browserUa })).toBe(false);
-		expect(json({ "user-agent": browserUa, "sec-fetch-mode": "nested-navigate" })).toBe(false);
-	});
-
-	it("gives JSON for X-Requested-With unless the request is a navigation", () => {
-		const { "sec-fetch-mode": _mode, ...withoutMode } = browserNavigation;
-		expect(json({ ...withoutMode, "x-requested-with": "XMLHttpRequest" })).toBe(true);
-		expect(json({ ...browserNavigation, "x-requested-with": "XMLHttpRequest" })).toBe(false);
-		expect(json({ ...browserNavigation, "sec-fetch-mode": "NAVIGATE", "x-requested-with": "x" })).toBe(false);
-	});
-
-	it.each([
-		["curl", jsonClient],
-		["python-requests", { "user-agent": "python-requests/2.32.3" }],
-		["Go", { "user-agent": "Go-http-client/1.1" }],
-		["no User-Agent", {}],
-		["a non-browser that accepts HTML", { "user-agent": "curl/8.5.0", accept: "text/html" }],
-	])("gives JSON to %s", (_label, headers) => {
-		expect(json(headers)).toBe(true);
-	});
-
-	it.each([
-		["Opera Presto", "Opera/9.80 (X11; Linux x86_64) Presto/2.12.388 Version/12.16"],
-		["a lowercase mozilla", "mozilla/5.0 (x11)"],
-		["a UA that mentions Mozilla anywhere, as E2B's rule reads", "my-bot (compatible; Mozilla/5.0)"],
-	])("gives HTML to %s", (_label, userAgent) => {
-		expect(json({ "user-agent": userAgent })).toBe(false);
+	it.each(table)("is what renderError answers %s with (%s)", (_label, headers, answer) => {
+		const type = renderError(
+			new ProxyError("sandbox_not_found", { sandboxId: "abc" }),
+			new Headers(headers),
+		).headers.get("content-type");
+		expect(type).toBe(answer === "html" ? "text/html; charset=utf-8" : "application/json; charset=utf-8");
 	});
 });
 

@@ -73,8 +73,13 @@ describe("the isolate's failure cache in the Worker", () => {
 		};
 		const id = `flood${Date.now().toString(36)}`;
 		const statuses: number[] = [];
+		// How many object calls had been made when each request sent within
+		// the object's shortest backoff (half a second from the first failure,
+		// which came after `started`) was answered.
+		const callsWithinBackoff: number[] = [];
 		const started = Date.now();
 		for (let i = 0; i < 50; i++) {
+			const sent = Date.now();
 			const request = new Request(`http://localhost/`, {
 				headers: { "e2b-sandbox-id": id, "e2b-sandbox-port": "3000", accept: "application/json" },
 			});
@@ -85,11 +90,13 @@ describe("the isolate's failure cache in the Worker", () => {
 			} as unknown as ExecutionContext);
 			statuses.push(response.status);
 			await response.arrayBuffer();
+			if (sent - started < 500) callsWithinBackoff.push(objectCalls);
 		}
-		// The object backs off for at least half a second; 50 requests here take far less.
-		expect(Date.now() - started).toBeLessThan(500);
+		// 50 requests here take far less than the backoff; a loaded machine may
+		// take longer, and a request after it may rightly reach the object.
+		expect(callsWithinBackoff.length).toBeGreaterThan(1);
+		expect(new Set(callsWithinBackoff)).toEqual(new Set([1]));
 		expect(new Set(statuses)).toEqual(new Set([503]));
-		expect(objectCalls).toBe(1);
 		void exports;
 	});
 });

@@ -116,7 +116,9 @@ describe("the location tier in the Worker", () => {
 });
 
 describe("a stale route in the location's cache", () => {
-	it("is caught by the node's 'not here', dropped from the location, and the sandbox is resumed", async () => {
+	it("is caught by the node's 'not here', dropped from the location, and the sandbox is resumed", {
+		timeout: 20_000,
+	}, async () => {
 		const id = freshId("stale");
 		// Another location's write moved the sandbox; this location still holds its old node.
 		const now = Date.now();
@@ -136,10 +138,13 @@ describe("a stale route in the location's cache", () => {
 		expect(upstream.nodes.get("10.9.9.1")).toHaveLength(1);
 		expect(upstream.resumes.map((call) => call.sandboxId)).toEqual([id]);
 		// The location now holds the new node, once the write that follows the answer lands.
-		await vi.waitFor(async () => {
-			const entry = (await location.get(id))?.entry;
-			expect(entry?.kind === "route" && entry.route.nodeIp).toBe("10.9.9.2");
-		});
+		await vi.waitFor(
+			async () => {
+				const entry = (await location.get(id))?.entry;
+				expect(entry?.kind === "route" && entry.route.nodeIp).toBe("10.9.9.2");
+			},
+			{ timeout: 10_000 },
+		);
 	});
 });
 

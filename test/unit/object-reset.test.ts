@@ -8,7 +8,9 @@ afterEach(() => {
 
 const timedOut = Symbol("timed out");
 
-it("answers the requests waiting on a resume with a clean 503 when the object is reset mid-resume, and none hangs", async () => {
+it("answers the requests waiting on a resume with a clean 503 when the object is reset mid-resume, and none hangs", {
+	timeout: 30_000,
+}, async () => {
 	// A control plane that never answers: the resume is in flight when the object is reset.
 	let rpcs = 0;
 	vi.spyOn(globalThis, "fetch").mockImplementation(() => {
@@ -23,15 +25,16 @@ it("answers the requests waiting on a resume with a clean 503 when the object is
 			}),
 		),
 	);
-	await vi.waitFor(() => expect(rpcs).toBe(1));
+	await vi.waitFor(() => expect(rpcs).toBe(1), { timeout: 10_000 });
 
 	// As a deploy, or an overloaded object, resets it.
 	const stub = env.SANDBOX_ROUTE.getByName(id);
 	await expect(runInDurableObject(stub, (_instance, state) => state.abort("reset for the test"))).rejects.toThrow();
 
+	// They come at once; a hung one would never come. The margin is for a loaded machine.
 	const answers = await Promise.race([
 		Promise.all(requests),
-		new Promise<typeof timedOut>((resolve) => setTimeout(() => resolve(timedOut), 5_000)),
+		new Promise<typeof timedOut>((resolve) => setTimeout(() => resolve(timedOut), 15_000)),
 	]);
 	if (answers === timedOut) throw new Error("a request waiting on the reset object hung");
 	for (const answer of answers) {

@@ -31,7 +31,8 @@ const slowAnswerMs = 400;
 describe("resume coalescing, counted at the control plane", () => {
 	it("wakes a paused sandbox with exactly one ResumeSandbox call for 25 concurrent lookups", async () => {
 		const sandboxId = freshSandboxId("coalesce");
-		await scriptResume({ sandboxId, answers: [{ kind: "ok", ip: "198.51.100.1" }], delayMs: slowAnswerMs });
+		// Every one of the 25 must join, and say so: slower still, for a loaded machine.
+		await scriptResume({ sandboxId, answers: [{ kind: "ok", ip: "198.51.100.1" }], delayMs: 4 * slowAnswerMs });
 
 		// Whatever their ports and tokens: every waiter joins the one call.
 		const results = await Promise.all(

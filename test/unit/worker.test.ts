@@ -2,7 +2,7 @@ import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { RouteStore } from "../../src/catalog/route-store.ts";
-import { notHere, type SeenRequest, spyUpstream } from "./spied-upstream.ts";
+import { notHere, spyUpstream } from "./spied-upstream.ts";
 import { grpcCode } from "./upstream-model.ts";
 
 // Local wrangler.toml values: SANDBOX_DOMAIN "localhost", ENVIRONMENT
@@ -382,7 +382,10 @@ describe("Worker: forwarding to the node", () => {
 			expect(upstream.nodes.get(oldNode)?.map((request) => request.url)).toEqual([`http://${oldNode}:5007/page?q=1`]);
 			expect(upstream.nodes.get(newNode)?.map((request) => request.url)).toEqual([`http://${newNode}:5007/page?q=1`]);
 			expect(upstream.resumes).toHaveLength(1);
-			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toMatchObject({ nodeIp: newNode, source: "resume" });
+			expect(await env.SANDBOX_ROUTE.getByName(sandboxId).describe()).toMatchObject({
+				nodeIp: newNode,
+				source: "resume",
+			});
 		});
 
 		it("a small body, byte for byte", async () => {
