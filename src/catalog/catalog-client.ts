@@ -6,7 +6,7 @@ import type { ResumeFailure } from "../resume-types.ts";
 import type { RequestTrace } from "../telemetry/request-trace.ts";
 import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
-import { checkLookupBudget } from "./lookup-budget.ts";
+import { checkLookupBudget, routedLately } from "./lookup-budget.ts";
 import type { LookupResult, Route } from "./route.ts";
 import { isolateRouteCache } from "./route-cache.ts";
 import type { NodeVerdict } from "./route-state.ts";
@@ -77,6 +77,7 @@ export class CatalogClient {
 			const until = now + this.#config.routeCacheTtlMs - this.#config.locationCacheTtlMs;
 			if (held?.entry.kind === "route") {
 				isolateRouteCache(this.#config).set(sandboxId, held.entry.route, now, until);
+				routedLately(sandboxId);
 				this.#trace.routeSource = "location";
 				return held.entry.route;
 			}
@@ -121,6 +122,7 @@ export class CatalogClient {
 			throw failureError(sandboxId, result.error);
 		}
 		isolateRouteCache(this.#config).set(sandboxId, result.route);
+		routedLately(sandboxId);
 		this.#waitUntil(locationCache(this.#config).put(sandboxId, { kind: "route", route: result.route }));
 		const trace = this.#trace;
 		trace.routeSource = result.via ?? "object";

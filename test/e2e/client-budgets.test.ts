@@ -66,7 +66,12 @@ describe("the per-client lookup budget (lookups past every cache, before an obje
 	const lookupBudget = 20;
 	let limited: E2eStack;
 	beforeAll(async () => {
-		limited = await startE2eStack({ resumeDelayMs: 50, limits: { lookupsPerClient: lookupBudget } });
+		// No route caches: every request is a lookup past every cache, as when an isolate's copy lapses.
+		limited = await startE2eStack({
+			resumeDelayMs: 50,
+			limits: { lookupsPerClient: lookupBudget },
+			workerVars: { ROUTE_CACHE_TTL_MS: "0", LOCATION_CACHE_TTL_MS: "0" },
+		});
 	});
 	afterAll(async () => {
 		await limited?.close();
@@ -77,7 +82,7 @@ describe("the per-client lookup budget (lookups past every cache, before an obje
 			headers: { accept: "application/json", "cf-connecting-ip": client },
 		});
 
-	it("turns a flood of unknown IDs away in the Worker, and leaves the client's known sandbox and other clients served", async () => {
+	it("turns a flood of unknown IDs away in the Worker, and leaves the client's own sandbox and other clients served", async () => {
 		const client = "198.18.7.1";
 		// The client's own sandbox, already in the isolate's cache.
 		const own = freshId("own");
@@ -98,7 +103,8 @@ describe("the per-client lookup budget (lookups past every cache, before an obje
 			windows * lookupBudget,
 		);
 
-		expect((await get(own, client)).status).toBe(200);
+		// Its own sandbox, which this isolate had a route for lately, is not counted against it.
+		for (let i = 0; i < 3; i++) expect((await get(own, client)).status).toBe(200);
 		const other = freshId("other");
 		await limited.admin.create({ id: other });
 		expect((await get(other, "198.18.7.2")).status).toBe(200);
