@@ -25,7 +25,7 @@ export const bindings = {
 	LOOKUP_LIMIT_PER_CLIENT: {
 		kind: "ratelimits",
 		unset: "(unbound: no budget)",
-		doc: `lookups past every cache per client, before a sandbox's object is addressed; ${see("Budgets", "operations.md#budgets")}`,
+		doc: `lookups past every cache per client, for sandboxes the isolate has not routed in the last 10 minutes, before a sandbox's object is addressed; ${see("Budgets", "operations.md#budgets")}`,
 	},
 	NODES: {
 		kind: "vpc_networks",
