@@ -1,6 +1,5 @@
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { catalogSecret, freshId } from "../e2e/fixture.ts";
 import { fetchVia } from "../e2e/http-client.ts";
@@ -8,6 +7,7 @@ import { type NodeReach, type ProductionStack, sandboxDomain, startProductionSta
 import { type AppNode, startAppNode } from "./apps/app-node.ts";
 import { type OriginCheckApp, startOriginCheckApp } from "./apps/origin-check-app.ts";
 import { startViteApp, type ViteApp } from "./apps/vite-app.ts";
+import { launchChromium, screenshots } from "./chromium.ts";
 
 // Real apps in a sandbox, in Debian's chromium, through the model of a
 // deployed Worker (test/e2e/production-edge.ts): a Vite dev server, whose
@@ -18,9 +18,6 @@ import { startViteApp, type ViteApp } from "./apps/vite-app.ts";
 // and each of today's other options (A, B, C) gives the app a Host that at
 // least one of them refuses.
 // CHROMIUM_PATH overrides /usr/bin/chromium; SCREENSHOT_DIR keeps screenshots.
-
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const screenshots = process.env.SCREENSHOT_DIR ?? join(new URL("../..", import.meta.url).pathname, "bench/results");
 
 /** The apps' node: routes pushed with this orchestrator IP lead to it, under every option. */
 const appNodeIp = "10.0.0.6";
@@ -47,11 +44,6 @@ function stackFor(reach: NodeReach): ProductionStack {
 }
 
 beforeAll(async () => {
-	if (!existsSync(executablePath)) {
-		throw new Error(
-			`no browser at ${executablePath}: install Debian's chromium (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
-		);
-	}
 	originApp = await startOriginCheckApp();
 	// Vite's port joins once Vite is up: its HMR client port is the D Worker's.
 	const appPorts = new Map([[ORIGIN_APP_PORT, originApp.port]]);
@@ -67,23 +59,8 @@ beforeAll(async () => {
 		allowedHosts: [`.${sandboxDomain}`],
 	});
 	appPorts.set(VITE_PORT, viteApp.port);
-	browser = await chromium.launch({
-		executablePath,
-		headless: true,
-		// As the machine's probe runs it: no sandbox as root, and nothing that reaches for the network.
-		// The sandbox domain resolves to the Worker's loopback address, as DNS sends it to Cloudflare.
-		args: [
-			"--no-sandbox",
-			"--disable-gpu",
-			"--disable-quic",
-			"--no-first-run",
-			"--disable-background-networking",
-			"--disable-component-update",
-			"--disable-sync",
-			`--host-resolver-rules=MAP *.${sandboxDomain} 127.0.0.1`,
-		],
-	});
-	mkdirSync(screenshots, { recursive: true });
+	// The sandbox domain resolves to the Worker's loopback address, as DNS sends it to Cloudflare.
+	browser = await launchChromium([`--host-resolver-rules=MAP *.${sandboxDomain} 127.0.0.1`]);
 });
 
 afterAll(async () => {

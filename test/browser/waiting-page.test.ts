@@ -1,45 +1,22 @@
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type E2eStack, freshId, startE2eStack } from "../e2e/fixture.ts";
+import { launchChromium, screenshots } from "./chromium.ts";
 
 // The waiting page in Debian's chromium: it appears while a slow wake goes
 // on, then the app loads by itself; a failed wake shows its error.
-// CHROMIUM_PATH overrides /usr/bin/chromium; SCREENSHOT_DIR keeps screenshots.
-
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const screenshots = process.env.SCREENSHOT_DIR ?? join(new URL("../..", import.meta.url).pathname, "bench/results");
 
 let env: E2eStack;
 let browser: Browser;
 
 beforeAll(async () => {
-	if (!existsSync(executablePath)) {
-		throw new Error(
-			`no browser at ${executablePath}: install Debian's chromium (apt-get install -y chromium; .ci/run does) or set CHROMIUM_PATH`,
-		);
-	}
 	// Wakes held long by the tests below; RESUME_TIMEOUT_MS past them.
 	env = await startE2eStack({
 		resumeDelayMs: 2_500,
 		workerVars: { WAITING_PAGE_AFTER_MS: "500", RESUME_TIMEOUT_MS: "30000" },
 	});
-	browser = await chromium.launch({
-		executablePath,
-		headless: true,
-		// As the machine's probe runs it: no sandbox as root, and nothing that reaches for the network.
-		args: [
-			"--no-sandbox",
-			"--disable-gpu",
-			"--disable-quic",
-			"--no-first-run",
-			"--disable-background-networking",
-			"--disable-component-update",
-			"--disable-sync",
-		],
-	});
-	mkdirSync(screenshots, { recursive: true });
+	browser = await launchChromium();
 });
 afterAll(async () => {
 	await browser?.close();
