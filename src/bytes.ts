@@ -1,3 +1,5 @@
+import { Deadline } from "./deadline.ts";
+
 /** The start of a stream, read no further than just past a limit. */
 export interface Head {
 	bytes: Uint8Array;
@@ -11,13 +13,28 @@ const timedOut: unique symbol = Symbol("timed out");
 
 /**
  * Reads until the stream ends, or more than `limit` bytes have come, or
- * `deadline` settles: a peer can make us hold neither more than that nor for
- * longer. The reader is left as it is: the caller cancels it, or reads the rest.
+ * `deadline` settles (or, given in milliseconds, passes): a peer can make us
+ * hold neither more than that nor for longer. The reader is left as it is:
+ * the caller cancels it, or reads the rest.
  */
 export async function readUpTo(
 	reader: ReadableStreamDefaultReader<Uint8Array>,
 	limit: number,
-	deadline?: Promise<unknown>,
+	deadline?: Promise<unknown> | number,
+): Promise<Head> {
+	if (typeof deadline !== "number") return read(reader, limit, deadline);
+	const within = new Deadline(deadline);
+	try {
+		return await read(reader, limit, within.expired);
+	} finally {
+		within.clear();
+	}
+}
+
+async function read(
+	reader: ReadableStreamDefaultReader<Uint8Array>,
+	limit: number,
+	deadline: Promise<unknown> | undefined,
 ): Promise<Head> {
 	const expired = deadline?.then((): typeof timedOut => timedOut);
 	const chunks: Uint8Array[] = [];

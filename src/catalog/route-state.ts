@@ -174,8 +174,9 @@ export class RouteState {
 	/** No resume can be asked now (a failure for every caller is remembered): a doubted push is served again. */
 	resumeBarred(now: number): CatalogEntry | null {
 		const entry = this.#entry(now);
-		if (entry === null || this.at(now) !== "doubted") return null;
-		if (nextState("doubted", "resume-barred") === "pushed") this.#doubted = undefined;
+		const state = this.at(now);
+		if (entry === null || state !== "doubted") return null;
+		this.#enter(nextState(state, "resume-barred"), entry, now, 0);
 		return entry;
 	}
 
@@ -211,6 +212,8 @@ export class RouteState {
 				this.#doubted = undefined;
 				return "forget";
 			default:
+				// Served as pushed or learned again.
+				this.#doubted = undefined;
 				return "keep";
 		}
 	}

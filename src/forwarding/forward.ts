@@ -44,6 +44,10 @@ const forgeableHeaders = [
 	"x-original-host",
 ];
 
+// Every header dropped by name. Deleting each by name is cheaper in workerd
+// than one pass over the names present (BENCHMARKS.md, "Profiles of the hot path").
+const neverForwarded = [...hopByHopHeaders, ...internalHeaders, ...forgeableHeaders];
+
 export interface ForwardOptions {
 	request: Request;
 	url: URL;
@@ -81,7 +85,8 @@ export function nodeHostname(template: string, nodeIp: string): string {
 }
 
 function filled(template: string, nodeIp: string, ip: string): string {
-	const key = `${template} ${nodeIp}`;
+	// Keyed on the address as filled in: an origin brackets an IPv6 address, a hostname does not.
+	const key = `${template} ${ip}`;
 	let origin = origins.get(key);
 	if (origin === undefined) {
 		origin = template.replaceAll("{ip}", ip).replaceAll("{ip_dashed}", nodeIp.replace(/[.:]/g, "-"));
@@ -141,11 +146,7 @@ export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarge
 	const headers = new Headers(inbound);
 	const isWebSocket = inbound.get("upgrade")?.toLowerCase() === "websocket";
 	for (const name of connectionListedHeaders(inbound)) headers.delete(name);
-	// Deleting each by name is cheaper in workerd than one pass over the
-	// names present (measured: BENCHMARKS.md, "Profiles of the hot path").
-	for (const name of hopByHopHeaders) headers.delete(name);
-	for (const name of internalHeaders) headers.delete(name);
-	for (const name of forgeableHeaders) headers.delete(name);
+	for (const name of neverForwarded) headers.delete(name);
 	if (isWebSocket) headers.set("upgrade", "websocket");
 
 	// The client's own claims about its address are not passed on: the node

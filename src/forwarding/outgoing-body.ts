@@ -28,24 +28,23 @@ export async function outgoingBody(request: Request, sandboxId: string, idleTime
 		// workerd's fetch() refuses to send a body with GET or HEAD. Answered
 		// here, before any lookup: the client's request is at fault, never the
 		// node, so no route is doubted and nothing is woken. The body is read
-		// and dropped first, so that the client reads the answer instead of
-		// meeting a connection that stopped taking its bytes.
-		await discard(request.body, maxDiscardedBodyOnGetBytes, idleTimeoutMs);
+		// and dropped first, as a refused upload's is, so that the client reads
+		// the answer instead of meeting a connection that stopped taking its bytes.
+		const refused = new StreamedUpload(request.body, length, idleTimeoutMs);
+		refused.stopForwarding();
+		await refused.settled;
 		throw new ProxyError("request_body_not_allowed", { sandboxId });
 	}
 	if (length === null || length > maxReplayableBodyBytes) {
 		return { kind: "stream", upload: new StreamedUpload(request.body, length, idleTimeoutMs) };
 	}
 	const reader = request.body.getReader();
-	const deadline = new Deadline(idleTimeoutMs);
 	let head: Head;
 	try {
-		head = await readUpTo(reader, length, deadline.expired);
+		head = await readUpTo(reader, length, idleTimeoutMs);
 	} catch (error) {
 		// The client went away, or sent less than it announced.
 		throw new ProxyError("request_body_incomplete", { sandboxId, cause: error });
-	} finally {
-		deadline.clear();
 	}
 	if (head.pending !== undefined) {
 		reader.cancel().catch(() => {});
@@ -56,29 +55,6 @@ export async function outgoingBody(request: Request, sandboxId: string, idleTime
 		throw new ProxyError("request_body_incomplete", { sandboxId });
 	}
 	return { kind: "buffered", init: head.bytes.buffer as ArrayBuffer };
-}
-
-// A body on GET or HEAD is read and dropped up to this much; past it, the
-// client is cut off instead.
-const maxDiscardedBodyOnGetBytes = 16 * 1024 * 1024;
-
-/** Reads and drops a body, up to `maxBytes` and for at most `timeoutMs`; then lets go of the rest. */
-async function discard(body: ReadableStream<Uint8Array>, maxBytes: number, timeoutMs: number): Promise<void> {
-	const reader = body.getReader();
-	const deadline = new Deadline(timeoutMs);
-	let read = 0;
-	try {
-		while (read <= maxBytes) {
-			const next = await Promise.race([reader.read(), deadline.expired]);
-			if (next === undefined || next.done) break;
-			read += next.value.byteLength;
-		}
-	} catch {
-		// The client went away: nobody is left to answer.
-	} finally {
-		deadline.clear();
-	}
-	reader.cancel().catch(() => {});
 }
 
 /** What `fetch` takes as the body: the bytes again, or the one stream. */

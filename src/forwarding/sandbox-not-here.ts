@@ -1,5 +1,4 @@
 import { type Head, readUpTo } from "../bytes.ts";
-import { Deadline } from "../deadline.ts";
 import { ProxyError } from "../errors/proxy-error.ts";
 import type { SandboxTarget } from "../routing.ts";
 
@@ -65,16 +64,13 @@ export async function readNodeAnswer(
 	if (format === null || response.body === null) return passOn(response);
 
 	const reader = response.body.getReader();
-	const deadline = new Deadline(maxInspectionMs);
 	let head: Head;
 	try {
-		head = await readUpTo(reader, maxInspectedBytes, deadline.expired);
+		head = await readUpTo(reader, maxInspectedBytes, maxInspectionMs);
 	} catch (error) {
 		// The node cut its own 502 off: whatever it was, it failed, and the
 		// request may have reached a sandbox, so nothing is sent again.
 		throw new ProxyError("node_unreachable", { sandboxId, cause: error });
-	} finally {
-		deadline.clear();
 	}
 	const text = head.complete ? new TextDecoder().decode(head.bytes) : "";
 	if (head.complete && isNotHerePage(text, format, sandboxId)) return { notHere: true };

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { forwardToNode, hostForNode, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
+import { forwardToNode, hostForNode, nodeHostname, nodeOrigin, upstreamHeaders } from "../../src/forwarding/forward.ts";
 import { isNativeGrpc, nativeGrpcRefusal } from "../../src/forwarding/native-grpc.ts";
 
 const target = { sandboxId: "abc123", port: 3000 };
@@ -160,6 +160,11 @@ describe("nodeOrigin", () => {
 		["http://{ip}.{ip_dashed}.example.com", "10.0.0.1", "http://10.0.0.1.10-0-0-1.example.com"],
 	])("fills %s with %s", (template, ip, origin) => {
 		expect(nodeOrigin(template, ip)).toBe(origin);
+	});
+
+	it("keeps an origin and a hostname filled from one template apart (IPv6 is bracketed in the one only)", () => {
+		expect(nodeOrigin("{ip}.nodes.example.com", "fd00::7")).toBe("[fd00::7].nodes.example.com");
+		expect(nodeHostname("{ip}.nodes.example.com", "fd00::7")).toBe("fd00::7.nodes.example.com");
 	});
 
 	it("gives an origin that parses to the node's address", () => {
