@@ -3,35 +3,31 @@
 // real Worker serving sandboxes of the development stack, behind a recorder
 // that counts every delete the bridge sends.
 
-import { type ChildProcess, spawn } from "node:child_process";
-import { createServer, type IncomingMessage, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BridgeHandle, type BridgeOptions, startBridge } from "../../bridge/bridge.ts";
 import { ConfigError, DEFAULT_MASS_DELETE, parseCommandLine, USAGE } from "../../bridge/config.ts";
+import { type EdgeSwitch, spawnBridge, startEdgeSwitch } from "./bridge-harness.ts";
 import { type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 import { until } from "./until.ts";
 
 const catalogSecret = "catalog-guard-secret-8e41a2";
-const bridgeCli = fileURLToPath(new URL("../../bridge/cli.ts", import.meta.url));
 const NOTIFY = ["--notify-keyspace-events", "K$gx"];
 const HOUR = 3600;
 /** More than the default --mass-delete-min (10), so that the defaults hold them. */
 const N = 12;
 
 let env: E2eStack;
-let edge: Recorder;
+let edge: EdgeSwitch;
 
 beforeAll(async () => {
 	env = await startE2eStack({
 		catalogWrites: false,
 		workerVars: { CATALOG_SECRET: catalogSecret, ROUTE_CACHE_TTL_MS: "0" },
 	});
-	edge = await startRecorder(env.worker.url);
+	edge = await startEdgeSwitch(env.worker.url);
 });
 
 afterAll(async () => {
@@ -154,14 +150,34 @@ function resumeCalls(ids: string[]): number {
 async function waitHeld(s: Setup, count: number): Promise<void> {
 	await until(
 		"the deletes to be held, or sent",
-		() => s.bridge.stats().held === count || edge.deletesFor(s.ids).length > 0,
+		() => s.bridge.stats().held === count || deletesFor(s.ids).length > 0,
 		10_000,
 	);
-	expect(edge.deletesFor(s.ids)).toEqual([]);
+	expect(deletesFor(s.ids)).toEqual([]);
 }
 
 function heldLine(count: number, known: number): string {
 	return `MASS DELETE HELD: a reconcile found ${count} of the ${known} routes the bridge knows`;
+}
+
+/** The deletes the Worker answered for these sandboxes, each "<sandbox>:<execution>". */
+function sentDeletes(ids: string[]): { key: string; at: number }[] {
+	const wanted = new Set(ids);
+	return edge
+		.batches()
+		.flatMap((b) =>
+			b.delete
+				.filter((d) => wanted.has(d.sandbox_id))
+				.map((d) => ({ key: `${d.sandbox_id}:${d.execution_id}`, at: b.at })),
+		);
+}
+
+function deletesFor(ids: string[]): string[] {
+	return sentDeletes(ids).map((d) => d.key);
+}
+
+function deleteTimes(ids: string[]): number[] {
+	return sentDeletes(ids).map((d) => d.at);
 }
 
 // --- tests ----------------------------------------------------------------------------------------------------------
@@ -179,7 +195,7 @@ describe("catalog bridge: the mass-delete guard", () => {
 			expect(s.log()).toContain(`(--mass-delete-hold 15s), or now if you confirm with kill -USR2 ${process.pid}`);
 
 			// During the hold: no delete sent, every route still at the edge and served without a resume.
-			expect(edge.deletesFor(s.ids)).toEqual([]);
+			expect(deletesFor(s.ids)).toEqual([]);
 			expect(await routes(s.ids)).toEqual(s.ids.map((id) => `exec-${id}`));
 			expect(await Promise.all(s.ids.map(served))).toEqual(s.ids.map(() => true));
 			expect(resumeCalls(s.ids)).toBe(0);
@@ -188,10 +204,10 @@ describe("catalog bridge: the mass-delete guard", () => {
 			expect(Date.now()).toBeLessThan(downAt + holdMs);
 
 			// Confirmed by time: the keys are still gone when the hold is over.
-			await until("the held deletes to be sent", () => edge.deletesFor(s.ids).length === N, holdMs + 10_000);
-			const firstDeleteAt = Math.min(...edge.deleteTimes(s.ids));
+			await until("the held deletes to be sent", () => deletesFor(s.ids).length === N, holdMs + 10_000);
+			const firstDeleteAt = Math.min(...deleteTimes(s.ids));
 			expect(firstDeleteAt - downAt).toBeGreaterThanOrEqual(holdMs);
-			expect(edge.deletesFor(s.ids).sort()).toEqual(s.ids.map((id) => `${id}:exec-${id}`).sort());
+			expect(deletesFor(s.ids).sort()).toEqual(s.ids.map((id) => `${id}:exec-${id}`).sort());
 			expect(s.log()).toContain(
 				`mass delete confirmed by time: the keys of ${N} held route(s) are still gone from Redis after 15s`,
 			);
@@ -225,7 +241,7 @@ describe("catalog bridge: the mass-delete guard", () => {
 			s.bridge.reconcile();
 			await until("a reconcile after the hold", () => s.bridge.stats().reconciles > reconciles, 15_000);
 			await until("the bridge to settle", () => s.bridge.stats().idle, 15_000);
-			expect(edge.deletesFor(s.ids)).toEqual([]);
+			expect(deletesFor(s.ids)).toEqual([]);
 			expect(await routes(s.ids)).toEqual(s.ids.map((id) => `exec-${id}`));
 			expect(await Promise.all(s.ids.map(served))).toEqual(s.ids.map(() => true));
 			expect(resumeCalls(s.ids)).toBe(0);
@@ -249,7 +265,7 @@ describe("catalog bridge: the mass-delete guard", () => {
 			await until("the new sandbox's route", async () => (await routeOf(late)) === `exec-${late}`, 15_000);
 			await s.writer.del(`sandbox:catalog:${late}`);
 			await until("its route deleted", async () => (await routeOf(late)) === undefined, 15_000);
-			expect(edge.deletesFor([late])).toEqual([`${late}:exec-${late}`]);
+			expect(deletesFor([late])).toEqual([`${late}:exec-${late}`]);
 
 			// A held sandbox whose key the control plane wrote again, then deleted: put, then deleted at once.
 			const [back, ...others] = s.ids;
@@ -258,11 +274,11 @@ describe("catalog bridge: the mass-delete guard", () => {
 			await until("the rewritten route", async () => (await routeOf(back)) === `exec-${back}-2`, 15_000);
 			await s.writer.del(`sandbox:catalog:${back}`);
 			await until("the rewritten route deleted", async () => (await routeOf(back)) === undefined, 15_000);
-			expect(edge.deletesFor([back])).toEqual([`${back}:exec-${back}-2`]);
+			expect(deletesFor([back])).toEqual([`${back}:exec-${back}-2`]);
 
 			// The rest are still held, and still at the edge.
 			expect(s.bridge.stats().held).toBe(N - 1);
-			expect(edge.deletesFor(others)).toEqual([]);
+			expect(deletesFor(others)).toEqual([]);
 			expect(await routes(others)).toEqual(others.map((id) => `exec-${id}`));
 		} finally {
 			await s.close();
@@ -273,12 +289,8 @@ describe("catalog bridge: the mass-delete guard", () => {
 		const s = await setUp(3);
 		try {
 			await s.restartEmpty();
-			await until(
-				"the deletes, or a hold",
-				() => edge.deletesFor(s.ids).length === 3 || s.bridge.stats().held > 0,
-				10_000,
-			);
-			expect(edge.deletesFor(s.ids)).toHaveLength(3);
+			await until("the deletes, or a hold", () => deletesFor(s.ids).length === 3 || s.bridge.stats().held > 0, 10_000);
+			expect(deletesFor(s.ids)).toHaveLength(3);
 			expect(await routes(s.ids)).toEqual([undefined, undefined, undefined]);
 			expect(s.bridge.stats()).toMatchObject({ held: 0, holds: 0 });
 			expect(s.log()).not.toContain("MASS DELETE HELD");
@@ -292,18 +304,21 @@ describe("catalog bridge: the mass-delete guard", () => {
 		let writer = new Redis(server.url);
 		const ids = await runningSandboxes(4);
 		for (const id of ids) await storeSandbox(writer, id);
-		const child = spawnBridge([
-			"--redis",
-			server.url,
-			"--edge",
-			edge.origin,
-			"--mass-delete-share",
-			"0.75",
-			"--mass-delete-min",
-			"3",
-			"--mass-delete-hold",
-			"1h",
-		]);
+		const child = spawnBridge(
+			[
+				"--redis",
+				server.url,
+				"--edge",
+				edge.origin,
+				"--mass-delete-share",
+				"0.75",
+				"--mass-delete-min",
+				"3",
+				"--mass-delete-hold",
+				"1h",
+			],
+			catalogSecret,
+		);
 		try {
 			await until("the startup sync", async () => (await routes(ids)).every((e, i) => e === `exec-${ids[i]}`), 15_000);
 			expect(child.output()).toContain("deletes of over 0.75 of the routes (and over 3) held for 1h");
@@ -315,10 +330,10 @@ describe("catalog bridge: the mass-delete guard", () => {
 			writer = new Redis(server.url);
 			await until(
 				"the held line, or a delete",
-				() => child.output().includes("MASS DELETE HELD") || edge.deletesFor(ids).length > 0,
+				() => child.output().includes("MASS DELETE HELD") || deletesFor(ids).length > 0,
 				15_000,
 			);
-			expect(edge.deletesFor(ids)).toEqual([]);
+			expect(deletesFor(ids)).toEqual([]);
 			const line =
 				child
 					.output()
@@ -326,12 +341,12 @@ describe("catalog bridge: the mass-delete guard", () => {
 					.find((l) => l.includes("MASS DELETE HELD")) ?? "";
 			expect(line).toContain(`${heldLine(4, 4)} (100%) gone from Redis, over --mass-delete-share 0.75 (75%)`);
 			expect(line).toContain(`(--mass-delete-hold 1h), or now if you confirm with SIGUSR2 (kill -USR2 ${child.pid}`);
-			expect(edge.deletesFor(ids)).toEqual([]);
+			expect(deletesFor(ids)).toEqual([]);
 			expect(await routes(ids)).toEqual(ids.map((id) => `exec-${id}`));
 
 			child.signal("SIGUSR2");
-			await until("the confirmed deletes", () => edge.deletesFor(ids).length === 4, 10_000);
-			expect(edge.deletesFor(ids).sort()).toEqual(ids.map((id) => `${id}:exec-${id}`).sort());
+			await until("the confirmed deletes", () => deletesFor(ids).length === 4, 10_000);
+			expect(deletesFor(ids).sort()).toEqual(ids.map((id) => `${id}:exec-${id}`).sort());
 			expect(child.output()).toContain("mass delete confirmed by the operator: deleting 4 held route(s) at the edge");
 			expect(await routes(ids)).toEqual(ids.map(() => undefined));
 		} finally {
@@ -382,99 +397,3 @@ describe("catalog bridge: the mass-delete guard", () => {
 		}
 	});
 });
-
-// --- the edge, recorded -----------------------------------------------------------------------------------------------
-
-interface Recorder {
-	/** http://edge.localhost:<port>: the bridge resolves *.localhost itself. */
-	origin: string;
-	/** "<sandbox>:<execution>" for every delete the Worker answered, of these sandboxes. */
-	deletesFor(ids: string[]): string[];
-	/** When each of those deletes was answered. */
-	deleteTimes(ids: string[]): number[];
-	close(): Promise<void>;
-}
-
-/** Forwards to the Worker, Host header and all, and records the deletes of every batch it answered. */
-async function startRecorder(worker: URL): Promise<Recorder> {
-	const deletes: { sandboxId: string; executionId: string; at: number }[] = [];
-	const server: Server = createServer((req, res) => {
-		void readAll(req).then((body) => {
-			const upstream = request(
-				{ host: worker.hostname, port: worker.port, method: req.method, path: req.url, headers: req.headers },
-				(answer) => {
-					void readAll(answer).then((text) => {
-						if (req.url === "/v1/sandboxes/batch" && answer.statusCode === 200) {
-							const batch = JSON.parse(body) as { delete: { sandbox_id: string; execution_id: string }[] };
-							const at = Date.now();
-							for (const d of batch.delete) deletes.push({ sandboxId: d.sandbox_id, executionId: d.execution_id, at });
-						}
-						res.writeHead(answer.statusCode ?? 502, answer.headers);
-						res.end(text);
-					});
-				},
-			);
-			upstream.on("error", () => res.destroy());
-			upstream.end(body);
-		});
-	});
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	const mine = (ids: string[]) => {
-		const set = new Set(ids);
-		return deletes.filter((d) => set.has(d.sandboxId));
-	};
-	return {
-		origin: `http://edge.localhost:${(server.address() as AddressInfo).port}`,
-		deletesFor: (ids) => mine(ids).map((d) => `${d.sandboxId}:${d.executionId}`),
-		deleteTimes: (ids) => mine(ids).map((d) => d.at),
-		close: () =>
-			new Promise<void>((resolve) => {
-				server.close(() => resolve());
-				server.closeAllConnections();
-			}),
-	};
-}
-
-async function readAll(stream: IncomingMessage): Promise<string> {
-	const chunks: Buffer[] = [];
-	for await (const chunk of stream) chunks.push(chunk as Buffer);
-	return Buffer.concat(chunks).toString("utf8");
-}
-
-// --- the bridge as a child process ------------------------------------------------------------------------------------
-
-interface RunningChild {
-	pid: number | undefined;
-	output(): string;
-	signal(signal: NodeJS.Signals): void;
-	/** SIGTERM, then its exit code. */
-	stop(): Promise<number | null>;
-}
-
-function spawnBridge(args: string[]): RunningChild {
-	const child: ChildProcess = spawn(process.execPath, [bridgeCli, ...args], {
-		env: { ...process.env, CATALOG_SECRET: catalogSecret },
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	let output = "";
-	const collect = (chunk: Buffer) => {
-		output += chunk.toString("utf8");
-	};
-	child.stdout?.on("data", collect);
-	child.stderr?.on("data", collect);
-	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-	return {
-		pid: child.pid,
-		output: () => output,
-		signal: (signal) => {
-			child.kill(signal);
-		},
-		async stop() {
-			if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-			const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-			const code = await exited;
-			clearTimeout(timer);
-			return code;
-		},
-	};
-}

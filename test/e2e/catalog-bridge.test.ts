@@ -2,22 +2,19 @@
 // Go code writes it, the bridge (in-process and as a child process), and the
 // real Worker in workerd serving sandboxes of the development stack.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer, type IncomingMessage, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type BridgeHandle, type BridgeOptions, startBridge } from "../../bridge/bridge.ts";
+import { bridgeCli, childEnv, type EdgeSwitch, spawnBridge, startEdgeSwitch } from "./bridge-harness.ts";
 import { type E2eStack, freshId, sandboxHost, startE2eStack } from "./fixture.ts";
 import { fetchVia } from "./http-client.ts";
 import { type RedisServer, startRedisServer } from "./redis-server.ts";
 
 const catalogSecret = "catalog-e2e-secret-5d71c0";
-const bridgeCli = fileURLToPath(new URL("../../bridge/cli.ts", import.meta.url));
 const HOUR = 3600;
 
 let env: E2eStack;
@@ -239,7 +236,7 @@ describe("catalog bridge", () => {
 		await env.admin.pause(id);
 		expect(await deleteSandbox(id, "exec-live")).toBe(true);
 		await waitFor("the route deleted at the edge", routeGone(id));
-		expect(edge.deletesFor(id)).toEqual(["exec-live"]);
+		expect(deletesFor(id)).toEqual(["exec-live"]);
 
 		// Without a route, the Worker wakes the paused sandbox itself.
 		expect(await served(id)).toBe(true);
@@ -253,8 +250,8 @@ describe("catalog bridge", () => {
 		await waitFor("the key to expire", async () => (await redis.exists(`sandbox:catalog:${id}`)) === 0, 15_000);
 		await waitFor("the route deleted at the edge", routeGone(id));
 		// The bridge deleted it: the edge did not merely let it run out.
-		await waitFor("the delete to be sent", () => edge.deletesFor(id).length === 1);
-		expect(edge.deletesFor(id)).toEqual(["exec-short"]);
+		await waitFor("the delete to be sent", () => deletesFor(id).length === 1);
+		expect(deletesFor(id)).toEqual(["exec-short"]);
 	});
 
 	it("catches up after a restart, as a child process: keys added, replaced and deleted meanwhile", async () => {
@@ -277,14 +274,10 @@ describe("catalog bridge", () => {
 		await storeSandbox(added, { ip: "127.0.0.1", executionId: `${added}-1` });
 		const batchesBefore = edge.batches().length;
 
-		const child = spawnBridge([
-			"--redis",
-			redisServer.url,
-			"--edge",
-			edge.origin,
-			"--state-file",
-			join(stateDir, "state.json"),
-		]);
+		const child = spawnBridge(
+			["--redis", redisServer.url, "--edge", edge.origin, "--state-file", join(stateDir, "state.json")],
+			catalogSecret,
+		);
 		try {
 			await waitFor("the replaced route", routeIs(replaced, `${replaced}-2`));
 			await waitFor("the removed route to go", routeGone(removed));
@@ -303,7 +296,7 @@ describe("catalog bridge", () => {
 		expect(puts.map((p) => `${p.sandbox_id}:${p.execution_id}`).sort()).toEqual(
 			[`${kept}:${kept}-1`, `${replaced}:${replaced}-2`, `${added}:${added}-1`].sort(),
 		);
-		expect(edge.deletesFor(removed)).toEqual([`${removed}-1`]);
+		expect(deletesFor(removed)).toEqual([`${removed}-1`]);
 		for (const id of [kept, replaced, added]) expect(await served(id)).toBe(true);
 		expect([kept, replaced, added].map(resumeCalls)).toEqual([0, 0, 0]);
 	});
@@ -497,124 +490,12 @@ describe("catalog bridge", () => {
 	});
 });
 
-// --- the edge, behind a switch ----------------------------------------------------------------------------------------
-
-interface SentBatch {
-	put: { sandbox_id: string; execution_id: string; [field: string]: unknown }[];
-	delete: { sandbox_id: string; execution_id: string }[];
-}
-
-/**
- * Forwards to the Worker, Host header and all, and records every batch the
- * Worker answered. While "down", it resets connections, as an unreachable edge
- * would.
- */
-interface EdgeSwitch {
-	/** http://edge.localhost:<port>: the bridge resolves *.localhost itself. */
-	origin: string;
-	setDown(down: boolean): void;
-	batches(): SentBatch[];
-	deletesFor(sandboxId: string): string[];
-	/** Requests refused while down. */
-	refused(): number;
-	close(): Promise<void>;
-}
-
-async function startEdgeSwitch(worker: URL): Promise<EdgeSwitch> {
-	let down = false;
-	let refused = 0;
-	const batches: SentBatch[] = [];
-	const server: Server = createServer((req, res) => {
-		if (down) {
-			refused += 1;
-			req.socket.destroy();
-			return;
-		}
-		void readAll(req).then((body) => {
-			const upstream = request(
-				{ host: worker.hostname, port: worker.port, method: req.method, path: req.url, headers: req.headers },
-				(answer) => {
-					void readAll(answer).then((text) => {
-						if (req.url === "/v1/sandboxes/batch" && answer.statusCode === 200) {
-							batches.push(JSON.parse(body) as SentBatch);
-						}
-						res.writeHead(answer.statusCode ?? 502, answer.headers);
-						res.end(text);
-					});
-				},
-			);
-			upstream.on("error", () => res.destroy());
-			upstream.end(body);
-		});
-	});
-	await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-	const port = (server.address() as AddressInfo).port;
-	return {
-		origin: `http://edge.localhost:${port}`,
-		setDown: (value) => {
-			down = value;
-			// Kept-alive connections would otherwise still reach the Worker.
-			if (down) server.closeAllConnections();
-		},
-		batches: () => batches,
-		deletesFor: (sandboxId) =>
-			batches.flatMap((b) => b.delete.filter((d) => d.sandbox_id === sandboxId).map((d) => d.execution_id)),
-		refused: () => refused,
-		close: () =>
-			new Promise<void>((resolve) => {
-				server.close(() => resolve());
-				server.closeAllConnections();
-			}),
-	};
-}
-
-async function readAll(stream: IncomingMessage): Promise<string> {
-	const chunks: Buffer[] = [];
-	for await (const chunk of stream) chunks.push(chunk as Buffer);
-	return Buffer.concat(chunks).toString("utf8");
+/** The executions of every delete the Worker answered for `sandboxId`. */
+function deletesFor(sandboxId: string): string[] {
+	return edge.batches().flatMap((b) => b.delete.filter((d) => d.sandbox_id === sandboxId).map((d) => d.execution_id));
 }
 
 // --- the bridge as a child process ------------------------------------------------------------------------------------
-
-function childEnv(overrides: Record<string, string | undefined>): NodeJS.ProcessEnv {
-	const childEnvironment: NodeJS.ProcessEnv = { ...process.env, CATALOG_SECRET: catalogSecret };
-	for (const [name, value] of Object.entries(overrides)) {
-		if (value === undefined) delete childEnvironment[name];
-		else childEnvironment[name] = value;
-	}
-	return childEnvironment;
-}
-
-interface RunningChild {
-	output(): string;
-	/** SIGTERM, then its exit code. */
-	stop(): Promise<number | null>;
-}
-
-function spawnBridge(args: string[]): RunningChild {
-	const child: ChildProcess = spawn(process.execPath, [bridgeCli, ...args], {
-		env: childEnv({}),
-		stdio: ["ignore", "pipe", "pipe"],
-	});
-	let output = "";
-	child.stdout?.on("data", (chunk: Buffer) => {
-		output += chunk.toString("utf8");
-	});
-	child.stderr?.on("data", (chunk: Buffer) => {
-		output += chunk.toString("utf8");
-	});
-	const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-	return {
-		output: () => output,
-		async stop() {
-			if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-			const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-			const code = await exited;
-			clearTimeout(timer);
-			return code;
-		},
-	};
-}
 
 function runCli(
 	args: string[],
@@ -622,7 +503,7 @@ function runCli(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
 	return new Promise((resolve, reject) => {
 		const child = spawn(process.execPath, [bridgeCli, ...args], {
-			env: childEnv(env),
+			env: childEnv(catalogSecret, env),
 			stdio: ["ignore", "pipe", "pipe"],
 		});
 		let stdout = "";
