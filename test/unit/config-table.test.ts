@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { bindings } from "../../src/config/bindings.ts";
 import type { Setting } from "../../src/config/schema.ts";
 import { type SettingName, settings } from "../../src/config/settings.ts";
-import { ConfigError, parseConfig, type RawSettings } from "../../src/config.ts";
+import { parseConfig, type RawSettings } from "../../src/config.ts";
+import { configErrorFor } from "./config-refusal.ts";
 
 // The settings' table (src/config/settings.ts) is what docs/configuration.md
 // shows: these check that the parser does what each entry says. That the
@@ -27,16 +28,6 @@ const oauth2Mode: RawSettings = {
 /** The settings a setting is read with: the OAuth2 ones only in oauth2 mode. */
 function baseFor(name: SettingName): RawSettings {
 	return name.startsWith("OAUTH_") ? oauth2Mode : apiSecretMode;
-}
-
-function refusal(raw: RawSettings): ConfigError {
-	try {
-		parseConfig(raw);
-	} catch (error) {
-		expect(error).toBeInstanceOf(ConfigError);
-		return error as ConfigError;
-	}
-	throw new Error(`expected ${JSON.stringify(raw)} to be refused`);
 }
 
 /** The names parseConfig reads from `raw`. */
@@ -68,7 +59,7 @@ describe("the settings' table", () => {
 		if (setting.required === undefined) {
 			expect(() => parseConfig(without)).not.toThrow();
 		} else {
-			const error = refusal(without);
+			const error = configErrorFor(without);
 			expect(error.setting).toBe(name);
 			expect(error.message).toMatch(new RegExp(`^Invalid configuration: ${name} is missing`));
 		}
@@ -91,7 +82,7 @@ describe("the settings' table", () => {
 		const base = baseFor(name);
 		for (const value of [min, max]) expect(() => parseConfig({ ...base, [name]: String(value) })).not.toThrow();
 		for (const value of [min - 1, max + 1].filter((value) => value >= 0)) {
-			const error = refusal({ ...base, [name]: String(value) });
+			const error = configErrorFor({ ...base, [name]: String(value) });
 			expect(error.message).toBe(`Invalid configuration: ${name} must be between ${min} and ${max}`);
 		}
 	});
@@ -101,14 +92,14 @@ describe("the settings' table", () => {
 		(name, values) => {
 			const base = name === "CONTROL_PLANE_AUTH" ? oauth2Mode : baseFor(name);
 			for (const value of values) expect(() => parseConfig({ ...base, [name]: value })).not.toThrow();
-			expect(refusal({ ...base, [name]: `${values[0]}x` }).setting).toBe(name);
+			expect(configErrorFor({ ...base, [name]: `${values[0]}x` }).setting).toBe(name);
 		},
 	);
 
 	it.each(entries.filter(([, setting]) => setting.type === "flag"))("%s takes true and false", (name) => {
 		expect(() => parseConfig({ ...apiSecretMode, [name]: "true" })).not.toThrow();
 		expect(() => parseConfig({ ...apiSecretMode, [name]: "false" })).not.toThrow();
-		expect(refusal({ ...apiSecretMode, [name]: "yes" }).message).toBe(
+		expect(configErrorFor({ ...apiSecretMode, [name]: "yes" }).message).toBe(
 			`Invalid configuration: ${name} must be "true" or "false"`,
 		);
 	});

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { type Config, ConfigError, configFrom, defaults, parseConfig, type RawSettings } from "../../src/config.ts";
+import { configErrorFor } from "./config-refusal.ts";
 
 // Distinctive, so that any echo of it in an error message is caught.
 const secret = "Zq7-SECRET-VALUE-4f1c";
@@ -12,17 +13,6 @@ const minimal: RawSettings = {
 
 function with_(overrides: RawSettings): RawSettings {
 	return { ...minimal, ...overrides };
-}
-
-/** The ConfigError that parsing `raw` throws; fails the test if none is thrown. */
-function configErrorFor(raw: RawSettings): ConfigError {
-	try {
-		parseConfig(raw);
-	} catch (error) {
-		expect(error).toBeInstanceOf(ConfigError);
-		return error as ConfigError;
-	}
-	throw new Error(`expected ${JSON.stringify(raw)} to be refused`);
 }
 
 function apiSecretOf(config: Config): string | undefined {
