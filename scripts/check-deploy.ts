@@ -29,6 +29,8 @@ export interface DeployBuild {
 	gzipBytes: number;
 	/** wrangler's own "Total Upload: ... / gzip: ..." line (KiB, its own compression). */
 	wranglerSizeLine: string;
+	/** esbuild's metafile of the build (`--metafile`): every input and how each imports the others. */
+	metafilePath: string;
 	/** wrangler's whole output, for a failure's report. */
 	output: string;
 }
@@ -41,7 +43,7 @@ export class DeployBuildError extends Error {
 export function buildProduction(outdir: string): DeployBuild {
 	const run = spawnSync(
 		process.execPath,
-		[wranglerBin, "deploy", "--dry-run", "--env", "production", "--outdir", outdir],
+		[wranglerBin, "deploy", "--dry-run", "--env", "production", "--outdir", outdir, "--metafile"],
 		{
 			cwd: root,
 			encoding: "utf8",
@@ -58,6 +60,7 @@ export function buildProduction(outdir: string): DeployBuild {
 	const script = readFileSync(scriptPath);
 	return {
 		scriptPath,
+		metafilePath: join(outdir, "bundle-meta.json"),
 		bytes: script.length,
 		gzipBytes: gzipSync(script).length,
 		wranglerSizeLine: /Total Upload:.*$/m.exec(output)?.[0] ?? "",

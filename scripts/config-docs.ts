@@ -47,6 +47,8 @@ function valuesOf(setting: Setting): string {
 	switch (setting.type) {
 		case "integer":
 			return `whole number, ${code(setting.min)} to ${code(setting.max)}`;
+		case "fraction":
+			return `decimal, ${code(0)} to ${code(1)}`;
 		case "flag":
 			return list(["true", "false"]);
 		case "enum":

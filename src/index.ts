@@ -4,10 +4,10 @@ import { type Config, ConfigError, configFrom, type ServerTiming } from "./confi
 import { ProxyError } from "./errors/proxy-error.ts";
 import { renderError } from "./errors/render.ts";
 import { reportError } from "./errors/report.ts";
-import { logEvent } from "./log.ts";
 import { proxyRequest } from "./proxy.ts";
 import { routeHost } from "./routing.ts";
 import { recordMetrics } from "./telemetry/metrics.ts";
+import { logRequest } from "./telemetry/request-log.ts";
 import { RequestTrace } from "./telemetry/request-trace.ts";
 
 export { SandboxRoute } from "./catalog/sandbox-route.ts";
@@ -47,7 +47,8 @@ export default {
 			response = renderError(proxyError, request.headers);
 		}
 		trace.status = response.status;
-		logEvent("request", trace.logFields());
+		// Unparsable settings leave no rate to go by: such a request is an error, always logged.
+		logRequest(trace, config?.requestLogSampleRate ?? 1);
 		recordMetrics(env, trace);
 		return withTiming(response, trace, config?.serverTiming ?? "cold");
 	},

@@ -8,7 +8,7 @@ import { isolateFailureCache } from "./failure-cache.ts";
 import { locationCache } from "./location-cache.ts";
 import { checkLookupBudget, routedLately } from "./lookup-budget.ts";
 import type { LookupResult, Route } from "./route.ts";
-import { isolateRouteCache } from "./route-cache.ts";
+import { type CachedRoute, isolateRouteCache } from "./route-cache.ts";
 import type { NodeVerdict } from "./route-state.ts";
 import type { KeepAliveReport, SandboxRoute, WakeStatus } from "./sandbox-route.ts";
 import { TtlCache } from "./ttl-cache.ts";
@@ -50,12 +50,14 @@ export class CatalogClient {
 
 	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
 	async route(): Promise<Route> {
-		const cached = isolateRouteCache(this.#config).get(this.#sandboxId);
+		const cache = isolateRouteCache(this.#config);
+		const startedAt = Date.now();
+		const cached = cache.read(this.#sandboxId, startedAt);
 		if (cached !== undefined) {
 			this.#trace.routeSource = "isolate";
-			return cached;
+			if (cache.claimRefresh(cached, startedAt)) this.#waitUntil(this.#refresh(cached));
+			return cached.value;
 		}
-		const startedAt = Date.now();
 		try {
 			return await this.#fromLocation();
 		} finally {
@@ -91,6 +93,41 @@ export class CatalogClient {
 		// Past every cache: the object is addressed only within the client's budget.
 		await checkLookupBudget(this.#env, sandboxId, this.#headers.get("cf-connecting-ip") ?? "unknown");
 		return this.lookUp();
+	}
+
+	/**
+	 * Fetches a fresher copy of a route the isolate still serves, off every
+	 * request's path: the location's copy, else the route the object serves
+	 * as it stands. It never resumes anything and never fails a request:
+	 * whatever goes wrong, the held copy lapses at its time and the next
+	 * request looks up as on any miss.
+	 */
+	async #refresh(read: CachedRoute): Promise<void> {
+		const sandboxId = this.#sandboxId;
+		const config = this.#config;
+		const cache = isolateRouteCache(config);
+		try {
+			const held = await locationCache(config).get(sandboxId);
+			if (held !== undefined) {
+				// A failure there is left for the next miss to meet, not spread from here.
+				if (held.entry.kind !== "route") return;
+				const now = Date.now();
+				cache.refreshed(
+					sandboxId,
+					read,
+					held.entry.route,
+					now,
+					now + config.routeCacheTtlMs - config.locationCacheTtlMs,
+				);
+				return;
+			}
+			const route = await this.#call((stub) => stub.servedRoute() as Promise<Route | null>);
+			if (route === null) return;
+			cache.refreshed(sandboxId, read, route);
+			await locationCache(config).put(sandboxId, { kind: "route", route });
+		} catch {
+			// Logged by callCatalogObject; the copy lapses as it would have.
+		}
 	}
 
 	/** Asks the object, past the isolate's cache of routes (but not of failures). */

@@ -1,6 +1,9 @@
 import type { Config } from "../config.ts";
 import { type Route, sameRoute } from "./route.ts";
-import { TtlCache } from "./ttl-cache.ts";
+import { type Entry, TtlCache } from "./ttl-cache.ts";
+
+/** A route the isolate holds, as read for one request. */
+export type CachedRoute = Entry<Route>;
 
 /**
  * The isolate's cache of resolved routes, which keeps hot traffic off the
@@ -15,6 +18,35 @@ export class RouteCache {
 
 	get(sandboxId: string, now = Date.now()): Route | undefined {
 		return this.#entries.get(sandboxId, now);
+	}
+
+	/** The held route's entry, for a reader that may refresh it (see `claimRefresh`). */
+	read(sandboxId: string, now = Date.now()): CachedRoute | undefined {
+		return this.#entries.entry(sandboxId, now);
+	}
+
+	/**
+	 * Whether this reader is the one to refresh `entry`: the first reader
+	 * past its `refreshAt` takes that up, once, so that one request asks for
+	 * a fresher copy while every other keeps being served from this one.
+	 * Without it, every connection that met the entry's end would ask the
+	 * catalog at once.
+	 */
+	claimRefresh(entry: CachedRoute, now = Date.now()): boolean {
+		if (now < entry.refreshAt) return false;
+		entry.refreshAt = Number.POSITIVE_INFINITY;
+		return true;
+	}
+
+	/** Puts a refreshed copy in place of `read`, unless something replaced or dropped it meanwhile. */
+	refreshed(
+		sandboxId: string,
+		read: CachedRoute,
+		route: Route,
+		now = Date.now(),
+		until = Number.POSITIVE_INFINITY,
+	): void {
+		if (this.#entries.holds(sandboxId, read)) this.set(sandboxId, route, now, until);
 	}
 
 	/** `until`: a shorter life for a copy taken from another copy. */

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { type Config, ConfigError, configFrom, defaults } from "../config.ts";
-import { edgeAuth } from "../control-plane/edge-auth.ts";
-import { type ControlPlaneClient, createControlPlaneClient } from "../control-plane/sandbox-service.ts";
+import { lazyControlPlaneClient } from "../control-plane/lazy-client.ts";
+import type { ControlPlaneClient } from "../control-plane/sandbox-service.ts";
 import { logEvent } from "../log.ts";
 import type { ResumeCredentials, ResumeFailure } from "../resume-types.ts";
 import { type FailureMemory, objectFailureMemory } from "./failure-memory.ts";
@@ -94,6 +94,16 @@ export class SandboxRoute extends DurableObject<Env> {
 			});
 			return waited(await this.#flights.orPush(flight), "resumed");
 		}
+	}
+
+	/**
+	 * The route served now, or null: what an isolate's refresh ahead of its
+	 * copy's end asks for. It never resumes anything; a sandbox without a
+	 * route is looked up by the next request that misses, as always.
+	 */
+	async servedRoute(): Promise<Route | null> {
+		const served = this.#state.served(Date.now());
+		return served === null ? null : this.#routeOf(served);
 	}
 
 	/** Only what forwarding needs crosses to the Worker, and into its cache. */
@@ -228,7 +238,7 @@ export class SandboxRoute extends DurableObject<Env> {
 	}
 
 	#client(config: Config): ControlPlaneClient {
-		this.#controlPlane ??= createControlPlaneClient(config, edgeAuth(this.env, config));
+		this.#controlPlane ??= lazyControlPlaneClient(this.env, config);
 		return this.#controlPlane;
 	}
 

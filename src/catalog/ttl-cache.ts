@@ -1,7 +1,17 @@
-interface Entry<V> {
+export interface Entry<V> {
 	value: V;
 	cachedUntil: number;
+	/** When the first reader should fetch a fresher copy; infinite once one has taken that up. */
+	refreshAt: number;
 }
+
+/**
+ * Where in its life an entry becomes due for refreshing ahead of its end:
+ * late enough that an idle sandbox's entry is seldom refreshed in vain, early
+ * enough that the refresh (a Cache API read or an object call, milliseconds)
+ * lands well before the entry lapses.
+ */
+const refreshAfterShare = 0.8;
 
 /**
  * A bounded map of settled values that each lapse at their own time: what
@@ -21,12 +31,17 @@ export class TtlCache<V> {
 	}
 
 	get(key: string, now: number): V | undefined {
+		return this.entry(key, now)?.value;
+	}
+
+	/** The live entry itself, for a reader that may refresh it (see `refreshAt`). */
+	entry(key: string, now: number): Entry<V> | undefined {
 		const entry = this.#entries.get(key);
 		if (entry === undefined) return undefined;
 		this.#entries.delete(key);
 		if (entry.cachedUntil <= now) return undefined;
 		this.#entries.set(key, entry);
-		return entry.value;
+		return entry;
 	}
 
 	/** Keeps `value` for the TTL, or until `until` if that comes first. */
@@ -35,7 +50,7 @@ export class TtlCache<V> {
 		const cachedUntil = Math.min(now + this.#ttlMs, until);
 		if (cachedUntil <= now) return;
 		this.#entries.delete(key);
-		this.#entries.set(key, { value, cachedUntil });
+		this.#entries.set(key, { value, cachedUntil, refreshAt: now + (cachedUntil - now) * refreshAfterShare });
 		if (this.#entries.size > this.#maxEntries) {
 			const oldest = this.#entries.keys().next().value;
 			if (oldest !== undefined) this.#entries.delete(oldest);
@@ -45,6 +60,11 @@ export class TtlCache<V> {
 	/** The value held, lapsed or not, without touching its place. */
 	peek(key: string): V | undefined {
 		return this.#entries.get(key)?.value;
+	}
+
+	/** Whether `entry` is still the one held for `key`: nothing replaced or dropped it since it was read. */
+	holds(key: string, entry: Entry<V>): boolean {
+		return this.#entries.get(key) === entry;
 	}
 
 	delete(key: string): void {

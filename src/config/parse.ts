@@ -17,6 +17,7 @@ import {
 	choice,
 	credential,
 	flag,
+	fraction,
 	hasControlCharacter,
 	integer,
 	optionalChoice,
@@ -47,6 +48,7 @@ export const defaults = {
 	portRetryDelayMs: settings.PORT_RETRY_DELAY_MS.default,
 	bodyIdleTimeoutMs: settings.BODY_IDLE_TIMEOUT_MS.default,
 	serverTiming: settings.SERVER_TIMING.default,
+	requestLogSampleRate: settings.REQUEST_LOG_SAMPLE_RATE.default,
 	waitingPageAfterMs: settings.WAITING_PAGE_AFTER_MS.default,
 	trafficKeepaliveIntervalMs: settings.TRAFFIC_KEEPALIVE_INTERVAL_MS.default,
 	oauthScope: settings.OAUTH_SCOPE.default,
@@ -104,6 +106,7 @@ export function parseConfig(raw: RawSettings): Config {
 		bodyIdleTimeoutMs: integer(raw, "BODY_IDLE_TIMEOUT_MS"),
 		trafficKeepaliveIntervalMs: integer(raw, "TRAFFIC_KEEPALIVE_INTERVAL_MS"),
 		serverTiming: choice(raw, "SERVER_TIMING"),
+		requestLogSampleRate: fraction(raw, "REQUEST_LOG_SAMPLE_RATE"),
 		waitingPageAfterMs: integer(raw, "WAITING_PAGE_AFTER_MS"),
 		environment,
 	};

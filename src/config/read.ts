@@ -47,6 +47,16 @@ export function integer(raw: RawSettings, name: NameOf<{ type: "integer" }>): nu
 	return number;
 }
 
+export function fraction(raw: RawSettings, name: NameOf<{ type: "fraction" }>): number {
+	const value = optionalString(raw, name);
+	if (value === undefined) return settings[name].default;
+	// Plain decimals only: no exponent, sign or percent, which would read as something else.
+	if (!/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(value)) throw new ConfigError(name, "must be a decimal from 0 to 1");
+	const number = Number(value);
+	if (number > 1) throw new ConfigError(name, "must be a decimal from 0 to 1");
+	return number;
+}
+
 export function flag(raw: RawSettings, name: NameOf<{ type: "flag" }>): boolean {
 	const value = optionalString(raw, name);
 	if (value === undefined) return settings[name].default;

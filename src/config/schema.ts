@@ -26,6 +26,8 @@ interface Described {
 export type SettingType =
 	/** A whole number within its bounds, both included. */
 	| { type: "integer"; min: number; max: number; default: number }
+	/** A decimal from 0 to 1, both included: a share of something. */
+	| { type: "fraction"; default: number }
 	/** "true" or "false". */
 	| { type: "flag"; default: boolean }
 	/** One of a fixed list, exactly (case-sensitive). */

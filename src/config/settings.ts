@@ -92,6 +92,15 @@ export const settings = {
 		default: "cold",
 		doc: `which responses carry \`Server-Timing\`: \`cold\` (wakes, lookups past the isolate's cache, errors), \`all\`, or \`off\`; ${see("Telemetry", "operations.md#telemetry")}`,
 	},
+	REQUEST_LOG_SAMPLE_RATE: {
+		kind: "var",
+		type: "fraction",
+		// One line per request is one Workers Logs event per request: at the
+		// edge's rates a bill, for lines that say only "served from the cache"
+		// (BENCHMARKS.md, "Issue 18"). Every other request's line is kept.
+		default: 0.01,
+		doc: `share of routine requests (served from the isolate's cache, no wake, no error) that get a \`request\` log line, which then says \`sampleRate\`; every other request always gets one; ${see("Telemetry", "operations.md#telemetry")}`,
+	},
 	WAITING_PAGE_AFTER_MS: {
 		kind: "var",
 		type: "integer",

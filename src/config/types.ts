@@ -83,6 +83,8 @@ export interface Config {
 	 * lookups, errors); or none.
 	 */
 	serverTiming: ServerTiming;
+	/** The share of routine requests (isolate's cache, no wake, no error) that get a log line: see request-log.ts. */
+	requestLogSampleRate: number;
 	/** How long a browser navigation waits for a wake before it gets the waiting page; 0: never. */
 	waitingPageAfterMs: number;
 	environment: Environment;

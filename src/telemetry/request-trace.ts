@@ -17,7 +17,7 @@ export type NegativeHit = "isolate" | "location";
  * Worker advances only across I/O: they measure waiting, not computation.
  */
 export class RequestTrace {
-	readonly requestId: string;
+	readonly #request: Request;
 	readonly #startedAt = Date.now();
 	sandboxId: string | undefined;
 	port: number | undefined;
@@ -39,8 +39,31 @@ export class RequestTrace {
 	page: "waiting" | undefined;
 
 	constructor(request: Request) {
-		// Cloudflare's own ID for the request, so that our line meets its logs; a new one locally.
-		this.requestId = request.headers.get("cf-ray") ?? crypto.randomUUID();
+		this.#request = request;
+	}
+
+	/**
+	 * Cloudflare's own ID for the request, so that our line meets its logs; a
+	 * new one locally. Read only for a line that is written: most are not.
+	 */
+	get requestId(): string {
+		return this.#request.headers.get("cf-ray") ?? crypto.randomUUID();
+	}
+
+	/**
+	 * Whether the request had nothing to tell: its route came from the
+	 * isolate's cache, it neither woke nor waited, and neither the edge nor
+	 * the node failed it. Its log line is sampled (see request-log.ts).
+	 */
+	get routine(): boolean {
+		return (
+			this.routeSource === "isolate" &&
+			this.reason === undefined &&
+			this.wake === undefined &&
+			this.negativeHit === undefined &&
+			this.page === undefined &&
+			this.status < 500
+		);
 	}
 
 	get durationMs(): number {
@@ -65,8 +88,12 @@ export class RequestTrace {
 		return wake === undefined ? undefined : `${wake}; wait=${this.waitMs ?? this.lookupMs ?? 0}`;
 	}
 
-	/** The request's one log line's fields; never a header, a token or a body. */
-	logFields(): Record<string, string | number | undefined> {
+	/**
+	 * The request's one log line's fields; never a header, a token or a body.
+	 * `sampleRate`: the line was one of a sample of routine requests, kept at
+	 * this rate; each such line stands for 1/sampleRate requests.
+	 */
+	logFields(sampleRate?: number): Record<string, string | number | undefined> {
 		return {
 			requestId: this.requestId,
 			sandboxId: this.sandboxId,
@@ -82,6 +109,7 @@ export class RequestTrace {
 			resumeMs: this.resumeMs,
 			waitMs: this.waitMs,
 			nodeMs: this.nodeMs,
+			sampleRate,
 		};
 	}
 }

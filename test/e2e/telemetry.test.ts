@@ -35,8 +35,8 @@ interface RequestLine {
 	nodeMs?: number;
 }
 
-function requestLines(sandboxId: string): RequestLine[] {
-	return env.worker
+function requestLines(sandboxId: string, worker = env.worker): (RequestLine & { sampleRate?: number })[] {
+	return worker
 		.logText()
 		.split("\n")
 		.filter((line) => line.startsWith('{"event":"request"'))
@@ -134,6 +134,53 @@ describe("telemetry by phase", () => {
 		}
 		const lines = await until("the upgrade's log line", () => requestLines(id).length === 1 && requestLines(id));
 		expect(lines[0]).toMatchObject({ status: 101, wake: "resumed" });
+	});
+});
+
+describe("sampled request lines (REQUEST_LOG_SAMPLE_RATE)", () => {
+	it("logs every request that did something, and no routine one at rate 0", async () => {
+		const worker = await startWorker({ ...env.vars, REQUEST_LOG_SAMPLE_RATE: "0" });
+		try {
+			const id = freshId("tm");
+			await env.admin.create({ id });
+			await env.admin.pause(id);
+			expect((await fetchVia(worker.url, sandboxHost(id), "/")).status).toBe(200);
+			for (let i = 0; i < 20; i++) expect((await fetchVia(worker.url, sandboxHost(id), "/")).status).toBe(200);
+			const unknown = freshId("nope");
+			expect((await fetchVia(worker.url, sandboxHost(unknown), "/")).status).toBe(502);
+			const lines = await until(
+				"two log lines",
+				() => requestLines(unknown, worker).length === 1 && requestLines(id, worker),
+			);
+			expect(lines).toHaveLength(1);
+			expect(lines[0]).toMatchObject({ wake: "resumed", routeSource: "resume" });
+			expect(requestLines(unknown, worker)[0]).toMatchObject({ status: 502, reason: "sandbox_not_found" });
+		} finally {
+			await worker.close();
+		}
+	});
+
+	it("keeps routine requests at the rate, each line saying it, so that totals can be read back", async () => {
+		const worker = await startWorker({ ...env.vars, REQUEST_LOG_SAMPLE_RATE: "0.5" });
+		try {
+			const id = freshId("tm");
+			await env.admin.create({ id });
+			await env.admin.pause(id);
+			const sent = 201;
+			for (let i = 0; i < sent; i++) expect((await fetchVia(worker.url, sandboxHost(id), "/")).status).toBe(200);
+			const lines = requestLines(id, worker);
+			const [wake, ...routine] = lines;
+			expect(wake).toMatchObject({ wake: "resumed" });
+			expect(wake).not.toHaveProperty("sampleRate");
+			// Binomial(200, 0.5): 100 ± 7; five deviations either way.
+			expect(routine.length).toBeGreaterThan(65);
+			expect(routine.length).toBeLessThan(135);
+			for (const line of routine) expect(line).toMatchObject({ routeSource: "isolate", sampleRate: 0.5 });
+			const estimated = lines.reduce((total, line) => total + 1 / (line.sampleRate ?? 1), 0);
+			expect(Math.abs(estimated - sent)).toBeLessThan(72);
+		} finally {
+			await worker.close();
+		}
 	});
 });
 

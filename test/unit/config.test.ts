@@ -55,6 +55,7 @@ describe("parseConfig defaults", () => {
 			bodyIdleTimeoutMs: 30_000,
 			trafficKeepaliveIntervalMs: 60_000,
 			serverTiming: "cold",
+			requestLogSampleRate: 0.01,
 			waitingPageAfterMs: 1_000,
 			environment: "production",
 		});
@@ -96,6 +97,7 @@ describe("parseConfig defaults", () => {
 				PORT_RETRY_ATTEMPTS: "2",
 				PORT_RETRY_DELAY_MS: "50",
 				BODY_IDLE_TIMEOUT_MS: "4000",
+				REQUEST_LOG_SAMPLE_RATE: "0.25",
 				ENVIRONMENT: "development",
 			}),
 		).toEqual({
@@ -125,9 +127,33 @@ describe("parseConfig defaults", () => {
 			bodyIdleTimeoutMs: 4000,
 			trafficKeepaliveIntervalMs: 60_000,
 			serverTiming: "cold",
+			requestLogSampleRate: 0.25,
 			waitingPageAfterMs: 1_000,
 			environment: "development",
 		});
+	});
+});
+
+describe("REQUEST_LOG_SAMPLE_RATE", () => {
+	it.each([
+		["0", 0],
+		["1", 1],
+		["0.01", 0.01],
+		[".5", 0.5],
+		["1.0", 1],
+	])("reads %j as %d", (value, rate) => {
+		expect(parseConfig(with_({ REQUEST_LOG_SAMPLE_RATE: value })).requestLogSampleRate).toBe(rate);
+	});
+
+	it("defaults to one routine request in a hundred", () => {
+		expect(parseConfig(with_({})).requestLogSampleRate).toBe(0.01);
+	});
+
+	// A percent, an exponent or a sign would be read as something else than meant.
+	it.each(["1.5", "-0.1", "1e-2", "5%", "half", "0x1", "NaN"])("refuses %j", (value) => {
+		expect(expectRefused(with_({ REQUEST_LOG_SAMPLE_RATE: value }), "REQUEST_LOG_SAMPLE_RATE").message).toContain(
+			"decimal from 0 to 1",
+		);
 	});
 });
 

@@ -139,3 +139,52 @@ describe("RouteCache", () => {
 		expect(cache.get("a", now + 2 * hour)).toBeUndefined();
 	});
 });
+
+describe("RouteCache: refreshing ahead of an entry's end", () => {
+	it("asks exactly one reader to refresh, once the entry is four fifths through its life", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0);
+		const early = cache.read("a", t0 + 3_999);
+		expect(early && cache.claimRefresh(early, t0 + 3_999)).toBe(false);
+		const readers = Array.from({ length: 5 }, () => cache.read("a", t0 + 4_000));
+		const claims = readers.map((entry) => (entry === undefined ? undefined : cache.claimRefresh(entry, t0 + 4_000)));
+		expect(claims).toEqual([true, false, false, false, false]);
+		// Every reader is still served the held route while the one refreshes.
+		expect(readers.map((entry) => entry?.value.nodeIp)).toEqual(Array(5).fill("10.0.0.1"));
+		expect(cache.get("a", t0 + 4_999)?.nodeIp).toBe("10.0.0.1");
+	});
+
+	it("reckons four fifths of a shortened life: a copy that must end early is refreshed early", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0, t0 + 2_500);
+		const entry = cache.read("a", t0 + 2_000);
+		expect(entry && cache.claimRefresh(entry, t0 + 2_000)).toBe(true);
+	});
+
+	it("puts the refreshed copy in place, with a full life and a refresh of its own ahead", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", route("10.0.0.1"), t0);
+		const read = cache.read("a", t0 + 4_500);
+		if (read === undefined || !cache.claimRefresh(read, t0 + 4_500)) throw new Error("no refresh claimed");
+		cache.refreshed("a", read, route("10.0.0.2"), t0 + 4_600);
+		expect(cache.get("a", t0 + 9_599)?.nodeIp).toBe("10.0.0.2");
+		const next = cache.read("a", t0 + 8_600);
+		expect(next && cache.claimRefresh(next, t0 + 8_600)).toBe(true);
+	});
+
+	it("drops a refresh that lands after the entry was replaced or dropped", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		const stale = route("10.0.0.1");
+		cache.set("a", stale, t0);
+		const read = cache.read("a", t0 + 4_000);
+		if (read === undefined) throw new Error("no entry");
+		// A node said "not here" and a resume placed the sandbox elsewhere, meanwhile.
+		cache.invalidate("a", stale);
+		cache.set("a", { nodeIp: "10.0.0.3", learnedAt: t0 + 4_100, expiresAt: t0 + hour }, t0 + 4_100);
+		cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_200);
+		expect(cache.get("a", t0 + 4_200)?.nodeIp).toBe("10.0.0.3");
+		cache.delete("a");
+		cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_300);
+		expect(cache.get("a", t0 + 4_300)).toBeUndefined();
+	});
+});
