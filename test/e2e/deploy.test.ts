@@ -18,7 +18,10 @@ interface DeployConfig {
 	secrets?: { required?: string[] };
 	durable_objects: { bindings: { name: string; class_name: string }[] };
 	migrations: { tag: string; new_sqlite_classes?: string[] }[];
-	observability?: { enabled?: boolean };
+	observability?: {
+		enabled?: boolean;
+		logs?: { enabled?: boolean; head_sampling_rate?: number; invocation_logs?: boolean };
+	};
 	analytics_engine_datasets: { binding: string; dataset?: string }[];
 }
 
@@ -100,6 +103,8 @@ describe("deploys: the production environment", () => {
 
 	it("has observability on and the METRICS Analytics Engine dataset", () => {
 		expect(production.observability?.enabled).toBe(true);
+		// Every line of ours kept (routine ones are sampled by the Worker), without Cloudflare's per-request invocation log.
+		expect(production.observability?.logs).toEqual({ enabled: true, head_sampling_rate: 1, invocation_logs: false });
 		expect(production.analytics_engine_datasets).toEqual([{ binding: "METRICS", dataset: "sandbox_edge_proxy" }]);
 	});
 

@@ -149,7 +149,7 @@ describe("sampled request lines (REQUEST_LOG_SAMPLE_RATE)", () => {
 			const unknown = freshId("nope");
 			expect((await fetchVia(worker.url, sandboxHost(unknown), "/")).status).toBe(502);
 			const lines = await until(
-				"two log lines",
+				"the error's log line",
 				() => requestLines(unknown, worker).length === 1 && requestLines(id, worker),
 			);
 			expect(lines).toHaveLength(1);
