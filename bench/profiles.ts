@@ -32,6 +32,8 @@ export interface Profile {
 	};
 	/** How many times to profile the proxy's isolate start with `wrangler check startup` (about 2 s each); 0: never. */
 	startupProfiles: number;
+	/** Fresh starts of each Worker, a new workerd each, to time its first requests. */
+	isolateStart: { trials: number };
 }
 
 const GiB = 1024 ** 3;
@@ -40,7 +42,9 @@ const MiB = 1024 ** 2;
 export const full: Profile = {
 	name: "full",
 	resumeDelayMs: 1000,
-	hotPath: { rounds: 5, load: { seconds: 2 }, connections: 32, warmup: { seconds: 1 } },
+	// Nine rounds: on this 2-core machine a run of five could swing its median
+	// by 0.05× with one noisy round (BENCHMARKS.md, "How many rounds").
+	hotPath: { rounds: 9, load: { seconds: 2 }, connections: 16, warmup: { seconds: 1 } },
 	addedLatency: { rounds: 5, load: { seconds: 1 }, warmup: { seconds: 1 } },
 	coldOne: { rounds: 4, requests: 200 },
 	coldMany: { rounds: 3, sandboxes: 100, requestsPerSandbox: 10 },
@@ -49,6 +53,7 @@ export const full: Profile = {
 	webSocket: { rounds: 3, echoes: 10_000 },
 	abuse: { randomRequests: 10_000, botnetRequests: 1000, repeatedRequests: 5000, repeatedIds: 100, connections: 32 },
 	startupProfiles: 3,
+	isolateStart: { trials: 3 },
 };
 
 export const smoke: Profile = {
@@ -63,4 +68,5 @@ export const smoke: Profile = {
 	webSocket: { rounds: 1, echoes: 100 },
 	abuse: { randomRequests: 200, botnetRequests: 100, repeatedRequests: 200, repeatedIds: 10, connections: 8 },
 	startupProfiles: 0,
+	isolateStart: { trials: 1 },
 };

@@ -11,6 +11,7 @@ import { bundle } from "./cases/bundle.ts";
 import { catalogWrites } from "./cases/catalog-writes.ts";
 import { coldMany, coldOne } from "./cases/cold.ts";
 import { addedLatency, hotPath } from "./cases/hot-path.ts";
+import { isolateStart } from "./cases/isolate-start.ts";
 import { streaming } from "./cases/streaming.ts";
 import { webSocket } from "./cases/websocket.ts";
 import { type CaseResult, type Check, type Context, startContext } from "./harness/context.ts";
@@ -31,6 +32,7 @@ export const cases: { key: string; run: (context: Context) => Promise<CaseResult
 	{ key: "catalog", run: catalogWrites },
 	{ key: "abuse", run: abuse },
 	{ key: "bundle", run: bundle },
+	{ key: "start", run: isolateStart },
 ];
 
 export interface Machine {

@@ -5,7 +5,7 @@
 // divided by the same round's.
 import type { CaseResult, Check, Context } from "../harness/context.ts";
 import { type LoadResult, runLoad } from "../harness/load.ts";
-import { atLeast, atMost, fixed, infoRow, ms, type Row, ratio, row } from "../harness/report.ts";
+import { atLeast, atMost, driftRow, fixed, infoRow, ms, type Row, ratio, row } from "../harness/report.ts";
 import { percentile, spread, sum } from "../harness/stats.ts";
 import type { RunningWorker } from "../harness/workers.ts";
 import type { Amount } from "../profiles.ts";
@@ -70,6 +70,8 @@ export async function hotPath(context: Context): Promise<CaseResult> {
 			each(pass, (s) => cpu(s) * 1e6),
 			fixed(0, " µs"),
 		),
+		driftRow(name, "pass-through's req/s: largest move between rounds", pass.map(rate)),
+		driftRow(name, "pass-through's CPU per request: largest move between rounds", pass.map(cpu)),
 		infoRow(name, "catalog object calls per 1,000 requests", ((hotCalls / total(hot)) * 1000).toFixed(1)),
 		row(warmName, "throughput vs hot path", ratios(warm, hot, rate), ratio, "reported"),
 		row(warmName, "p50 latency vs hot path", ratios(warm, hot, p50), ratio, "reported"),
@@ -106,6 +108,7 @@ export async function hotPath(context: Context): Promise<CaseResult> {
 		checks,
 		notes: [
 			"hot path: workerd CPU is the process's user plus system time (/proc/<pid>/stat) over the round, divided by the requests; it includes Miniflare's entry worker, which both Workers pay alike. The hot route is pushed through the catalog API, so it costs no RPC; the isolate keeps it for ROUTE_CACHE_TTL_MS (5 s), and when it lapses every connection that misses at that moment asks the object (the object calls per 1,000 requests).",
+			"hot path: each round runs the three Workers one after the other, in an order that turns by round, and each ratio is that round's; the table gives the median round and the lowest and highest. A run whose pass-through moved more than 15 % between two rounds is flagged DRIFTED: the machine's load changed faster than a round, which the per-round ratios cannot cancel.",
 			"warm path: the same proxy with ROUTE_CACHE_TTL_MS=0 and LOCATION_CACHE_TTL_MS=0, so that every request asks the sandbox's catalog object; in the same rounds as the hot path.",
 		],
 		data: {
@@ -161,6 +164,7 @@ export async function addedLatency(context: Context): Promise<CaseResult> {
 			row(name, "median added over pass-through", added, (v) => `${v.toFixed(3)} ms`, "≤ 0.3 ms", atMost(0.3, ms)),
 			row(name, "median: proxy", spread(proxy.map(p50)), (v) => `${v.toFixed(3)} ms`),
 			row(name, "median: pass-through", spread(pass.map(p50)), (v) => `${v.toFixed(3)} ms`),
+			driftRow(name, "pass-through's median: largest move between rounds", pass.map(p50)),
 		],
 		checks: [
 			{ what: "added latency: pass-through answers 200", expected: total(pass), actual: ok(pass) },

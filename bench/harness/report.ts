@@ -61,6 +61,37 @@ export const atMost =
 	(ceiling: number, format: Format = ratio) =>
 	(value: number) => ({ met: value <= ceiling, by: format(value - ceiling).replace("×", "") });
 
+/**
+ * The largest move of a baseline's figure from one round to the next, as a
+ * share of the earlier round's: the ratios divide each round by its own
+ * baseline, which cancels drift slower than a round and nothing faster.
+ */
+export function largestStep(values: readonly number[]): number {
+	let largest = 0;
+	for (let i = 1; i < values.length; i++) {
+		const before = values[i - 1] ?? Number.NaN;
+		largest = Math.max(largest, Math.abs((values[i] ?? Number.NaN) - before) / before);
+	}
+	return largest;
+}
+
+/** How far a baseline may move between rounds before a run's ratios are flagged as not to be trusted. */
+export const baselineDriftLimit = 0.15;
+
+/** A row that flags a run whose baseline moved more than baselineDriftLimit between two rounds. */
+export function driftRow(caseName: string, measure: string, values: readonly number[]): Row {
+	const step = largestStep(values);
+	const limit = baselineDriftLimit;
+	const percent = (share: number) => `${(share * 100).toFixed(0)} %`;
+	return infoRow(
+		caseName,
+		measure,
+		percent(step),
+		`≤ ${percent(limit)}`,
+		step <= limit ? "steady" : "DRIFTED: the ratios of this run are not to be trusted",
+	);
+}
+
 /** The rows as a fixed-width text table, the way `npm run bench` prints it. */
 export function renderTable(rows: readonly Row[]): string {
 	const columns: (keyof Row)[] = ["case", "measure", "value", "spread", "target", "verdict"];

@@ -212,7 +212,11 @@ export interface StartProxyOptions {
 	ratelimits?: WranglerSettings["ratelimits"];
 	/** Open workerd's inspector (for CPU profiles); off by default, as it may cost something. */
 	inspect?: boolean;
-	/** Where the objects' storage goes; default a fresh directory on /dev/shm (see memoryBackedDirectory). */
+	/**
+	 * Where the objects' storage goes; default a fresh directory on /dev/shm
+	 * (see memoryBackedDirectory). A directory given here is the caller's: it
+	 * outlives the proxy, so that another proxy can start on what this one stored.
+	 */
 	storageDir?: string;
 }
 
@@ -221,6 +225,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyWorke
 	const buildDir = dirname(options.scriptPath);
 	const countingPath = join(buildDir, "counting.js");
 	const storage = options.storageDir ?? memoryBackedDirectory();
+	const ownStorage = options.storageDir === undefined ? storage : undefined;
 	mkdirSync(buildDir, { recursive: true });
 	writeFileSync(countingPath, countingSource);
 	const worker = (await start(options.name, {
@@ -235,6 +240,8 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyWorke
 		...(options.inspect === true ? { inspectorPort: 0 } : {}),
 		...(storage === undefined ? {} : { resourcePersistencePath: storage }),
 		ratelimits: options.ratelimits ?? settings.ratelimits,
+		// Production's telemetry: the dataset bound, as wrangler.toml's production environment binds it.
+		analyticsEngineDatasets: { METRICS: { dataset: "sandbox_edge_proxy" } },
 		bindings: {
 			SANDBOX_DOMAIN: "localhost",
 			CONTROL_PLANE_URL: options.controlPlaneUrl,
@@ -248,7 +255,7 @@ export async function startProxy(options: StartProxyOptions): Promise<ProxyWorke
 	const mf = worker.mf;
 	const dispose = async () => {
 		await mf.dispose();
-		if (storage !== undefined) rmSync(storage, { recursive: true, force: true });
+		if (ownStorage !== undefined) rmSync(ownStorage, { recursive: true, force: true });
 	};
 	let counter: { benchObjectCalls(): Promise<string> } | undefined;
 	return {
