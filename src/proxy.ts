@@ -6,7 +6,7 @@ import { Deadline } from "./deadline.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { forwardToNode } from "./forwarding/forward.ts";
 import { isNativeGrpc, nativeGrpcRefusal } from "./forwarding/native-grpc.ts";
-import { bodyInit, type OutgoingBody, outgoingBody } from "./forwarding/outgoing-body.ts";
+import { bodyInit, noBody, type OutgoingBody, outgoingBody } from "./forwarding/outgoing-body.ts";
 import { sendWhilePortOpens } from "./forwarding/port-retry.ts";
 import { type NodeAnswer, readNodeAnswer } from "./forwarding/sandbox-not-here.ts";
 import { logEvent } from "./log.ts";
@@ -48,7 +48,8 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 		waitUntil: context.waitUntil,
 	});
 	if (context.url.pathname === wakeStatusPath && request.method === "GET") return answerWakeStatus(catalog);
-	const body = await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
+	const body =
+		request.body === null ? noBody : await outgoingBody(request, target.sandboxId, context.config.bodyIdleTimeoutMs);
 	if (body.kind !== "stream") return findAndForward(context, catalog, body);
 	// A streamed body is pumped by us; it must be read to its end even after
 	// the response is sent, or the client's upload is cut short.
@@ -71,7 +72,8 @@ async function findAndForward(context: ProxyContext, catalog: CatalogClient, bod
 			sendToNode(context, catalog, body, route),
 		);
 
-	const found = await routeOrWaitingPage(context, catalog);
+	// A route in the isolate's cache is taken without a promise: the hot path.
+	const found = catalog.cached() ?? (await routeOrWaitingPage(context, catalog));
 	if (found === waiting) return waitingPage(target);
 	let route = found;
 	const answer = await send(route);

@@ -40,6 +40,36 @@ export function routeHost(
 	headers: Headers,
 	config: Pick<Config, "environment" | "sandboxDomains">,
 ): HostRoute {
+	let memo = rememberedHosts;
+	if (memo === undefined || memo.config !== config) {
+		memo = { config, routes: new Map() };
+		rememberedHosts = memo;
+	}
+	const known = memo.routes.get(host);
+	if (known !== undefined) return known;
+	const route = parseHost(host, headers, config);
+	// A route read from the host alone holds for every request with that
+	// host; one read from headers does not. Refusals are not kept, so bad
+	// hosts cost no memory.
+	if (route.kind === "catalog-api" || route.sharedHostDomain === undefined) {
+		if (memo.routes.size >= maxRememberedHosts) memo.routes.clear();
+		memo.routes.set(host, route);
+	}
+	return route;
+}
+
+/**
+ * What each host the isolate has routed named, for the settings it was read
+ * with: hot traffic repeats a few hosts, and a lookup here costs less than
+ * reading one again (BENCHMARKS.md, "Issue 18"). Shared by requests, so
+ * never changed once stored.
+ */
+let rememberedHosts: { config: object; routes: Map<string, HostRoute> } | undefined;
+// Sandboxes' hosts are many, but an isolate serves few at a time; the bound
+// only stops a flood of distinct hosts from growing it.
+const maxRememberedHosts = 4096;
+
+function parseHost(host: string, headers: Headers, config: Pick<Config, "environment" | "sandboxDomains">): HostRoute {
 	// A fully qualified host may end in a dot ("3000-abc.example.com.").
 	const hostname = stripPort(host.trim()).replace(/\.$/, "");
 	if (hostname === "") throw new ProxyError("invalid_host", { message: "The request has no Host" });
@@ -134,6 +164,9 @@ function stripPort(host: string): string {
 }
 
 function isIpLiteral(hostname: string): boolean {
+	// Most hosts end in a letter: decided without splitting or a pattern.
+	const last = hostname.charCodeAt(hostname.length - 1);
+	if (!((last >= 48 && last <= 57) || last === 93)) return false;
 	const octets = hostname.split(".");
 	const isIpv4 = octets.length === 4 && octets.every((octet) => /^\d{1,3}$/.test(octet) && Number(octet) <= 255);
 	return isIpv4 || /^\[[0-9a-f:.]+\]$/.test(hostname);

@@ -48,16 +48,25 @@ export class CatalogClient {
 		this.#waitUntil = options.waitUntil;
 	}
 
+	/**
+	 * The route in the isolate's cache, or undefined: the hot path, answered
+	 * without a promise. The first reader past the copy's refresh time
+	 * refreshes it, off its own path.
+	 */
+	cached(now = Date.now()): Route | undefined {
+		const cache = isolateRouteCache(this.#config);
+		const cached = cache.read(this.#sandboxId, now);
+		if (cached === undefined) return undefined;
+		this.#trace.routeSource = "isolate";
+		if (cache.claimRefresh(cached, now)) this.#waitUntil(this.#refresh(cached));
+		return cached.value;
+	}
+
 	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
 	async route(): Promise<Route> {
-		const cache = isolateRouteCache(this.#config);
 		const startedAt = Date.now();
-		const cached = cache.read(this.#sandboxId, startedAt);
-		if (cached !== undefined) {
-			this.#trace.routeSource = "isolate";
-			if (cache.claimRefresh(cached, startedAt)) this.#waitUntil(this.#refresh(cached));
-			return cached.value;
-		}
+		const cached = this.cached(startedAt);
+		if (cached !== undefined) return cached;
 		try {
 			return await this.#fromLocation();
 		} finally {

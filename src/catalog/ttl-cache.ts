@@ -3,7 +3,11 @@ export interface Entry<V> {
 	cachedUntil: number;
 	/** When the first reader should fetch a fresher copy; infinite once one has taken that up. */
 	refreshAt: number;
+	/** When the entry last moved to the back of the order, as most recently used. */
+	usedAt: number;
 }
+
+const touchIntervalMs = 1000;
 
 /**
  * Where in its life an entry becomes due for refreshing ahead of its end:
@@ -17,8 +21,8 @@ const refreshAfterShare = 0.8;
  * A bounded map of settled values that each lapse at their own time: what
  * the isolate's caches are built on. It holds settled values only: a
  * promise shared across requests would be cancelled when the request that
- * created it ends. Least recently used out first; a Map keeps insertion
- * order, so re-inserting on a hit moves the entry to the back.
+ * created it ends. Least recently used out first, to the second; a Map
+ * keeps insertion order, so re-inserting on a hit moves the entry to the back.
  */
 export class TtlCache<V> {
 	readonly #entries = new Map<string, Entry<V>>();
@@ -38,9 +42,17 @@ export class TtlCache<V> {
 	entry(key: string, now: number): Entry<V> | undefined {
 		const entry = this.#entries.get(key);
 		if (entry === undefined) return undefined;
-		this.#entries.delete(key);
-		if (entry.cachedUntil <= now) return undefined;
-		this.#entries.set(key, entry);
+		if (entry.cachedUntil <= now) {
+			this.#entries.delete(key);
+			return undefined;
+		}
+		// Moved to the back at most once a second: a hot entry is read
+		// thousands of times a second, and the order needs no finer grain.
+		if (now - entry.usedAt >= touchIntervalMs) {
+			entry.usedAt = now;
+			this.#entries.delete(key);
+			this.#entries.set(key, entry);
+		}
 		return entry;
 	}
 
@@ -50,7 +62,12 @@ export class TtlCache<V> {
 		const cachedUntil = Math.min(now + this.#ttlMs, until);
 		if (cachedUntil <= now) return;
 		this.#entries.delete(key);
-		this.#entries.set(key, { value, cachedUntil, refreshAt: now + (cachedUntil - now) * refreshAfterShare });
+		this.#entries.set(key, {
+			value,
+			cachedUntil,
+			refreshAt: now + (cachedUntil - now) * refreshAfterShare,
+			usedAt: now,
+		});
 		if (this.#entries.size > this.#maxEntries) {
 			const oldest = this.#entries.keys().next().value;
 			if (oldest !== undefined) this.#entries.delete(oldest);

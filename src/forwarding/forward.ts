@@ -117,14 +117,16 @@ export async function forwardToNode(options: ForwardOptions): Promise<Response> 
 	try {
 		// resolveOverride is Cloudflare's edge's to honour: a VPC binding would take the client's URL for an address.
 		const fetcher = override === undefined ? (options.nodes ?? globalThis) : globalThis;
-		return await fetcher.fetch(upstreamUrl, {
+		const init: RequestInit<RequestInitCfProperties> = {
 			method: request.method,
 			headers: upstreamHeaders(request.headers, url, target),
 			body: options.body,
 			redirect: "manual",
-			...(options.signal === undefined ? {} : { signal: options.signal }),
-			...(override === undefined ? {} : { cf: { resolveOverride: nodeHostname(override, route.nodeIp) } }),
-		});
+		};
+		// Set only when there: spreading optional parts would copy the object on every request.
+		if (options.signal !== undefined) init.signal = options.signal;
+		if (override !== undefined) init.cf = { resolveOverride: nodeHostname(override, route.nodeIp) };
+		return await fetcher.fetch(upstreamUrl, init);
 	} catch (error) {
 		throw new ProxyError("node_unreachable", { sandboxId: target.sandboxId, cause: error });
 	}

@@ -11,6 +11,9 @@ export type OutgoingBody =
 	| { kind: "buffered"; init: ArrayBuffer }
 	| { kind: "stream"; upload: StreamedUpload };
 
+/** No body: one value for every request without one, never changed. */
+export const noBody: OutgoingBody = Object.freeze({ kind: "none", init: null });
+
 // Bodies up to this size are read before they are sent, so that a request
 // that meets a stale route can be sent again; larger ones stream, once.
 const maxReplayableBodyBytes = 64 * 1024;
@@ -21,10 +24,10 @@ const maxReplayableBodyBytes = 64 * 1024;
  * JavaScript pumps it (see StreamedUpload).
  */
 export async function outgoingBody(request: Request, sandboxId: string, idleTimeoutMs: number): Promise<OutgoingBody> {
-	if (request.body === null) return { kind: "none", init: null };
+	if (request.body === null) return noBody;
 	const length = contentLength(request.headers);
 	if (request.method === "GET" || request.method === "HEAD") {
-		if (length === 0) return { kind: "none", init: null };
+		if (length === 0) return noBody;
 		// workerd's fetch() refuses to send a body with GET or HEAD. Answered
 		// here, before any lookup: the client's request is at fault, never the
 		// node, so no route is doubted and nothing is woken. The body is read

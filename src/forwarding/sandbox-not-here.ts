@@ -44,14 +44,24 @@ export type NodeAnswer = { notHere: true } | { notHere: false; response: Respons
  * small, unencoded 502s are read, and only their first few KiB; anything
  * else, including every other 502, goes back to the client as the node sent it.
  */
-export async function readNodeAnswer(
+export function readNodeAnswer(
+	response: Response,
+	target: SandboxTarget,
+	method: string,
+	trustNotHereHeader: boolean,
+): NodeAnswer | Promise<NodeAnswer> {
+	// Every answer but a 502 goes on as it is, without a promise: the hot path.
+	if (response.status !== 502) return passOn(response);
+	return inspect502(response, target, method, trustNotHereHeader);
+}
+
+async function inspect502(
 	response: Response,
 	target: SandboxTarget,
 	method: string,
 	trustNotHereHeader: boolean,
 ): Promise<NodeAnswer> {
 	const { sandboxId, port } = target;
-	if (response.status !== 502) return passOn(response);
 	if (trustNotHereHeader && response.headers.has(sandboxNotHereHeader)) {
 		await response.body?.cancel();
 		return { notHere: true };

@@ -74,11 +74,21 @@ describe("RouteCache", () => {
 		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 2 });
 		cache.set("a", route("10.0.0.1"), t0);
 		cache.set("b", route("10.0.0.2"), t0);
-		expect(cache.get("a", t0)).toBeDefined(); // "b" is now the least recently used
-		cache.set("c", route("10.0.0.3"), t0);
-		expect(cache.get("a", t0)?.nodeIp).toBe("10.0.0.1");
-		expect(cache.get("b", t0)).toBeUndefined();
-		expect(cache.get("c", t0)?.nodeIp).toBe("10.0.0.3");
+		expect(cache.get("a", t0 + 1_000)).toBeDefined(); // "b" is now the least recently used
+		cache.set("c", route("10.0.0.3"), t0 + 1_000);
+		expect(cache.get("a", t0 + 1_000)?.nodeIp).toBe("10.0.0.1");
+		expect(cache.get("b", t0 + 1_000)).toBeUndefined();
+		expect(cache.get("c", t0 + 1_000)?.nodeIp).toBe("10.0.0.3");
+	});
+
+	it("counts uses to the second: a hot entry moves back once a second, not on every read", () => {
+		const cache = new RouteCache({ ttlMs: 60_000, maxEntries: 2 });
+		cache.set("a", route("10.0.0.1"), t0);
+		cache.set("b", route("10.0.0.2"), t0);
+		expect(cache.get("a", t0 + 999)).toBeDefined(); // within the second it was set: no move
+		cache.set("c", route("10.0.0.3"), t0 + 999);
+		expect(cache.get("a", t0 + 999)).toBeUndefined();
+		expect(cache.get("b", t0 + 999)?.nodeIp).toBe("10.0.0.2");
 	});
 
 	it("counts a re-set as a use", () => {

@@ -172,3 +172,35 @@ describe("host routing", () => {
 		expect(route("3000-abc123.localhost:8787", {}, development)).toEqual({ port: 3000, sandboxId: "abc123" });
 	});
 });
+
+describe("hosts the isolate has routed", () => {
+	it("answers a host seen before from memory, for the same settings", () => {
+		const first = routeHost("3000-memo1.e2b.example.com", new Headers(), production);
+		expect(routeHost("3000-memo1.e2b.example.com", new Headers(), production)).toBe(first);
+		const other = parseConfig({
+			SANDBOX_DOMAIN: "e2b.example.com",
+			CONTROL_PLANE_URL: "https://api.example.com",
+			API_SECRET: "s",
+			ENVIRONMENT: "production",
+		});
+		expect(routeHost("3000-memo1.e2b.example.com", new Headers(), other)).not.toBe(first);
+	});
+
+	it("reads a shared host's headers on every request: what they name is the request's, not the host's", () => {
+		const host = "sandbox.e2b.example.com";
+		const a = route(host, { "e2b-sandbox-id": "memoa", "e2b-sandbox-port": "3000" });
+		const b = route(host, { "e2b-sandbox-id": "memob", "e2b-sandbox-port": "8080" });
+		expect([a, b]).toEqual([
+			{ sandboxId: "memoa", port: 3000 },
+			{ sandboxId: "memob", port: 8080 },
+		]);
+		expect(refusal(host).code).toBe("missing_routing_headers");
+		const local = { "e2b-sandbox-id": "memoc", "e2b-sandbox-port": "49983" };
+		expect(route("localhost:8787", local, development)).toEqual({ sandboxId: "memoc", port: 49983 });
+		expect(route("localhost:8787", { ...local, "e2b-sandbox-id": "memod" }, development).sandboxId).toBe("memod");
+	});
+
+	it("keeps no refusal: a bad host is refused every time it comes", () => {
+		for (let i = 0; i < 2; i++) expect(refusal("0-memoe.e2b.example.com").code).toBe("invalid_port");
+	});
+});
