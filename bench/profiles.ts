@@ -9,8 +9,11 @@ export interface Profile {
 	name: "full" | "smoke";
 	/** D: how long the control plane takes to resume a sandbox, and the floor's node waits. */
 	resumeDelayMs: number;
-	/** `warmup`: a load on each Worker before the rounds, or none. */
-	hotPath: { rounds: number; load: Amount; connections: number; warmup?: Amount };
+	/**
+	 * `warmup`: a load on each Worker before the rounds, or none. `slices`:
+	 * a timed round's load cut into this many turns per Worker (1: one run each).
+	 */
+	hotPath: { rounds: number; load: Amount; connections: number; slices: number; warmup?: Amount };
 	addedLatency: { rounds: number; load: Amount; warmup?: Amount };
 	coldOne: { rounds: number; requests: number };
 	coldMany: { rounds: number; sandboxes: number; requestsPerSandbox: number };
@@ -42,9 +45,9 @@ const MiB = 1024 ** 2;
 export const full: Profile = {
 	name: "full",
 	resumeDelayMs: 1000,
-	// Nine rounds: on this 2-core machine a run of five could swing its median
-	// by 0.05× with one noisy round (BENCHMARKS.md, "How many rounds").
-	hotPath: { rounds: 9, load: { seconds: 2 }, connections: 16, warmup: { seconds: 1 } },
+	// Nine rounds of four half-second turns each: on this shared 2-core
+	// machine the speed moves within seconds (BENCHMARKS.md, "How many rounds").
+	hotPath: { rounds: 9, load: { seconds: 2 }, connections: 16, slices: 2, warmup: { seconds: 1 } },
 	addedLatency: { rounds: 5, load: { seconds: 1 }, warmup: { seconds: 1 } },
 	coldOne: { rounds: 4, requests: 200 },
 	coldMany: { rounds: 3, sandboxes: 100, requestsPerSandbox: 10 },
@@ -59,7 +62,7 @@ export const full: Profile = {
 export const smoke: Profile = {
 	name: "smoke",
 	resumeDelayMs: 200,
-	hotPath: { rounds: 1, load: { requests: 200 }, connections: 8 },
+	hotPath: { rounds: 1, load: { requests: 200 }, connections: 8, slices: 1 },
 	addedLatency: { rounds: 1, load: { requests: 50 } },
 	coldOne: { rounds: 1, requests: 20 },
 	coldMany: { rounds: 1, sandboxes: 5, requestsPerSandbox: 4 },

@@ -67,16 +67,12 @@ export async function proxyRequest(context: ProxyContext): Promise<Response> {
 
 async function findAndForward(context: ProxyContext, catalog: CatalogClient, body: OutgoingBody): Promise<Response> {
 	const { target } = context;
-	const send = (route: Route) =>
-		sendWhilePortOpens(context.config, context.target, body.kind !== "stream", route, () =>
-			sendToNode(context, catalog, body, route),
-		);
-
+	const send = (route: Route) => sendAlong(context, catalog, body, route);
 	// A route in the isolate's cache is taken without a promise: the hot path.
 	const found = catalog.cached() ?? (await routeOrWaitingPage(context, catalog));
 	if (found === waiting) return waitingPage(target);
 	let route = found;
-	const answer = await send(route);
+	const answer = await sendAlong(context, catalog, body, route);
 	if (!answer.notHere) {
 		if (isTraffic(answer.response)) catalog.reportTraffic(route);
 		return answer.response;
@@ -144,6 +140,20 @@ async function routeOrWaitingPage(context: ProxyContext, catalog: CatalogClient)
 	return waiting;
 }
 
+/** Sends the request to the route's node; again while its port opens, if this edge's resume gave the route. */
+function sendAlong(
+	context: ProxyContext,
+	catalog: CatalogClient,
+	body: OutgoingBody,
+	route: Route,
+): Promise<NodeAnswer> {
+	// Only a route this edge's resume gave can meet a port still opening: others go straight, without a closure.
+	if (route.resumedAt === undefined) return sendToNode(context, catalog, body, route);
+	return sendWhilePortOpens(context.config, context.target, body.kind !== "stream", route, () =>
+		sendToNode(context, catalog, body, route),
+	);
+}
+
 /**
  * Forwards once and reads the node's answer. A node that cannot be reached
  * loses its route, so the next request asks the control plane, unless the
@@ -168,7 +178,7 @@ async function sendToNode(
 			sharedHostDomain: context.sharedHostDomain,
 			nodes: (context.env as { NODES?: Fetcher }).NODES,
 			body: bodyInit(body),
-			...(body.kind === "stream" ? { signal: body.upload.signal } : {}),
+			signal: body.kind === "stream" ? body.upload.signal : undefined,
 		});
 	} catch (error) {
 		const failure = body.kind === "stream" ? body.upload.failure : "node";

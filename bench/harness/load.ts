@@ -82,3 +82,21 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
 		});
 	});
 }
+
+/** Several runs of one Worker as one: counts and times added, latencies merged. */
+export function mergeLoads(runs: readonly LoadResult[]): LoadResult {
+	const statuses: Record<string, number> = {};
+	for (const run of runs) {
+		for (const [status, count] of Object.entries(run.statuses)) statuses[status] = (statuses[status] ?? 0) + count;
+	}
+	const add = (pick: (run: LoadResult) => number) => runs.reduce((total, run) => total + pick(run), 0);
+	return {
+		requests: add((run) => run.requests),
+		seconds: add((run) => run.seconds),
+		latenciesMs: ascending(runs.flatMap((run) => run.latenciesMs)),
+		statuses,
+		errors: add((run) => run.errors),
+		timeouts: add((run) => run.timeouts),
+		cpuSeconds: add((run) => run.cpuSeconds),
+	};
+}

@@ -1,4 +1,4 @@
-import type { Spread } from "./stats.ts";
+import { medianInterval, type Spread } from "./stats.ts";
 
 /** One line of the suite's table. */
 export interface Row {
@@ -43,6 +43,14 @@ export function row(
 	if (check !== undefined && Number.isFinite(s.median)) {
 		const outcome = check(s.median);
 		verdict = outcome.met ? "met" : `MISSED by ${outcome.by}`;
+		// Decided only when the median's whole 90 % interval falls on one
+		// side of the target: otherwise the rounds straddle it, and another
+		// run could give the other verdict.
+		const interval = s.rounds.length > 1 ? medianInterval(s.rounds) : undefined;
+		if (s.rounds.length > 1 && (interval === undefined || check(interval.low).met !== check(interval.high).met)) {
+			const range = interval === undefined ? "too few rounds" : `${format(interval.low)} … ${format(interval.high)}`;
+			verdict += `, not decided (90 % interval of the median: ${range})`;
+		}
 	}
 	return { case: caseName, measure, value: format(s.median), spread: spreadText(s, format), target, verdict };
 }
@@ -75,13 +83,11 @@ export function largestStep(values: readonly number[]): number {
 	return largest;
 }
 
-/** How far a baseline may move between rounds before a run's ratios are flagged as not to be trusted. */
-export const baselineDriftLimit = 0.15;
-
-/** A row that flags a run whose baseline moved more than baselineDriftLimit between two rounds. */
-export function driftRow(caseName: string, measure: string, values: readonly number[]): Row {
-	const step = largestStep(values);
-	const limit = baselineDriftLimit;
+/**
+ * A row that flags a run whose baseline moved more than `limit` (a share)
+ * from one of `values` to the next: rounds, or the turns within a round.
+ */
+export function driftRow(caseName: string, measure: string, step: number, limit: number): Row {
 	const percent = (share: number) => `${(share * 100).toFixed(0)} %`;
 	return infoRow(
 		caseName,

@@ -53,3 +53,32 @@ export function mergeTallies(...tallies: Record<string, number>[]): Record<strin
 	}
 	return merged;
 }
+
+/**
+ * A distribution-free interval for the median of the rounds' population:
+ * the k-th lowest and k-th highest round, k the largest for which the
+ * interval still holds the median with probability `confidence` (the
+ * binomial sign test). Undefined when there are too few rounds for it (under
+ * 5 at 90 %): a run that short decides nothing by itself.
+ */
+export function medianInterval(rounds: readonly number[], confidence = 0.9): { low: number; high: number } | undefined {
+	const sorted = ascending(rounds);
+	const n = sorted.length;
+	// P(fewer than k of n rounds fall below the median) for a fair coin, summed up k by k.
+	let below = 0;
+	let k = 0;
+	for (let i = 0; i <= n; i++) {
+		const next = below + binomial(n, i) / 2 ** n;
+		if (2 * next > 1 - confidence) break;
+		below = next;
+		k = i + 1;
+	}
+	if (k === 0) return undefined;
+	return { low: sorted[k - 1] ?? Number.NaN, high: sorted[n - k] ?? Number.NaN };
+}
+
+function binomial(n: number, k: number): number {
+	let result = 1;
+	for (let i = 1; i <= k; i++) result = (result * (n - i + 1)) / i;
+	return result;
+}

@@ -66,7 +66,7 @@ export interface ForwardOptions {
 	/** The body to send: the request's own is never read here, so that its owner decides whether it can go twice. */
 	body: BodyInit | null;
 	/** Aborts the request to the node, when the client's body fails. */
-	signal?: AbortSignal;
+	signal?: AbortSignal | undefined;
 	/**
 	 * A Workers VPC Network binding (`NODES`) that reaches the nodes' private
 	 * addresses; without it, the global fetch, which reaches public ones only.
@@ -144,6 +144,9 @@ export function hostForNode(clientHost: string, target: SandboxTarget, sharedHos
 	return `${target.port}-${target.sandboxId}.${sharedHostDomain}${port}`;
 }
 
+const noHeaders: readonly string[] = [];
+const commonConnectionValues = new Set(["keep-alive", "Keep-Alive", "close", "Close", "upgrade", "Upgrade"]);
+
 export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarget): Headers {
 	const headers = new Headers(inbound);
 	const isWebSocket = inbound.get("upgrade")?.toLowerCase() === "websocket";
@@ -165,9 +168,10 @@ export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarge
 	return headers;
 }
 
-function connectionListedHeaders(headers: Headers): string[] {
+function connectionListedHeaders(headers: Headers): readonly string[] {
 	const connection = headers.get("connection");
-	if (connection === null) return [];
+	// What nearly every client sends names no header, or one dropped anyway.
+	if (connection === null || commonConnectionValues.has(connection)) return noHeaders;
 	return connection
 		.split(",")
 		.map((name) => name.trim().toLowerCase())
