@@ -45,7 +45,7 @@ const MiB = 1024 ** 2;
 export const full: Profile = {
 	name: "full",
 	resumeDelayMs: 1000,
-	// Nine rounds of four half-second turns each: on this shared 2-core
+	// Nine rounds of two one-second turns per Worker: on this shared 2-core
 	// machine the speed moves within seconds (BENCHMARKS.md, "How many rounds").
 	hotPath: { rounds: 9, load: { seconds: 2 }, connections: 16, slices: 2, warmup: { seconds: 1 } },
 	addedLatency: { rounds: 5, load: { seconds: 1 }, warmup: { seconds: 1 } },

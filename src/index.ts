@@ -1,6 +1,6 @@
 import { catalogApi } from "./catalog-api/app.ts";
 import { configProblemFor } from "./catalog-api/config-problem.ts";
-import { type Config, ConfigError, configFrom, type ServerTiming } from "./config.ts";
+import { type Config, ConfigError, configFrom } from "./config.ts";
 import { ProxyError } from "./errors/proxy-error.ts";
 import { renderError } from "./errors/render.ts";
 import { reportError } from "./errors/report.ts";
@@ -9,6 +9,7 @@ import { routeHost } from "./routing.ts";
 import { recordMetrics } from "./telemetry/metrics.ts";
 import { logRequest } from "./telemetry/request-log.ts";
 import { RequestTrace } from "./telemetry/request-trace.ts";
+import { withTiming } from "./telemetry/timing-headers.ts";
 
 export { SandboxRoute } from "./catalog/sandbox-route.ts";
 export { ControlPlaneToken } from "./control-plane/token-object.ts";
@@ -65,32 +66,4 @@ export default {
 function refuseOwnSubrequest(request: Request, config: Pick<Config, "nodeResolveOverride" | "environment">): void {
 	if (config.nodeResolveOverride === undefined || config.environment !== "development") return;
 	if (request.headers.has("cf-worker")) throw new ProxyError("forwarding_loop");
-}
-
-/**
- * The response with the request's phases (Server-Timing) and, when it woke
- * or waited for a wake, Sandbox-Edge-Wake. The edge's own responses take
- * them as they are; a node's has immutable headers and is rebuilt around its
- * body, which costs the hot path enough that a request served from the
- * isolate's cache is timed only with SERVER_TIMING=all. A WebSocket's 101 goes
- * untouched: it cannot be rebuilt.
- */
-function withTiming(response: Response, trace: RequestTrace, mode: ServerTiming): Response {
-	const wake = trace.wakeHeader();
-	const timed = mode === "all" || (mode === "cold" && (trace.routeSource !== "isolate" || trace.reason !== undefined));
-	if (!timed && wake === undefined) return response;
-	if (response.status === 101 || (response.webSocket ?? null) !== null) return response;
-	// Appended: an app's own Server-Timing metrics stay.
-	const decorate = (target: Headers) => {
-		if (timed) target.append("server-timing", trace.serverTiming());
-		if (wake !== undefined) target.set("sandbox-edge-wake", wake);
-	};
-	try {
-		decorate(response.headers);
-		return response;
-	} catch {
-		const rebuilt = new Response(response.body, response);
-		decorate(rebuilt.headers);
-		return rebuilt;
-	}
 }
