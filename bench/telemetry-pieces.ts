@@ -1,6 +1,7 @@
 // What each piece of the hot path's telemetry costs per request, in workerd:
 // the trace object, the log line (sampled, and on every request), the
-// metrics call, and Server-Timing. bench/telemetry/pieces-worker.ts runs a
+// metrics call, and Server-Timing; and, for scale, the whole hot path of the
+// proxy and of the pass-through with a node that answers from JavaScript. bench/telemetry/pieces-worker.ts runs a
 // piece n times in one request; the time of a request that runs nothing n
 // times is taken off, so what is left is the piece's own. Wall time is the
 // isolate's CPU here: the loop does no I/O.
@@ -79,7 +80,7 @@ try {
 	);
 	console.log(rows.join("\n"));
 	console.log(
-		"\nThe trace is made and filled in by every piece; each other row includes it. What a piece adds is its row less the trace's.",
+		"\nThe trace is made and filled in by every telemetry piece; each such row includes it, so what a piece adds is its row less the trace's. The whole paths run the Worker's fetch handler with the node answering at once from JavaScript (a NODES binding): the Worker's own code, without the runtime's HTTP work, which `npm run bench` measures.",
 	);
 } finally {
 	await worker.dispose();

@@ -29,11 +29,12 @@ describe("FailureCache", () => {
 	it("is bounded, the least recently used out first", () => {
 		const cache = new FailureCache({ ttlMs: 5_000, maxEntries: 3 });
 		for (const id of ["a", "b", "c"]) cache.set(id, { code: "sandbox_not_found" }, 10_000, 0);
-		cache.get("a", 1);
-		cache.set("d", { code: "sandbox_not_found" }, 10_000, 1);
+		// A use counts to the second (ttl-cache.ts): "a" is used a second after it was set.
+		cache.get("a", 1_000);
+		cache.set("d", { code: "sandbox_not_found" }, 10_000, 1_000);
 		expect(cache.size).toBe(3);
-		expect(cache.get("b", 2)).toBeUndefined();
-		expect(cache.get("a", 2)).toBeDefined();
+		expect(cache.get("b", 1_001)).toBeUndefined();
+		expect(cache.get("a", 1_001)).toBeDefined();
 	});
 
 	it("keeps nothing when ROUTE_CACHE_TTL_MS or NEGATIVE_CACHE_MAX_ENTRIES is 0, and forgets on delete", () => {
