@@ -75,10 +75,13 @@ describe("the isolate's failure cache in the Worker", () => {
 		const id = `flood${Date.now().toString(36)}`;
 		const statuses: number[] = [];
 		// How many object calls had been made when each request sent within
-		// the object's shortest backoff (half a second from the first failure,
-		// which came after `started`) was answered.
+		// the object's shortest backoff (half a second from the first failure)
+		// was answered. The first failure comes just before the first answer:
+		// the window is counted from that answer, less a margin, since the
+		// first request's own time (the control-plane client loaded on its
+		// first use, slow under this test runner) is not the backoff's.
 		const callsWithinBackoff: number[] = [];
-		const started = Date.now();
+		let started = Number.POSITIVE_INFINITY;
 		for (let i = 0; i < 50; i++) {
 			const sent = Date.now();
 			const request = new Request(`http://localhost/`, {
@@ -91,7 +94,8 @@ describe("the isolate's failure cache in the Worker", () => {
 			} as unknown as ExecutionContext);
 			statuses.push(response.status);
 			await response.arrayBuffer();
-			if (sent - started < 500) callsWithinBackoff.push(objectCalls);
+			if (i === 0) started = Date.now();
+			if (sent - started < 400 || i === 0) callsWithinBackoff.push(objectCalls);
 		}
 		// 50 requests here take far less than the backoff; a loaded machine may
 		// take longer, and a request after it may rightly reach the object.
