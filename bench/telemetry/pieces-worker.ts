@@ -3,7 +3,9 @@
 // request is paid once and the piece's n times (bench/telemetry-pieces.ts).
 import { isolateRouteCache } from "../../src/catalog/route-cache.ts";
 import { configFrom } from "../../src/config.ts";
+import { upstreamHeaders } from "../../src/forwarding/forward.ts";
 import proxy from "../../src/index.ts";
+import { routeHost } from "../../src/routing.ts";
 import { recordMetrics } from "../../src/telemetry/metrics.ts";
 import { logRequest } from "../../src/telemetry/request-log.ts";
 import { RequestTrace } from "../../src/telemetry/request-trace.ts";
@@ -45,6 +47,8 @@ const hotRequest = new Request("https://3000-bench.example.com/bench?q=1", {
 	headers: { "cf-connecting-ip": "198.18.0.1", "cf-ray": "8f1e2d3c4b5a6978-AMS", "user-agent": "autocannon" },
 });
 
+const hotUrl = new URL(hotRequest.url);
+
 /** The bench's pass-through Worker (bench/harness/workers.ts), sending through the same binding. */
 function passThrough(request: Request): Promise<Response> {
 	const url = new URL(request.url);
@@ -77,6 +81,21 @@ const pieces: Record<string, (request: Request, env: PiecesEnv) => unknown> = {
 	nothing: () => 0,
 	"whole hot path: pass-through": () => passThrough(hotRequest),
 	"whole hot path: proxy": (_request, env) => proxy.fetch(hotRequest, hotProxyEnv(env), context),
+	"part of it: the URL parsed": () => new URL(hotRequest.url),
+	"part of it: the host routed": (_request, env) =>
+		routeHost(
+			hotRequest.headers.get("host") ?? "3000-bench.example.com",
+			hotRequest.headers,
+			configFrom(hotProxyEnv(env)),
+		),
+	"part of it: the node's headers": () =>
+		upstreamHeaders(hotRequest.headers, hotUrl, { sandboxId: "bench", port: 3000 }),
+	"part of it: the pass-through's headers": () => {
+		const headers = new Headers(hotRequest.headers);
+		headers.set("e2b-sandbox-id", "bench");
+		headers.set("e2b-sandbox-port", "3000");
+		return headers;
+	},
 	trace: (request) => hotTrace(request),
 	"log line, sampled at 0.01": (request) => logRequest(hotTrace(request), 0.01),
 	"log line, every request": (request) => logRequest(hotTrace(request), 1),

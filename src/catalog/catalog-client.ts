@@ -13,6 +13,18 @@ import type { NodeVerdict } from "./route-state.ts";
 import type { KeepAliveReport, SandboxRoute, WakeStatus } from "./sandbox-route.ts";
 import { TtlCache } from "./ttl-cache.ts";
 
+/** What the catalog needs of a request; the request path's own context has it (proxy.ts). */
+export interface CatalogRequest {
+	env: Env;
+	config: Config;
+	target: { sandboxId: string; port: number };
+	request: Request;
+	/** Where the route's source and the lookup's timings are recorded. */
+	trace: RequestTrace;
+	/** Lets the location's copy be written, and a refresh run, after the answer goes. */
+	waitUntil: (promise: Promise<unknown>) => void;
+}
+
 /**
  * The catalog as one request sees it: the isolate's cache first, then the
  * location's cache, then the sandbox's Durable Object, which resumes the
@@ -28,24 +40,15 @@ export class CatalogClient {
 	readonly #trace: RequestTrace;
 	readonly #waitUntil: (promise: Promise<unknown>) => void;
 
-	constructor(options: {
-		env: Env;
-		config: Config;
-		sandboxId: string;
-		port: number;
-		headers: Headers;
-		/** Where the route's source and the lookup's timings are recorded. */
-		trace: RequestTrace;
-		/** Lets the location's copy be written after the answer goes. */
-		waitUntil: (promise: Promise<unknown>) => void;
-	}) {
-		this.#env = options.env;
-		this.#config = options.config;
-		this.#sandboxId = options.sandboxId;
-		this.#port = options.port;
-		this.#headers = options.headers;
-		this.#trace = options.trace;
-		this.#waitUntil = options.waitUntil;
+	/** The request's own context: what it is for, its headers, its trace, and its waitUntil. */
+	constructor(request: CatalogRequest) {
+		this.#env = request.env;
+		this.#config = request.config;
+		this.#sandboxId = request.target.sandboxId;
+		this.#port = request.target.port;
+		this.#headers = request.request.headers;
+		this.#trace = request.trace;
+		this.#waitUntil = request.waitUntil;
 	}
 
 	/**
