@@ -4,18 +4,13 @@ import type { SandboxTarget } from "../routing.ts";
 import { sandboxIdHeader, sandboxPortHeader } from "../rules/sandbox-hosts.ts";
 
 // RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies
-// still meet. Upgrade is handled apart: a WebSocket handshake needs it.
-const hopByHopHeaders = [
-	"connection",
-	"keep-alive",
-	"proxy-connection",
-	"proxy-authenticate",
-	"proxy-authorization",
-	"te",
-	"trailer",
-	"transfer-encoding",
-	"upgrade",
-];
+// still meet, that workerd's fetch() would send on. It drops Connection,
+// Keep-Alive, TE, Trailer, Transfer-Encoding and Upgrade (but for a
+// WebSocket's) itself, so they are not deleted here: each call into the
+// runtime's Headers costs the hot path more than its work would suggest
+// (BENCHMARKS.md, "Issue 18"). test/e2e/forwarding.test.ts checks, at the
+// node, that none of them arrives.
+const hopByHopHeaders = ["proxy-connection", "proxy-authenticate", "proxy-authorization"];
 
 /** Set from CF-Connecting-IP, as E2B's proxy sets them from the connection. */
 const clientAddressHeaders = ["x-forwarded-for", "x-real-ip"];
@@ -149,10 +144,9 @@ const commonConnectionValues = new Set(["keep-alive", "Keep-Alive", "close", "Cl
 
 export function upstreamHeaders(inbound: Headers, url: URL, target: SandboxTarget): Headers {
 	const headers = new Headers(inbound);
-	const isWebSocket = inbound.get("upgrade")?.toLowerCase() === "websocket";
+	// workerd's fetch() drops Connection itself, but sends on the names it lists.
 	for (const name of connectionListedHeaders(inbound)) headers.delete(name);
 	for (const name of neverForwarded) headers.delete(name);
-	if (isWebSocket) headers.set("upgrade", "websocket");
 
 	// The client's own claims about its address are not passed on: the node
 	// and the app see the address Cloudflare saw, or none.
@@ -172,8 +166,10 @@ function connectionListedHeaders(headers: Headers): readonly string[] {
 	const connection = headers.get("connection");
 	// What nearly every client sends names no header, or one dropped anyway.
 	if (connection === null || commonConnectionValues.has(connection)) return noHeaders;
+	// Upgrade is the runtime's to handle: a browser's WebSocket handshake
+	// says "Connection: keep-alive, Upgrade", and its Upgrade must reach the node.
 	return connection
 		.split(",")
 		.map((name) => name.trim().toLowerCase())
-		.filter((name) => name !== "");
+		.filter((name) => name !== "" && name !== "upgrade");
 }

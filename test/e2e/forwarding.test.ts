@@ -200,6 +200,31 @@ describe("headers the node receives", () => {
 		expect(atApp["x-forwarded-proto"]).toBeUndefined();
 	});
 
+	// Node's client sends its own Connection, so the names Connection lists are
+	// checked in test/unit/forward.test.ts; here, what workerd's fetch() drops.
+	it("passes no connection-specific header on", async () => {
+		const id = await sandbox();
+		const path = `/headers?case=${freshId("hop")}`;
+		const response = await fetchVia(env.worker.url, sandboxHost(id), path, {
+			headers: {
+				"keep-alive": "timeout=5",
+				"proxy-connection": "keep-alive",
+				"proxy-authorization": "Basic Zm9vOmJhcg==",
+				te: "trailers",
+				upgrade: "h2c",
+				"x-custom": "kept",
+			},
+		});
+		expect(response.status).toBe(200);
+		const sent = env.stack.node.requests().find((r) => r.url === path)?.headers ?? {};
+		// Some the Worker drops; the others workerd's fetch() drops: either way, none arrives.
+		for (const name of ["keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"]) {
+			expect(sent[name], name).toBeUndefined();
+		}
+		expect(sent.connection ?? "keep-alive").toMatch(/^(keep-alive|close)$/i);
+		expect(sent["x-custom"]).toBe("kept");
+	});
+
 	it("routes by header on the development host localhost", async () => {
 		const id = await sandbox();
 		const response = await fetchVia(env.worker.url, "localhost", "/", {
