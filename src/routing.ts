@@ -53,7 +53,9 @@ export function routeHost(
 	// hosts cost no memory.
 	if (route.kind === "catalog-api" || route.sharedHostDomain === undefined) {
 		if (memo.routes.size >= maxRememberedHosts) memo.routes.clear();
-		memo.routes.set(host, route);
+		// Shared by every later request with this host: frozen, so that none can change it for the others.
+		if (route.kind === "sandbox") Object.freeze(route.target);
+		memo.routes.set(host, Object.freeze(route));
 	}
 	return route;
 }

@@ -124,18 +124,16 @@ export class CatalogClient {
 				// A failure there is left for the next miss to meet, not spread from here.
 				if (held.entry.kind !== "route") return;
 				const now = Date.now();
-				cache.refreshed(
-					sandboxId,
-					read,
-					held.entry.route,
-					now,
-					now + config.routeCacheTtlMs - config.locationCacheTtlMs,
-				);
+				const until = now + config.routeCacheTtlMs - config.locationCacheTtlMs;
+				if (cache.refreshed(sandboxId, read, held.entry.route, now, until)) routedLately(sandboxId);
 				return;
 			}
 			const route = await this.#call((stub) => stub.servedRoute() as Promise<Route | null>);
-			if (route === null) return;
-			cache.refreshed(sandboxId, read, route);
+			// Put only where nothing happened meanwhile: a node's "not here" or a
+			// catalog write in this isolate dropped the copy, and the location's
+			// with it, which this answer, older, must not bring back.
+			if (route === null || !cache.refreshed(sandboxId, read, route)) return;
+			routedLately(sandboxId);
 			await locationCache(config).put(sandboxId, { kind: "route", route });
 		} catch {
 			// Logged by callCatalogObject; the copy lapses as it would have.

@@ -38,15 +38,21 @@ export class RouteCache {
 		return true;
 	}
 
-	/** Puts a refreshed copy in place of `read`, unless something replaced or dropped it meanwhile. */
+	/**
+	 * Puts a refreshed copy in place of `read`, unless something replaced or
+	 * dropped it meanwhile, or the copy is older than the one held (another
+	 * isolate's late write to the location). Whether it was put.
+	 */
 	refreshed(
 		sandboxId: string,
 		read: CachedRoute,
 		route: Route,
 		now = Date.now(),
 		until = Number.POSITIVE_INFINITY,
-	): void {
-		if (this.#entries.holds(sandboxId, read)) this.set(sandboxId, route, now, until);
+	): boolean {
+		if (!this.#entries.holds(sandboxId, read) || route.learnedAt < read.value.learnedAt) return false;
+		this.set(sandboxId, route, now, until);
+		return true;
 	}
 
 	/** `until`: a shorter life for a copy taken from another copy. */

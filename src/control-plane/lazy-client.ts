@@ -12,14 +12,13 @@ import type { ControlPlaneClient } from "./sandbox-service.ts";
 export function lazyControlPlaneClient(env: Env, config: Config): ControlPlaneClient {
 	let loaded: Promise<ControlPlaneClient> | undefined;
 	const client = (): Promise<ControlPlaneClient> => {
-		loaded ??= import("./connected-client.ts").then(
-			(module) => module.connectedClient(env, config),
-			(error: unknown) => {
-				// A failed load is tried again by the next call, not remembered.
+		loaded ??= import("./connected-client.ts")
+			.then((module) => module.connectedClient(env, config))
+			.catch((error: unknown) => {
+				// A failed load or construction is tried again by the next call, not remembered.
 				loaded = undefined;
 				throw error;
-			},
-		);
+			});
 		return loaded;
 	};
 	return {

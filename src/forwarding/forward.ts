@@ -8,8 +8,9 @@ import { sandboxIdHeader, sandboxPortHeader } from "../rules/sandbox-hosts.ts";
 // Keep-Alive, TE, Trailer, Transfer-Encoding and Upgrade (but for a
 // WebSocket's) itself, so they are not deleted here: each call into the
 // runtime's Headers costs the hot path more than its work would suggest
-// (BENCHMARKS.md, "Issue 18"). test/e2e/forwarding.test.ts checks, at the
-// node, that none of them arrives.
+// (BENCHMARKS.md, "Issue 18"). test/e2e/forwarding.test.ts checks at the
+// node that Keep-Alive, TE and a non-WebSocket Upgrade do not arrive, nor
+// the names below; the WebSocket tests, that a WebSocket's Upgrade does.
 const hopByHopHeaders = ["proxy-connection", "proxy-authenticate", "proxy-authorization"];
 
 /** Set from CF-Connecting-IP, as E2B's proxy sets them from the connection. */

@@ -176,7 +176,7 @@ describe("RouteCache: refreshing ahead of an entry's end", () => {
 		cache.set("a", route("10.0.0.1"), t0);
 		const read = cache.read("a", t0 + 4_500);
 		if (read === undefined || !cache.claimRefresh(read, t0 + 4_500)) throw new Error("no refresh claimed");
-		cache.refreshed("a", read, route("10.0.0.2"), t0 + 4_600);
+		expect(cache.refreshed("a", read, route("10.0.0.2"), t0 + 4_600)).toBe(true);
 		expect(cache.get("a", t0 + 9_599)?.nodeIp).toBe("10.0.0.2");
 		const next = cache.read("a", t0 + 8_600);
 		expect(next && cache.claimRefresh(next, t0 + 8_600)).toBe(true);
@@ -191,10 +191,19 @@ describe("RouteCache: refreshing ahead of an entry's end", () => {
 		// A node said "not here" and a resume placed the sandbox elsewhere, meanwhile.
 		cache.invalidate("a", stale);
 		cache.set("a", { nodeIp: "10.0.0.3", learnedAt: t0 + 4_100, expiresAt: t0 + hour }, t0 + 4_100);
-		cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_200);
+		expect(cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_200)).toBe(false);
 		expect(cache.get("a", t0 + 4_200)?.nodeIp).toBe("10.0.0.3");
 		cache.delete("a");
-		cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_300);
+		expect(cache.refreshed("a", read, route("10.0.0.1"), t0 + 4_300)).toBe(false);
 		expect(cache.get("a", t0 + 4_300)).toBeUndefined();
+	});
+
+	it("keeps the copy it holds over an older one: another isolate's late write to the location", () => {
+		const cache = new RouteCache({ ttlMs: 5_000, maxEntries: 10 });
+		cache.set("a", { nodeIp: "10.0.0.2", learnedAt: t0 + 1_000, expiresAt: t0 + hour }, t0 + 1_000);
+		const read = cache.read("a", t0 + 5_000);
+		if (read === undefined) throw new Error("no entry");
+		expect(cache.refreshed("a", read, route("10.0.0.1"), t0 + 5_100)).toBe(false);
+		expect(cache.get("a", t0 + 5_100)?.nodeIp).toBe("10.0.0.2");
 	});
 });

@@ -177,6 +177,9 @@ describe("hosts the isolate has routed", () => {
 	it("answers a host seen before from memory, for the same settings", () => {
 		const first = routeHost("3000-memo1.e2b.example.com", new Headers(), production);
 		expect(routeHost("3000-memo1.e2b.example.com", new Headers(), production)).toBe(first);
+		// Shared by every request with the host: no request can change it for the others.
+		expect(Object.isFrozen(first)).toBe(true);
+		if (first.kind === "sandbox") expect(Object.isFrozen(first.target)).toBe(true);
 		const other = parseConfig({
 			SANDBOX_DOMAIN: "e2b.example.com",
 			CONTROL_PLANE_URL: "https://api.example.com",
