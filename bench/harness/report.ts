@@ -43,11 +43,12 @@ export function row(
 	if (check !== undefined && Number.isFinite(s.median)) {
 		const outcome = check(s.median);
 		verdict = outcome.met ? "met" : `MISSED by ${outcome.by}`;
-		// Decided only when the median's whole 90 % interval falls on one
-		// side of the target: otherwise the rounds straddle it, and another
-		// run could give the other verdict.
-		const interval = s.rounds.length > 1 ? medianInterval(s.rounds) : undefined;
-		if (s.rounds.length > 1 && (interval === undefined || check(interval.low).met !== check(interval.high).met)) {
+		// Decided when every round falls on one side of the target, or the
+		// median's whole 90 % interval does: otherwise the rounds straddle
+		// it, and another run could give the other verdict.
+		const everyRound = check(s.min).met === check(s.max).met;
+		const interval = everyRound ? undefined : medianInterval(s.rounds);
+		if (!everyRound && (interval === undefined || check(interval.low).met !== check(interval.high).met)) {
 			const range = interval === undefined ? "too few rounds" : `${format(interval.low)} … ${format(interval.high)}`;
 			verdict += `, not decided (90 % interval of the median: ${range})`;
 		}
