@@ -120,13 +120,13 @@ function isTraffic(response: Response): boolean {
 const waiting: unique symbol = Symbol("waiting page");
 
 /**
- * The route; or, for a browser navigation that has waited WAITING_PAGE_AFTER_MS
+ * The route, once the isolate's cache has none; or, for a browser navigation that has waited WAITING_PAGE_AFTER_MS
  * for it (a wake under way), the sign to answer with the waiting page
  * instead. The wake goes on without the request: the page asks how it
  * stands, and reloads when it is done.
  */
 async function routeOrWaitingPage(context: ProxyContext, catalog: CatalogClient): Promise<Route | typeof waiting> {
-	const lookup = catalog.route();
+	const lookup = catalog.lookUpPastIsolate();
 	const afterMs = context.config.waitingPageAfterMs;
 	if (afterMs === 0 || !isNavigation(context.request)) return lookup;
 	const patience = new Deadline(afterMs);
@@ -150,8 +150,9 @@ function sendAlong(
 	route: Route,
 ): Promise<NodeAnswer> {
 	// Only a route this edge's resume gave can meet a port still opening: others go straight, without a closure.
-	if (route.resumedAt === undefined) return sendToNode(context, catalog, body, route);
-	return sendWhilePortOpens(context.config, context.target, body.kind !== "stream", route, () =>
+	const resumedAt = route.resumedAt;
+	if (resumedAt === undefined) return sendToNode(context, catalog, body, route);
+	return sendWhilePortOpens(context.config, context.target, body.kind !== "stream", resumedAt, () =>
 		sendToNode(context, catalog, body, route),
 	);
 }

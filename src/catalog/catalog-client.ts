@@ -65,11 +65,12 @@ export class CatalogClient {
 		return cached.value;
 	}
 
-	/** The cached route if there is one, else the object's (resuming the sandbox if need be). */
-	async route(): Promise<Route> {
+	/**
+	 * The route when `cached()` had none: the location's copy, else the
+	 * object's (resuming the sandbox if need be), timed as the lookup.
+	 */
+	async lookUpPastIsolate(): Promise<Route> {
 		const startedAt = Date.now();
-		const cached = this.cached(startedAt);
-		if (cached !== undefined) return cached;
 		try {
 			return await this.#fromLocation();
 		} finally {

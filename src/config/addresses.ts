@@ -4,6 +4,7 @@
  * call carries a credential), and the templates of a node's address.
  */
 import { optionalString, type RawSettings, requiredString, stringOrDefault } from "./read.ts";
+import type { SettingName } from "./settings.ts";
 import { ConfigError, type Environment } from "./types.ts";
 
 const hostnamePattern = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -29,14 +30,18 @@ export function parseDomains(raw: RawSettings): string[] {
 	return [...new Set(domains)].sort((a, b) => b.length - a.length);
 }
 
+/** `value` as a URL, or the setting's error saying it is not one. */
+function urlOf(name: SettingName, value: string, problem = "is not a valid URL"): URL {
+	try {
+		return new URL(value);
+	} catch {
+		throw new ConfigError(name, problem);
+	}
+}
+
 export function parseControlPlaneUrl(raw: RawSettings, environment: Environment): string {
 	const value = requiredString(raw, "CONTROL_PLANE_URL");
-	let url: URL;
-	try {
-		url = new URL(value);
-	} catch {
-		throw new ConfigError("CONTROL_PLANE_URL", "is not a valid URL");
-	}
+	const url = urlOf("CONTROL_PLANE_URL", value);
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
 		throw new ConfigError("CONTROL_PLANE_URL", "must be an http:// or https:// URL");
 	}
@@ -56,12 +61,7 @@ export function parseControlPlaneUrl(raw: RawSettings, environment: Environment)
 
 export function parseTokenUrl(raw: RawSettings, environment: Environment): string {
 	const value = requiredString(raw, "OAUTH_TOKEN_URL");
-	let url: URL;
-	try {
-		url = new URL(value);
-	} catch {
-		throw new ConfigError("OAUTH_TOKEN_URL", "is not a valid URL");
-	}
+	const url = urlOf("OAUTH_TOKEN_URL", value);
 	if (url.protocol !== "https:" && !(url.protocol === "http:" && environment === "development")) {
 		throw new ConfigError("OAUTH_TOKEN_URL", 'must be an https:// URL (http:// only in ENVIRONMENT "development")');
 	}
@@ -76,12 +76,8 @@ export function parseNodeOriginTemplate(raw: RawSettings): string {
 	if (!template.includes("{ip}") && !template.includes("{ip_dashed}")) {
 		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must contain {ip} or {ip_dashed}");
 	}
-	let url: URL;
-	try {
-		url = new URL(template.replaceAll("{ip}", "192.0.2.1").replaceAll("{ip_dashed}", "192-0-2-1"));
-	} catch {
-		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "does not give a valid URL");
-	}
+	const sample = template.replaceAll("{ip}", "192.0.2.1").replaceAll("{ip_dashed}", "192-0-2-1");
+	const url = urlOf("NODE_ORIGIN_TEMPLATE", sample, "does not give a valid URL");
 	if (url.protocol !== "http:" && url.protocol !== "https:") {
 		throw new ConfigError("NODE_ORIGIN_TEMPLATE", "must be an http:// or https:// origin");
 	}

@@ -1,4 +1,3 @@
-import type { Route } from "../catalog/route.ts";
 import type { Config } from "../config.ts";
 import { logEvent } from "../log.ts";
 import type { SandboxTarget } from "../routing.ts";
@@ -13,25 +12,13 @@ type PortRetrySettings = Pick<Config, "portRetryWindowMs" | "portRetryAttempts" 
 /**
  * Sends the request, and sends it again while the node answers that nothing
  * listens on the port, for a short window after this edge woke the sandbox
- * (`route.resumedAt`, which the sandbox's object sets): its apps may not be
- * listening yet. The node gives that answer when it could not connect to
- * the app, so the app saw nothing; the body must be one that can go again.
- * Outside the window the answer goes to the client.
+ * (`resumedAt`, which the sandbox's object sets on a route its resume gave;
+ * only such a route can meet a port still opening, so the caller sends any
+ * other straight away). The node gives that answer when it could not
+ * connect to the app, so the app saw nothing; the body must be one that can
+ * go again. Outside the window the answer goes to the client.
  */
-export function sendWhilePortOpens(
-	config: PortRetrySettings,
-	target: SandboxTarget,
-	replayable: boolean,
-	route: Route,
-	sendOnce: () => Promise<NodeAnswer>,
-): Promise<NodeAnswer> {
-	// Only a route this edge's resume gave can meet a port still opening.
-	const resumedAt = route.resumedAt;
-	if (resumedAt === undefined) return sendOnce();
-	return retried(config, target, replayable, resumedAt, sendOnce);
-}
-
-async function retried(
+export async function sendWhilePortOpens(
 	config: PortRetrySettings,
 	target: SandboxTarget,
 	replayable: boolean,

@@ -2,7 +2,15 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { catalogSecret, type E2eStack, freshId, sandboxHost, startE2eStack, startWorker } from "./fixture.ts";
+import {
+	catalogSecret,
+	type E2eStack,
+	freshId,
+	type RunningWorker,
+	sandboxHost,
+	startE2eStack,
+	startWorker,
+} from "./fixture.ts";
 import { echo, fetchVia, openWebSocket } from "./http-client.ts";
 import { until } from "./until.ts";
 
@@ -42,6 +50,19 @@ function requestLines(sandboxId: string, worker = env.worker): (RequestLine & { 
 		.filter((line) => line.startsWith('{"event":"request"'))
 		.map((line) => JSON.parse(line) as RequestLine)
 		.filter((line) => line.sandboxId === sandboxId);
+}
+
+/** Runs `check` against a Worker of its own, with `vars` over the stack's, and closes it. */
+async function withWorker(
+	vars: Record<string, string>,
+	check: (worker: RunningWorker) => Promise<void>,
+): Promise<void> {
+	const worker = await startWorker({ ...env.vars, ...vars });
+	try {
+		await check(worker);
+	} finally {
+		await worker.close();
+	}
 }
 
 function timing(header: string | string[] | undefined): Map<string, { desc?: string; dur?: number }> {
@@ -139,8 +160,7 @@ describe("telemetry by phase", () => {
 
 describe("sampled request lines (REQUEST_LOG_SAMPLE_RATE)", () => {
 	it("logs every request that did something, and no routine one at rate 0", async () => {
-		const worker = await startWorker({ ...env.vars, REQUEST_LOG_SAMPLE_RATE: "0" });
-		try {
+		await withWorker({ REQUEST_LOG_SAMPLE_RATE: "0" }, async (worker) => {
 			const id = freshId("tm");
 			await env.admin.create({ id });
 			await env.admin.pause(id);
@@ -155,14 +175,11 @@ describe("sampled request lines (REQUEST_LOG_SAMPLE_RATE)", () => {
 			expect(lines).toHaveLength(1);
 			expect(lines[0]).toMatchObject({ wake: "resumed", routeSource: "resume" });
 			expect(requestLines(unknown, worker)[0]).toMatchObject({ status: 502, reason: "sandbox_not_found" });
-		} finally {
-			await worker.close();
-		}
+		});
 	});
 
 	it("keeps routine requests at the rate, each line saying it, so that totals can be read back", async () => {
-		const worker = await startWorker({ ...env.vars, REQUEST_LOG_SAMPLE_RATE: "0.5" });
-		try {
+		await withWorker({ REQUEST_LOG_SAMPLE_RATE: "0.5" }, async (worker) => {
 			const id = freshId("tm");
 			await env.admin.create({ id });
 			await env.admin.pause(id);
@@ -178,16 +195,13 @@ describe("sampled request lines (REQUEST_LOG_SAMPLE_RATE)", () => {
 			for (const line of routine) expect(line).toMatchObject({ routeSource: "isolate", sampleRate: 0.5 });
 			const estimated = lines.reduce((total, line) => total + 1 / (line.sampleRate ?? 1), 0);
 			expect(Math.abs(estimated - sent)).toBeLessThan(72);
-		} finally {
-			await worker.close();
-		}
+		});
 	});
 });
 
 describe("SERVER_TIMING=all", () => {
 	it("times the hot path too", async () => {
-		const worker = await startWorker({ ...env.vars, SERVER_TIMING: "all" });
-		try {
+		await withWorker({ SERVER_TIMING: "all" }, async (worker) => {
 			const id = freshId("tm");
 			await env.admin.create({ id });
 			await env.admin.pause(id);
@@ -197,16 +211,13 @@ describe("SERVER_TIMING=all", () => {
 			expect(phases.get("route")?.desc).toBe("isolate");
 			expect(phases.has("resume")).toBe(false);
 			expect(phases.get("node")?.dur).toBeGreaterThanOrEqual(0);
-		} finally {
-			await worker.close();
-		}
+		});
 	});
 });
 
 describe("Server-Timing off", () => {
 	it("is left out with SERVER_TIMING=off, while a wake is still said", async () => {
-		const worker = await startWorker({ ...env.vars, SERVER_TIMING: "off" });
-		try {
+		await withWorker({ SERVER_TIMING: "off" }, async (worker) => {
 			const id = freshId("tm");
 			await env.admin.create({ id });
 			await env.admin.pause(id);
@@ -216,9 +227,7 @@ describe("Server-Timing off", () => {
 			expect(cold.headers["sandbox-edge-wake"]).toMatch(/^resumed/);
 			const hot = await fetchVia(worker.url, sandboxHost(id), "/");
 			expect(hot.headers["server-timing"]).toBeUndefined();
-		} finally {
-			await worker.close();
-		}
+		});
 	});
 });
 
@@ -241,8 +250,7 @@ describe("a compressed body", () => {
 
 	it("reaches the client encoded once, as the node sent it, with the edge's headers added", async () => {
 		const port = (node.address() as AddressInfo).port;
-		const worker = await startWorker({ ...env.vars, NODE_ORIGIN_TEMPLATE: `http://{ip}:${port}` });
-		try {
+		await withWorker({ NODE_ORIGIN_TEMPLATE: `http://{ip}:${port}` }, async (worker) => {
 			const id = freshId("gz");
 			const pushed = await fetchVia(worker.url, "edge.localhost", `/v1/sandboxes/${id}`, {
 				method: "PUT",
@@ -255,8 +263,6 @@ describe("a compressed body", () => {
 			expect(response.headers["content-encoding"]).toBe("gzip");
 			expect(response.headers["server-timing"]).toBeDefined();
 			expect(gunzipSync(response.body).equals(original)).toBe(true);
-		} finally {
-			await worker.close();
-		}
+		});
 	});
 });
